@@ -1,0 +1,1 @@
+//! Benchmarks for proofgate; see `benches/` and `load/`.

@@ -1,0 +1,1 @@
+//! The Proof API client (see issue 3).

@@ -1,0 +1,1 @@
+//! Webhook signature checks (see issue 3).
