@@ -29,6 +29,7 @@ pub mod keys;
 pub mod policy;
 pub mod problem;
 pub mod revocation;
+pub mod routes;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
