@@ -20,13 +20,25 @@ pub struct ProofClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// Issued at.
-    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "numeric_date", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date",
+        default
+    )]
     pub iat: Option<NumericDate>,
     /// Expiry; required by proofgate.
-    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "numeric_date", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date",
+        default
+    )]
     pub exp: Option<NumericDate>,
     /// Not before; never issued by proof.holdings but honoured when present.
-    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "numeric_date", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date",
+        default
+    )]
     pub nbf: Option<NumericDate>,
     /// Audience; never issued, and refused when non-empty.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +107,9 @@ fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Numeric
 impl ProofClaims {
     /// The proof id used for revocation: `proof_id` when present, else `sub`.
     pub fn revocation_ids(&self) -> impl Iterator<Item = &str> {
-        self.sub.as_deref().into_iter().chain(self.proof_id.as_deref())
+        self.sub
+            .as_deref()
+            .into_iter()
+            .chain(self.proof_id.as_deref())
     }
 }

@@ -25,6 +25,7 @@ pub mod client;
 pub mod decision;
 mod fetch;
 pub mod identifier;
+mod jws;
 pub mod keys;
 pub mod policy;
 pub mod problem;

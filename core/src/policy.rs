@@ -119,7 +119,11 @@ impl Policy {
 
     /// Evaluates the policy over verified proofs at `now` (Unix seconds). Returns the indices of
     /// the proofs that satisfied it (in requirement order, deduplicated) or `None`.
-    pub fn evaluate(&self, proofs: &[std::sync::Arc<VerifiedProof>], now: i64) -> Option<Vec<usize>> {
+    pub fn evaluate(
+        &self,
+        proofs: &[std::sync::Arc<VerifiedProof>],
+        now: i64,
+    ) -> Option<Vec<usize>> {
         match &self.rule {
             Rule::Public | Rule::Optional => Some((0..proofs.len()).collect()),
             Rule::Deny => None,
@@ -234,7 +238,8 @@ impl Requirement {
                 return false;
             };
             let age = now.saturating_sub(verified_at);
-            if age < -(crate::verify::DEFAULT_LEEWAY_SECS as i64) || age as u64 > max_age.as_secs() {
+            if age < -(crate::verify::DEFAULT_LEEWAY_SECS as i64) || age as u64 > max_age.as_secs()
+            {
                 return false;
             }
         }

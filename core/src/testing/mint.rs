@@ -65,8 +65,9 @@ impl SigningKey {
             &SystemRandom::new(),
         )
         .expect("EC key generation");
-        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
-            .expect("EC key parse");
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
+                .expect("EC key parse");
         Self {
             kid: kid.into(),
             pair: Pair::Ec(Box::new(pair)),
@@ -150,8 +151,13 @@ impl SigningKey {
         match &self.pair {
             Pair::Rsa(p) => {
                 let mut sig = vec![0; p.public_modulus_len()];
-                p.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
-                    .expect("RSA sign");
+                p.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .expect("RSA sign");
                 sig
             }
             Pair::Ec(p) => p
@@ -183,7 +189,9 @@ impl SigningKey {
     pub fn sign(&self, claims: &ProofClaims) -> String {
         self.sign_raw(
             &self.header(),
-            serde_json::to_vec(claims).expect("claims serialize").as_slice(),
+            serde_json::to_vec(claims)
+                .expect("claims serialize")
+                .as_slice(),
         )
     }
 }

@@ -172,7 +172,12 @@ async fn jwks_handler(State(inner): State<Arc<Inner>>) -> Response {
     }
     let body = inner.jwks.lock().unwrap().to_string();
     let max_age = *inner.max_age.lock().unwrap();
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
     if let Some(secs) = max_age {
         resp.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -188,7 +193,12 @@ async fn revoked_handler(State(inner): State<Arc<Inner>>) -> Response {
         return r;
     }
     let body = inner.revoked.lock().unwrap().to_string();
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn status_handler(State(inner): State<Arc<Inner>>, Path(name): Path<String>) -> Response {

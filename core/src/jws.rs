@@ -1,0 +1,130 @@
+//! Compact JWS checks shared by proof tokens, revocation-list signatures and status lists.
+//!
+//! The order matters and is deliberate: shape, then header (algorithm allow-list, refused
+//! header-embedded keys and critical extensions), then key selection by `kid` with the key's own
+//! algorithm, then the signature. Nothing from the payload is trusted before the signature holds.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::keys::{Algorithm, KeySet, VerificationKey};
+
+/// Why a compact JWS was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JwsError {
+    /// Not three base64url segments with a JSON-object header.
+    Malformed,
+    /// `alg` outside the allow-list (`none`, `HS*`, …).
+    UnsupportedAlgorithm,
+    /// A header the issuer never sets and that must never be honoured (`jwk`, `jku`, `x5u`,
+    /// `x5c`, `crit`, nested `cty`).
+    ForbiddenHeader,
+    /// No published key for this `kid` / algorithm / purpose.
+    UnknownKey(Option<String>),
+    /// The signature does not verify.
+    InvalidSignature,
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    cty: Option<serde_json::Value>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+    #[serde(default)]
+    jwk: Option<serde_json::Value>,
+    #[serde(default)]
+    jku: Option<serde_json::Value>,
+    #[serde(default)]
+    x5u: Option<serde_json::Value>,
+    #[serde(default)]
+    x5c: Option<serde_json::Value>,
+    #[serde(default)]
+    x5t: Option<serde_json::Value>,
+    #[serde(default, rename = "x5t#S256")]
+    x5t_s256: Option<serde_json::Value>,
+}
+
+/// A JWS whose signature has been checked.
+pub(crate) struct Verified<'k> {
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    pub payload: Vec<u8>,
+    pub key: &'k VerificationKey,
+}
+
+/// Checks a compact JWS against `keys`, for something of `purpose`.
+pub(crate) fn verify<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    purpose: &str,
+) -> Result<Verified<'k>, JwsError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwsError::Malformed);
+    };
+    if h.is_empty() || p.is_empty() {
+        return Err(JwsError::Malformed);
+    }
+    let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::Malformed)?;
+    let header: RawHeader =
+        serde_json::from_slice(&header_bytes).map_err(|_| JwsError::Malformed)?;
+    let alg = header.alg.as_deref().ok_or(JwsError::Malformed)?;
+    let alg = Algorithm::from_name(alg).ok_or(JwsError::UnsupportedAlgorithm)?;
+    if header.jwk.is_some()
+        || header.jku.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.x5t.is_some()
+        || header.x5t_s256.is_some()
+        || header.crit.is_some()
+        || header.cty.is_some()
+    {
+        return Err(JwsError::ForbiddenHeader);
+    }
+    if s.is_empty() {
+        return Err(JwsError::InvalidSignature);
+    }
+    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
+    let message = &token.as_bytes()[..h.len() + 1 + p.len()];
+    let key = match header.kid.as_deref() {
+        Some(kid) => {
+            let key = keys
+                .by_kid(kid)
+                .filter(|k| k.alg == alg && k.serves(purpose))
+                .ok_or_else(|| JwsError::UnknownKey(Some(kid.to_owned())))?;
+            if !key.verify(message, &signature) {
+                return Err(JwsError::InvalidSignature);
+            }
+            key
+        }
+        None => {
+            let mut candidates = keys
+                .keys()
+                .iter()
+                .filter(|k| k.alg == alg && k.serves(purpose))
+                .peekable();
+            if candidates.peek().is_none() {
+                return Err(JwsError::UnknownKey(None));
+            }
+            candidates
+                .find(|k| k.verify(message, &signature))
+                .ok_or(JwsError::InvalidSignature)?
+        }
+    };
+    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?;
+    Ok(Verified {
+        kid: header.kid,
+        typ: header.typ,
+        payload,
+        key,
+    })
+}

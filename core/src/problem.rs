@@ -1,0 +1,203 @@
+//! Rendering decisions as HTTP: RFC 9457 problem+json bodies, `WWW-Authenticate`, step-up
+//! redirects and the identity headers sent upstream. Shared by every adapter so a decision looks
+//! the same wherever it is made. No token, key or secret ever appears in what is rendered here.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use serde_json::json;
+
+use crate::decision::{Decision, Family, Reason};
+use crate::verify::VerifiedProof;
+
+/// A response to send instead of forwarding.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Status code.
+    pub status: u16,
+    /// Headers to set.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// How step-up links are built.
+#[derive(Debug, Clone)]
+pub struct StepUpLinks {
+    /// The reserved prefix, e.g. `/.proofgate/`.
+    pub prefix: String,
+    /// The realm in `WWW-Authenticate`.
+    pub realm: String,
+}
+
+impl Default for StepUpLinks {
+    fn default() -> Self {
+        Self {
+            prefix: "/.proofgate/".into(),
+            realm: "proofgate".into(),
+        }
+    }
+}
+
+impl StepUpLinks {
+    /// The start link that returns to `return_to` (a relative path) for `policy`.
+    pub fn start_url(&self, policy: &str, return_to: &str) -> String {
+        format!(
+            "{}start?policy={}&return_to={}",
+            self.prefix,
+            urlencode(policy),
+            urlencode(return_to)
+        )
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether a request prefers an HTML page (a browser) over JSON (an API client).
+pub fn wants_html(headers: &http::HeaderMap, method: &http::Method) -> bool {
+    (method == http::Method::GET || method == http::Method::HEAD)
+        && headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+fn www_authenticate(realm: &str, reason: Reason, step_up: Option<&str>) -> HeaderValue {
+    let mut v = format!("Proof realm=\"{realm}\", error=\"{}\"", reason.as_str());
+    if let Some(url) = step_up {
+        v.push_str(&format!(", step_up=\"{url}\""));
+    }
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Proof"))
+}
+
+/// The problem+json body for a reason.
+pub fn problem_body(reason: Reason, policy: &str, step_up: Option<&str>) -> Bytes {
+    let title = match reason.family() {
+        Family::Unauthenticated => "Proof required",
+        Family::Forbidden => "Proof insufficient",
+        Family::Unavailable => "Proof check unavailable",
+    };
+    let mut body = json!({
+        "type": format!("https://proofgate.dev/problems/{}", reason.as_str()),
+        "title": title,
+        "status": reason.status(),
+        "detail": reason.message(),
+        "reason": reason.as_str(),
+        "policy": policy,
+    });
+    if let Some(url) = step_up {
+        body["step_up"] = json!({ "start": url });
+    }
+    Bytes::from(body.to_string())
+}
+
+/// Renders a non-`Allow` decision. `return_to` is the original relative path and query; `html`
+/// says whether the client is a browser. Returns `None` for `Allow`.
+pub fn render(
+    decision: &Decision,
+    policy: &str,
+    return_to: &str,
+    html: bool,
+    links: &StepUpLinks,
+) -> Option<Rendered> {
+    let problem = HeaderValue::from_static("application/problem+json");
+    let no_store = HeaderValue::from_static("no-store");
+    match decision {
+        Decision::Allow { .. } => None,
+        Decision::Deny { reason } => {
+            let mut headers = vec![
+                (http::header::CONTENT_TYPE, problem),
+                (http::header::CACHE_CONTROL, no_store),
+            ];
+            match reason.family() {
+                Family::Unauthenticated => headers.push((
+                    http::header::WWW_AUTHENTICATE,
+                    www_authenticate(&links.realm, *reason, None),
+                )),
+                Family::Unavailable => {
+                    headers.push((http::header::RETRY_AFTER, HeaderValue::from_static("5")))
+                }
+                Family::Forbidden => {}
+            }
+            Some(Rendered {
+                status: reason.status(),
+                headers,
+                body: problem_body(*reason, policy, None),
+            })
+        }
+        Decision::StepUp { reason } => {
+            let start = links.start_url(policy, return_to);
+            if html {
+                Some(Rendered {
+                    status: 302,
+                    headers: vec![
+                        (
+                            http::header::LOCATION,
+                            HeaderValue::from_str(&start)
+                                .unwrap_or_else(|_| HeaderValue::from_static("/")),
+                        ),
+                        (http::header::CACHE_CONTROL, no_store),
+                    ],
+                    body: Bytes::new(),
+                })
+            } else {
+                Some(Rendered {
+                    status: 401,
+                    headers: vec![
+                        (http::header::CONTENT_TYPE, problem),
+                        (http::header::CACHE_CONTROL, no_store),
+                        (
+                            http::header::WWW_AUTHENTICATE,
+                            www_authenticate(&links.realm, *reason, Some(&start)),
+                        ),
+                    ],
+                    body: problem_body(*reason, policy, Some(&start)),
+                })
+            }
+        }
+    }
+}
+
+/// Names of the identity headers proofgate sets upstream; every incoming `x-proof-*` header is
+/// removed before they are added.
+pub const IDENTITY_PREFIX: &str = "x-proof-";
+
+/// The identity headers for allowed proofs. With several proofs, values are comma-joined in the
+/// same order. A claim value that is not a valid header value is left out rather than sent.
+pub fn identity_headers(
+    proofs: &[std::sync::Arc<VerifiedProof>],
+) -> Vec<(HeaderName, HeaderValue)> {
+    if proofs.is_empty() {
+        return Vec::new();
+    }
+    type Field = fn(&VerifiedProof) -> Option<&str>;
+    let fields: [(&'static str, Field); 5] = [
+        ("x-proof-subject", |p| p.claims.sub.as_deref()),
+        ("x-proof-type", |p| p.claims.proof_type.as_deref()),
+        ("x-proof-channel", |p| p.claims.channel.as_deref()),
+        ("x-proof-identifier-hash", |p| p.identifier_hash.as_deref()),
+        ("x-proof-verified-at", |p| p.claims.verified_at.as_deref()),
+    ];
+    let mut out = Vec::with_capacity(fields.len());
+    for (name, get) in fields {
+        let joined = proofs
+            .iter()
+            .map(|p| get(p).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(v) = HeaderValue::from_str(&joined) {
+            out.push((HeaderName::from_static(name), v));
+        }
+    }
+    out
+}

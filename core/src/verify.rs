@@ -1,0 +1,275 @@
+//! Token → verified proof or a typed [`Reason`], with a bounded cache of verified tokens.
+//!
+//! The rules are the issuer's SDK rules (see CONTRACT.md), with proofgate's three deliberate
+//! tightenings: `exp` is required, the revocation list is consulted besides the status list (in
+//! [`crate::revocation`]), and a size cap applies before any parsing.
+//!
+//! A repeated token costs one cache lookup: the cache holds the result of the signature and claim
+//! checks, keyed by the whole token, and an entry never outlives the token's `exp`. What can change
+//! after a token was verified — the clock, the key set, key staleness — is re-checked on every hit;
+//! revocation is checked by the caller on every decision.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::claims::ProofClaims;
+use crate::decision::Reason;
+use crate::identifier;
+use crate::jws::{self, JwsError};
+use crate::keys::KeyStore;
+
+/// Default clock tolerance, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 5;
+
+/// Settings of the verifier.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// The required `iss`. Defaults to `proof.holdings`.
+    pub issuer: String,
+    /// Clock tolerance for `exp`, `iat` and `nbf`. Defaults to 5 s.
+    pub leeway: Duration,
+    /// Longest token accepted, checked before any parsing. Defaults to 8 KiB.
+    pub max_token_bytes: usize,
+    /// Most verified tokens kept in the cache. Defaults to 100 000.
+    pub cache_capacity: u64,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "proof.holdings".into(),
+            leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
+            max_token_bytes: 8 * 1024,
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+/// A token whose signature and claims passed. Revocation is not part of it.
+#[derive(Debug, Clone)]
+pub struct VerifiedProof {
+    /// The claims.
+    pub claims: ProofClaims,
+    /// `exp`, Unix seconds.
+    pub exp: i64,
+    /// `verified_at` as Unix seconds, when present and parseable.
+    pub verified_at: Option<i64>,
+    /// `identifier_hash` in canonical form (no `sha256:` prefix, lowercase).
+    pub identifier_hash: Option<String>,
+    /// The `kid` of the key that verified it.
+    pub kid: Option<String>,
+    generation: u64,
+}
+
+impl VerifiedProof {
+    /// The proof id (`sub`).
+    pub fn subject(&self) -> &str {
+        self.claims.sub.as_deref().unwrap_or_default()
+    }
+}
+
+/// Verifies proof tokens against a [`KeyStore`].
+pub struct Verifier {
+    keys: Arc<KeyStore>,
+    cache: moka::sync::Cache<String, Arc<VerifiedProof>>,
+    config: VerifierConfig,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .field("cached", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+struct UntilExp;
+
+impl moka::Expiry<String, Arc<VerifiedProof>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        value: &Arc<VerifiedProof>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(
+            value.exp.saturating_sub(unix_now()).max(0) as u64,
+        ))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Verifier {
+    /// A verifier over `keys`.
+    pub fn new(keys: Arc<KeyStore>, config: VerifierConfig) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .expire_after(UntilExp)
+            .build();
+        Self {
+            keys,
+            cache,
+            config,
+        }
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Number of cached verified tokens (approximate).
+    pub fn cached(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Verifies `token` at the current time, from the cache when possible.
+    pub fn verify(&self, token: &str) -> Result<Arc<VerifiedProof>, Reason> {
+        self.verify_at(token, unix_now())
+    }
+
+    /// Verifies `token` as of `now` (Unix seconds).
+    pub fn verify_at(&self, token: &str, now: i64) -> Result<Arc<VerifiedProof>, Reason> {
+        if token.len() > self.config.max_token_bytes {
+            return Err(Reason::Malformed);
+        }
+        if let Some(hit) = self.cache.get(token) {
+            if hit.generation == self.keys.generation() {
+                self.check_time(&hit.claims, now)?;
+                if self.keys.is_stale() {
+                    return Err(Reason::JwksStale);
+                }
+                return Ok(hit);
+            }
+            self.cache.invalidate(token);
+        }
+        let proof = Arc::new(self.verify_uncached(token, now)?);
+        self.cache.insert(token.to_owned(), proof.clone());
+        Ok(proof)
+    }
+
+    /// Verifies `token` with every check and no cache.
+    pub fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedProof, Reason> {
+        if token.len() > self.config.max_token_bytes {
+            return Err(Reason::Malformed);
+        }
+        let snapshot = self.keys.snapshot();
+        let verified = match jws::verify(token, &snapshot.set, "proof") {
+            Ok(v) => v,
+            Err(JwsError::UnknownKey(kid)) => {
+                if snapshot.fetched_at.is_none() {
+                    return Err(Reason::JwksStale);
+                }
+                if let Some(kid) = kid {
+                    if snapshot.set.by_kid(&kid).is_none() {
+                        self.keys.request_refetch(&kid);
+                    }
+                }
+                return Err(Reason::UnknownKey);
+            }
+            Err(e) => return Err(jws_reason(e)),
+        };
+        if verified
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err(Reason::Malformed);
+        }
+        let claims: ProofClaims =
+            serde_json::from_slice(&verified.payload).map_err(|_| Reason::Malformed)?;
+        // Only proof tokens gate routes: a delegation token is not a proof of control.
+        if claims.token_type.as_deref().is_some_and(|t| t != "proof") {
+            return Err(Reason::InvalidClaims);
+        }
+        if claims.iss.as_deref() != Some(self.config.issuer.as_str()) {
+            return Err(Reason::Issuer);
+        }
+        let Some(exp) = claims.exp else {
+            return Err(Reason::InvalidClaims);
+        };
+        if claims.sub.as_deref().is_none_or(str::is_empty) {
+            return Err(Reason::InvalidClaims);
+        }
+        if claims.aud.as_ref().is_some_and(audience_present) {
+            return Err(Reason::InvalidClaims);
+        }
+        self.check_time(&claims, now)?;
+        let key = verified.key;
+        if let Some(iat) = claims.iat {
+            if key.not_before.is_some_and(|nb| iat < nb) || key.not_after.is_some_and(|na| iat > na)
+            {
+                return Err(Reason::InvalidSignature);
+            }
+            if key.max_token_lifetime.is_some_and(|max| exp - iat > max) {
+                return Err(Reason::InvalidClaims);
+            }
+        }
+        if snapshot.fetched_at.is_none_or(|_| self.keys.is_stale()) {
+            return Err(Reason::JwksStale);
+        }
+        let verified_at = claims
+            .verified_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp());
+        let identifier_hash = claims
+            .identifier_hash
+            .as_deref()
+            .map(identifier::canonical_hash);
+        Ok(VerifiedProof {
+            exp,
+            verified_at,
+            identifier_hash,
+            kid: verified.kid,
+            generation: snapshot.generation,
+            claims,
+        })
+    }
+
+    fn check_time(&self, claims: &ProofClaims, now: i64) -> Result<(), Reason> {
+        let leeway = self.config.leeway.as_secs() as i64;
+        let exp = claims.exp.ok_or(Reason::InvalidClaims)?;
+        if exp <= now - leeway {
+            return Err(Reason::Expired);
+        }
+        if claims.iat.is_some_and(|iat| iat > now + leeway)
+            || claims.nbf.is_some_and(|nbf| nbf > now + leeway)
+        {
+            return Err(Reason::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+fn audience_present(aud: &serde_json::Value) -> bool {
+    match aud {
+        serde_json::Value::Null => false,
+        serde_json::Value::String(s) => !s.is_empty(),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        _ => true,
+    }
+}
+
+pub(crate) fn jws_reason(e: JwsError) -> Reason {
+    match e {
+        JwsError::Malformed => Reason::Malformed,
+        JwsError::UnsupportedAlgorithm => Reason::UnsupportedAlgorithm,
+        JwsError::ForbiddenHeader => Reason::ForbiddenHeader,
+        JwsError::UnknownKey(_) => Reason::UnknownKey,
+        JwsError::InvalidSignature => Reason::InvalidSignature,
+    }
+}
