@@ -454,11 +454,16 @@ impl KeyStore {
             .to_vec();
         tracing::debug!(keys = set.len(), "JWKS refreshed");
         self.install(set, digest);
+        // Refresh well before the set could go stale, so a failed refresh has time to be retried.
+        let ceiling = self
+            .config
+            .default_max_age
+            .min(self.config.max_staleness / 2)
+            .max(self.config.min_refresh);
         let max_age = fetched.max_age.unwrap_or(self.config.default_max_age);
-        Ok(fetch::jitter(max_age.clamp(
-            self.config.min_refresh,
-            self.config.default_max_age.max(self.config.min_refresh),
-        )))
+        Ok(fetch::jitter(
+            max_age.clamp(self.config.min_refresh, ceiling),
+        ))
     }
 
     /// Runs the refresher until `shutdown` resolves: scheduled refreshes, backoff after

@@ -1,0 +1,245 @@
+//! Policies and decisions through the enforcer, with tokens verified against a real issuer.
+
+mod common;
+
+use std::time::Duration;
+
+use common::rig;
+use http::{HeaderMap, HeaderValue};
+use proofgate_core::policy::{OnFailure, Policy, Requirement};
+use proofgate_core::problem::{self, StepUpLinks};
+use proofgate_core::testing;
+use proofgate_core::{Decision, Reason};
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    h
+}
+
+fn reason(d: &Decision) -> Option<Reason> {
+    d.reason()
+}
+
+#[tokio::test]
+async fn any_of_all_of_identifiers_and_age() {
+    let r = rig().await;
+    let admin = Policy::any_of(
+        "admin",
+        vec![
+            Requirement::of_type("email").identifiers(["Alice@Corp.Example"]),
+            Requirement::of_type("domain").identifiers(["corp.example"]),
+        ],
+    );
+    let alice = r.key.sign(&testing::claims(
+        "a",
+        "email",
+        "email",
+        "alice@corp.example",
+    ));
+    let mallory = r.key.sign(&testing::claims(
+        "m",
+        "email",
+        "email",
+        "mallory@corp.example",
+    ));
+    let domain = r.key.sign(&testing::claims(
+        "d",
+        "domain",
+        "dns",
+        "https://www.corp.example/",
+    ));
+    assert!(
+        matches!(r.enforcer.decide(&admin, &bearer(&alice)), Decision::Allow { ref proofs } if proofs.len() == 1)
+    );
+    assert!(matches!(
+        r.enforcer.decide(&admin, &bearer(&domain)),
+        Decision::Allow { .. }
+    ));
+    let d = r.enforcer.decide(&admin, &bearer(&mallory));
+    assert!(
+        matches!(
+            d,
+            Decision::StepUp {
+                reason: Reason::PolicyUnmet
+            }
+        ),
+        "{d:?}"
+    );
+
+    // All-of met by two tokens presented together.
+    let both = Policy::all_of(
+        "both",
+        vec![
+            Requirement::of_type("email"),
+            Requirement::of_type("phone").channels(["sms", "whatsapp"]),
+        ],
+    );
+    let phone = common::phone_token(&r.key, "p");
+    assert_eq!(
+        reason(&r.enforcer.decide(&both, &bearer(&alice))),
+        Some(Reason::PolicyUnmet)
+    );
+    let mut h = HeaderMap::new();
+    h.append(
+        "x-proof-token",
+        HeaderValue::from_str(&format!("{alice}, {phone}")).unwrap(),
+    );
+    match r.enforcer.decide(&both, &h) {
+        Decision::Allow { proofs } => assert_eq!(proofs.len(), 2),
+        other => panic!("{other:?}"),
+    }
+
+    // A phone proof verified in the last ten minutes.
+    let payouts = Policy::any_of(
+        "payouts",
+        vec![Requirement::of_type("phone").max_age(Duration::from_secs(600))],
+    )
+    .on_failure(OnFailure::Deny);
+    assert!(matches!(
+        r.enforcer.decide(&payouts, &bearer(&phone)),
+        Decision::Allow { .. }
+    ));
+    let mut old = testing::claims("o", "phone", "sms", "+37069199199");
+    old.verified_at = Some(testing::rfc3339(testing::now() - 3600));
+    let old = r.key.sign(&old);
+    assert!(matches!(
+        r.enforcer.decide(&payouts, &bearer(&old)),
+        Decision::Deny {
+            reason: Reason::PolicyUnmet
+        }
+    ));
+}
+
+#[tokio::test]
+async fn sources_missing_and_bad_presentation() {
+    let r = rig().await;
+    let p = Policy::any_of("p", vec![Requirement::of_type("phone")]);
+    let token = common::phone_token(&r.key, "p");
+    assert!(matches!(
+        r.enforcer.decide(&p, &HeaderMap::new()),
+        Decision::StepUp {
+            reason: Reason::Missing
+        }
+    ));
+    let mut h = HeaderMap::new();
+    h.insert(
+        "cookie",
+        HeaderValue::from_str(&format!("a=b; proof_token={token}; c=d")).unwrap(),
+    );
+    assert!(matches!(r.enforcer.decide(&p, &h), Decision::Allow { .. }));
+    let mut h = bearer(&token);
+    h.append(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    assert_eq!(reason(&r.enforcer.decide(&p, &h)), Some(Reason::Malformed));
+    // Header first: a bad bearer token is not rescued by a good cookie.
+    let mut h = bearer("garbage");
+    h.insert(
+        "cookie",
+        HeaderValue::from_str(&format!("proof_token={token}")).unwrap(),
+    );
+    assert_eq!(reason(&r.enforcer.decide(&p, &h)), Some(Reason::Malformed));
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-proof-token",
+        HeaderValue::from_str(&vec![token.as_str(); 5].join(",")).unwrap(),
+    );
+    assert_eq!(reason(&r.enforcer.decide(&p, &h)), Some(Reason::Malformed));
+    // Public, optional and deny rules.
+    assert!(matches!(
+        r.enforcer
+            .decide(&Policy::public("pub"), &bearer("garbage")),
+        Decision::Allow { .. }
+    ));
+    assert!(matches!(
+        r.enforcer.decide(&Policy::deny("no"), &bearer(&token)),
+        Decision::Deny {
+            reason: Reason::RouteDenied
+        }
+    ));
+}
+
+#[tokio::test]
+async fn unavailable_beats_step_up_and_renders_503() {
+    let r = rig().await;
+    let p = Policy::any_of("p", vec![Requirement::of_type("phone")]);
+    let uri = r.server.status_list_url("none");
+    let token = r.key.sign(&testing::with_status(
+        testing::claims("s", "phone", "sms", "+1 555"),
+        &uri,
+        0,
+    ));
+    let d = r.enforcer.decide(&p, &bearer(&token));
+    assert!(
+        matches!(
+            d,
+            Decision::Deny {
+                reason: Reason::StatusUnavailable
+            }
+        ),
+        "{d:?}"
+    );
+    let out = problem::render(&d, "p", "/x", false, &StepUpLinks::default()).unwrap();
+    assert_eq!(out.status, 503);
+    let body: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(body["reason"], "status_unavailable");
+    assert!(!String::from_utf8_lossy(&out.body).contains(&token[..20]));
+}
+
+#[test]
+fn rendering_of_step_up_and_deny() {
+    let links = StepUpLinks::default();
+    let d = Decision::StepUp {
+        reason: Reason::Missing,
+    };
+    let html = problem::render(&d, "admin", "/admin/x?y=1", true, &links).unwrap();
+    assert_eq!(html.status, 302);
+    assert_eq!(
+        html.headers
+            .iter()
+            .find(|(k, _)| k == "location")
+            .unwrap()
+            .1,
+        "/.proofgate/start?policy=admin&return_to=%2Fadmin%2Fx%3Fy%3D1"
+    );
+    let api = problem::render(&d, "admin", "/admin", false, &links).unwrap();
+    assert_eq!(api.status, 401);
+    let www = api
+        .headers
+        .iter()
+        .find(|(k, _)| k == "www-authenticate")
+        .unwrap()
+        .1
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        www.starts_with("Proof realm=\"proofgate\", error=\"missing\""),
+        "{www}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(
+        body["step_up"]["start"],
+        "/.proofgate/start?policy=admin&return_to=%2Fadmin"
+    );
+    let deny = problem::render(
+        &Decision::Deny {
+            reason: Reason::Expired,
+        },
+        "p",
+        "/",
+        false,
+        &links,
+    )
+    .unwrap();
+    assert_eq!(deny.status, 401);
+    assert!(deny
+        .headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/problem+json"));
+}
