@@ -1,1 +1,107 @@
-fn main() {}
+//! Verification cost: cold (cache miss, RS256), warm (cache hit), and the baselines measured in
+//! the same run — a raw aws-lc-rs RSA-2048 verify with a pre-parsed key, and jsonwebtoken's
+//! `crypto::verify` (which re-parses the key on every call).
+//!
+//! Run: `cargo bench -p proofgate-bench --bench verify`
+
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{self, ParsedPublicKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderValue};
+use proofgate_core::decision::TokenSource;
+use proofgate_core::keys::{KeySet, KeyStore, KeysConfig};
+use proofgate_core::policy::{Policy, Requirement};
+use proofgate_core::revocation::{RevocationConfig, RevocationStore};
+use proofgate_core::testing::{self, SigningKey};
+use proofgate_core::verify::unix_now;
+use proofgate_core::{Enforcer, Verifier, VerifierConfig};
+
+fn bench(c: &mut Criterion) {
+    let key = SigningKey::rsa("proof-holdings-2026-01");
+    let jwks = testing::jwks(&[&key]);
+    let keys = KeyStore::new(KeysConfig::new("http://127.0.0.1:9/unused"));
+    keys.install(KeySet::from_jwks(jwks.to_string().as_bytes()).unwrap(), vec![1]);
+    let verifier = Arc::new(Verifier::new(keys.clone(), VerifierConfig::default()));
+    let token = key.sign(&testing::claims("507f1f77bcf86cd799439011", "phone", "sms", "+37069199199"));
+    let now = unix_now();
+
+    let (signing_input, sig_b64) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig_b64).unwrap();
+    let jwk = key.jwk();
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap();
+    let der = pkcs1(&n, &e);
+    let parsed = ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &der).unwrap();
+
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("raw_aws_lc_rsa2048_preparsed", |b| {
+        b.iter(|| parsed.verify_sig(black_box(signing_input.as_bytes()), black_box(&sig)).unwrap())
+    });
+    let jwt_key = jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), "AQAB").unwrap();
+    g.bench_function("jsonwebtoken_crypto_verify", |b| {
+        b.iter(|| {
+            assert!(jsonwebtoken::crypto::verify(
+                black_box(sig_b64),
+                black_box(signing_input.as_bytes()),
+                &jwt_key,
+                jsonwebtoken::Algorithm::RS256
+            )
+            .unwrap())
+        })
+    });
+    g.bench_function("cold_rs256_uncached", |b| {
+        b.iter(|| verifier.verify_uncached(black_box(&token), now).unwrap())
+    });
+    verifier.verify(&token).unwrap();
+    g.bench_function("warm_cache_hit", |b| b.iter(|| verifier.verify(black_box(&token)).unwrap()));
+
+    let mut rc = RevocationConfig::new("http://127.0.0.1:9");
+    rc.list_url = None;
+    let revocation = RevocationStore::new(rc, keys.clone());
+    let enforcer = Enforcer::new(verifier.clone(), revocation, TokenSource::defaults());
+    let policy = Policy::any_of("payouts", vec![Requirement::of_type("phone")]);
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    g.bench_function("warm_decide_allow", |b| {
+        b.iter(|| black_box(enforcer.decide(&policy, black_box(&headers))))
+    });
+    g.finish();
+}
+
+fn pkcs1(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn int(out: &mut Vec<u8>, b: &[u8]) {
+        let pad = b[0] & 0x80 != 0;
+        out.push(2);
+        len(out, b.len() + pad as usize);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(b);
+    }
+    fn len(out: &mut Vec<u8>, l: usize) {
+        if l < 128 {
+            out.push(l as u8);
+        } else if l < 256 {
+            out.extend_from_slice(&[0x81, l as u8]);
+        } else {
+            out.extend_from_slice(&[0x82, (l >> 8) as u8, l as u8]);
+        }
+    }
+    let mut body = Vec::new();
+    int(&mut body, n);
+    int(&mut body, e);
+    let mut out = vec![0x30];
+    len(&mut out, body.len());
+    out.extend_from_slice(&body);
+    out
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(4));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,1 +1,1 @@
-//! Benchmarks for proofgate; see `benches/` and `load/`.
+//! Benchmarks for proofgate: criterion benches in `benches/`, results in `RESULTS.md`.
