@@ -213,6 +213,9 @@ impl TokenSource {
     }
 }
 
+/// Separates several tokens in one proof cookie (never part of a compact JWS).
+pub const COOKIE_TOKEN_SEPARATOR: &str = "~";
+
 /// Most tokens looked at in one request.
 pub const MAX_TOKENS_PER_REQUEST: usize = 4;
 
@@ -255,10 +258,12 @@ pub fn extract_tokens<'h>(
                     for pair in value.split(';') {
                         if let Some((k, v)) = pair.split_once('=') {
                             if k.trim() == name {
-                                let v = v.trim().trim_matches('"');
-                                if !v.is_empty() {
-                                    tokens.push(v);
-                                }
+                                tokens.extend(
+                                    v.trim()
+                                        .trim_matches('"')
+                                        .split(COOKIE_TOKEN_SEPARATOR)
+                                        .filter(|t| !t.is_empty()),
+                                );
                             }
                         }
                     }

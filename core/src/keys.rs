@@ -196,6 +196,11 @@ fn parse_jwk(jwk: RawJwk) -> Option<VerificationKey> {
         Algorithm::Rs256 => {
             let n = URL_SAFE_NO_PAD.decode(jwk.n?).ok()?;
             let e = URL_SAFE_NO_PAD.decode(jwk.e?).ok()?;
+            // RSA-2048 to RSA-8192 only; a short modulus is refused here, not at first use.
+            let significant = n.len() - n.iter().take_while(|b| **b == 0).count();
+            if !(256..=1024).contains(&significant) || e.is_empty() || e.len() > 8 {
+                return None;
+            }
             let der = rsa_public_key_der(&n, &e);
             ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, der).ok()?
         }

@@ -19,6 +19,8 @@
 //! | [`problem`] | problem+json and `WWW-Authenticate` rendering |
 //! | [`client`] | the Proof API client with the service's retry policy |
 //! | [`webhook`] | webhook signature checks |
+//! | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
+//! | [`routes`] | route matching on normalized paths |
 
 pub mod claims;
 pub mod client;
@@ -31,6 +33,7 @@ pub mod policy;
 pub mod problem;
 pub mod revocation;
 pub mod routes;
+pub mod stepup;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
