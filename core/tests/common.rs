@@ -1,6 +1,6 @@
 //! Shared set-up for core integration tests: a real issuer server on loopback and a core wired
 //! to it with short intervals.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -147,7 +147,7 @@ async fn sources_missing_and_bad_presentation() {
     let mut h = HeaderMap::new();
     h.insert(
         "x-proof-token",
-        HeaderValue::from_str(&vec![token.as_str(); 5].join(",")).unwrap(),
+        HeaderValue::from_str(&[token.as_str(); 5].join(",")).unwrap(),
     );
     assert_eq!(reason(&r.enforcer.decide(&p, &h)), Some(Reason::Malformed));
     // Public, optional and deny rules.
