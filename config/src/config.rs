@@ -1,0 +1,379 @@
+//! The typed runtime configuration the gateway runs on, produced by
+//! [`ConfigFile::validate`](crate::file::ConfigFile::validate).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proofgate_core::decision::TokenSource;
+use proofgate_core::keys::KeysConfig;
+use proofgate_core::policy::Policy;
+use proofgate_core::revocation::RevocationConfig;
+use proofgate_core::routes::RouteTable;
+use proofgate_core::verify::VerifierConfig;
+
+use crate::error::{ConfigError, ConfigErrors, ErrorKind};
+use crate::file::ConfigFile;
+
+/// Largest configuration file [`Config::load`] reads.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Proxy listeners; at least one.
+    pub listeners: Vec<Listener>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`). Defaults to none.
+    pub admin: Option<AdminListener>,
+    /// Pingora server settings.
+    pub server: ServerSettings,
+    /// Upstream clusters, by unique name.
+    pub upstreams: Vec<Upstream>,
+    /// The token issuer and how its keys and revocation data are kept fresh.
+    pub issuer: IssuerSettings,
+    /// Where tokens are read and how they are cached.
+    pub tokens: TokenSettings,
+    /// Every policy, by unique name, in file order.
+    pub policies: Vec<Arc<Policy>>,
+    /// The routes in order, the default policy and the default upstream.
+    pub routes: RouteTable,
+    /// Identity headers sent upstream.
+    pub identity_headers: IdentityHeaders,
+    /// Step-up endpoints.
+    pub step_up: StepUpSettings,
+    /// Logging.
+    pub logging: Logging,
+}
+
+impl Config {
+    /// Parses and validates a configuration. Every problem is reported, each with its location;
+    /// TOML syntax errors carry their line and column.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigErrors> {
+        ConfigFile::from_toml_str(text)?.validate()
+    }
+
+    /// Reads, parses and validates the file at `path` (at most [`MAX_FILE_BYTES`]).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigErrors> {
+        ConfigFile::load(path)?.validate()
+    }
+
+    /// The policy named `name`.
+    pub fn policy(&self, name: &str) -> Option<&Arc<Policy>> {
+        self.policies.iter().find(|p| p.name == name)
+    }
+
+    /// The upstream named `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// Whether some policy may answer with a step-up (and so needs `PROOF_API_KEY` and
+    /// `PROOFGATE_COOKIE_KEY`).
+    pub fn uses_step_up(&self) -> bool {
+        self.policies
+            .iter()
+            .chain(std::iter::once(self.routes.default_policy()))
+            .any(|p| {
+                p.on_failure == proofgate_core::policy::OnFailure::StepUp
+                    && !p.requirements().is_empty()
+            })
+    }
+
+    /// The key store's settings.
+    pub fn keys_config(&self) -> KeysConfig {
+        let i = &self.issuer;
+        let mut keys = KeysConfig::new(&i.jwks_url);
+        keys.default_max_age = i.jwks_refresh;
+        keys.min_refresh = keys.min_refresh.min(i.jwks_refresh);
+        keys.max_staleness = i.jwks_max_staleness;
+        keys.unknown_kid_cooldown = i.unknown_kid_cooldown;
+        keys
+    }
+
+    /// The revocation store's settings.
+    pub fn revocation_config(&self) -> RevocationConfig {
+        let i = &self.issuer;
+        let mut revocation = RevocationConfig::new(&i.api_base);
+        revocation.list_url = Some(i.revocation_url.clone());
+        revocation.list_refresh = i.revocation_refresh;
+        revocation.max_staleness = i.revocation_max_staleness;
+        revocation.fail_open = i.fail_mode == FailMode::Open;
+        revocation
+    }
+
+    /// The verifier's settings.
+    pub fn verifier_config(&self) -> VerifierConfig {
+        VerifierConfig {
+            issuer: self.issuer.issuer.clone(),
+            leeway: self.issuer.leeway,
+            max_token_bytes: self.tokens.max_token_bytes,
+            cache_capacity: self.tokens.cache_capacity,
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Parses a file without validating it. Syntax and type errors carry line and column; a
+    /// file holding a secret is refused with the environment variable to use instead.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigErrors> {
+        crate::validate::parse(text)
+    }
+
+    /// Reads and parses the file at `path` (at most [`MAX_FILE_BYTES`]) without validating it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigErrors> {
+        let path = path.as_ref();
+        let io = |message: String| {
+            ConfigErrors::one(ConfigError {
+                kind: ErrorKind::Io,
+                location: path.display().to_string(),
+                line_col: None,
+                message,
+            })
+        };
+        let meta = std::fs::metadata(path).map_err(|e| io(e.to_string()))?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(io(format!(
+                "{} bytes; a configuration file may have at most {MAX_FILE_BYTES}",
+                meta.len()
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| io(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            io(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Self::from_toml_str(&text).map_err(|errors| {
+            let errors = errors
+                .into_iter()
+                .map(|mut e| {
+                    if e.location.is_empty() {
+                        e.location = path.display().to_string();
+                    }
+                    e
+                })
+                .collect();
+            ConfigErrors::from_vec(errors).expect("non-empty")
+        })
+    }
+
+    /// Checks everything and builds the runtime [`Config`], or returns every problem found.
+    pub fn validate(&self) -> Result<Config, ConfigErrors> {
+        crate::validate::validate(self)
+    }
+}
+
+/// A proxy listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// TLS termination (rustls); `None` for plain HTTP. Defaults to `None`.
+    pub tls: Option<ListenerTls>,
+}
+
+/// TLS termination on a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// PEM certificate chain.
+    pub cert_path: PathBuf,
+    /// PEM private key.
+    pub key_path: PathBuf,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminListener {
+    /// Address to bind. Defaults to `127.0.0.1:9091`.
+    pub address: SocketAddr,
+}
+
+/// Pingora server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Worker threads of the proxy service. Defaults to the number of available CPU cores.
+    pub threads: usize,
+    /// Whether Tokio may move tasks between worker threads. Defaults to `false` (each connection
+    /// stays on its thread, which suits a proxy's short tasks).
+    pub work_stealing: bool,
+    /// Idle connections to upstreams kept for reuse. Defaults to `128`.
+    pub upstream_keepalive_pool_size: usize,
+    /// Time between a shutdown signal and the final shutdown step, for load balancers to
+    /// notice. Defaults to `5m`.
+    pub grace_period: Duration,
+    /// Time the final shutdown step waits for open requests. Defaults to `5s`.
+    pub graceful_shutdown_timeout: Duration,
+}
+
+/// An upstream cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Unique name routes refer to.
+    pub name: String,
+    /// `host:port` addresses, load balanced round robin.
+    pub addresses: Vec<String>,
+    /// Connect timeout. Defaults to `5s`.
+    pub connect_timeout: Duration,
+    /// Read timeout. Defaults to `60s`.
+    pub read_timeout: Duration,
+    /// Active health checks. Defaults to `None` (none).
+    pub health_check: Option<HealthCheck>,
+    /// TLS to the upstream. Defaults to `None` (plain HTTP).
+    pub tls: Option<UpstreamTls>,
+}
+
+/// An active HTTP health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Path probed with `GET`; healthy on a 2xx. Defaults to `/healthz`.
+    pub path: String,
+    /// Probe interval. Defaults to `10s`.
+    pub interval: Duration,
+}
+
+/// TLS to an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// Server name sent (SNI) and verified. Defaults to the host of the first address when it
+    /// is a name.
+    pub sni: String,
+    /// Whether the certificate is verified. Defaults to `true`.
+    pub verify: bool,
+}
+
+/// Whether revocation checks fail closed or open once their data is too stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Deny with `status_unavailable`.
+    #[default]
+    Closed,
+    /// Allow, and count it.
+    Open,
+}
+
+/// The token issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerSettings {
+    /// The Proof API base URL, without trailing `/`. Defaults to `https://api.proof.holdings`.
+    pub api_base: String,
+    /// Defaults to `{api_base}/.well-known/jwks.json`.
+    pub jwks_url: String,
+    /// Defaults to `{api_base}/api/v1/proofs/revoked`.
+    pub revocation_url: String,
+    /// Defaults to `{api_base}/api/v1/proofs/status-list`.
+    pub status_list_url: String,
+    /// The required `iss` claim. Defaults to `proof.holdings`.
+    pub issuer: String,
+    /// JWKS refresh interval when the response has no `Cache-Control: max-age`.
+    /// Defaults to `24h`.
+    pub jwks_refresh: Duration,
+    /// Longest the key set may go unrefreshed before every decision fails closed with
+    /// `jwks_stale` (whatever `fail_mode` says). Defaults to `24h`.
+    pub jwks_max_staleness: Duration,
+    /// Revocation list refresh interval. Defaults to `5m`.
+    pub revocation_refresh: Duration,
+    /// Longest revocation data may go unrefreshed before `fail_mode` applies. Defaults to `1h`.
+    pub revocation_max_staleness: Duration,
+    /// Least time between two JWKS refetches caused by unknown `kid`s. Defaults to `30s`.
+    pub unknown_kid_cooldown: Duration,
+    /// Clock tolerance for `exp`, `iat` and `verified_at`. Defaults to `5s`.
+    pub leeway: Duration,
+    /// What stale revocation data leads to. Defaults to `closed`.
+    pub fail_mode: FailMode,
+}
+
+/// Where tokens are read and how they are cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// Sources tried in order. Defaults to `["bearer", "header", "cookie"]` with the header
+    /// `x-proof-token` and the cookie `proof_token`.
+    pub sources: Vec<TokenSource>,
+    /// Longest token accepted, in bytes, checked before any parsing. Defaults to `8192`.
+    pub max_token_bytes: usize,
+    /// Verified tokens kept in the cache. Defaults to `100000`.
+    pub cache_capacity: u64,
+}
+
+impl TokenSettings {
+    /// The cookie source's name, if cookies are a source.
+    pub fn cookie_name(&self) -> Option<&str> {
+        self.sources.iter().find_map(|s| match s {
+            TokenSource::Cookie(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Identity headers sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// Prefix of the identity headers; every incoming header with it is removed first.
+    /// Always `x-proof-`.
+    pub prefix: &'static str,
+    /// Whether the token itself (its header, bearer value or cookie) is removed before
+    /// forwarding. Defaults to `false`.
+    pub strip_token: bool,
+}
+
+/// Step-up endpoints and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpSettings {
+    /// Path prefix of `start`, `callback`, `webhook` and `logout`, starting and ending with `/`.
+    /// Defaults to `/.proofgate/`.
+    pub prefix: String,
+    /// Lifetime of the signed state cookie. Defaults to `10m`.
+    pub state_ttl: Duration,
+    /// Name of the state cookie. Defaults to `proofgate_state`.
+    pub state_cookie: String,
+    /// Starts allowed per client address per minute. Defaults to `5`.
+    pub per_client_per_minute: u32,
+    /// Starts allowed per minute for all clients together; below the Proof API's 100 requests
+    /// per minute, since each step-up also polls. Defaults to `30`.
+    pub global_per_minute: u32,
+    /// Name of the proof cookie set after a step-up; must be the token cookie source.
+    /// Defaults to the `[tokens]` cookie, `proof_token`.
+    pub cookie_name: String,
+    /// Whether cookies carry `Secure`. Defaults to `true`; turn off only for plain-HTTP
+    /// development on localhost.
+    pub cookie_secure: bool,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    #[default]
+    Info,
+    /// Problems worked around.
+    Warn,
+    /// Failures.
+    Error,
+}
+
+impl LogLevel {
+    /// `trace`, `debug`, `info`, `warn` or `error`, as `tracing` filters spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logging {
+    /// JSON lines instead of human-readable text. Defaults to `false`.
+    pub json: bool,
+    /// Least severe level logged. Defaults to `info`.
+    pub level: LogLevel,
+}

@@ -1,0 +1,271 @@
+//! The configuration file as written: TOML, every key known (`deny_unknown_fields`), durations
+//! and names kept as strings so that [`ConfigFile::validate`] can report every problem at once
+//! instead of stopping at the first.
+//!
+//! The gateway's CLI may adjust a parsed file before validating it (`proofgate dev` sets
+//! [`IssuerFile::api_base`] to the sandbox it started), which is why the fields are public.
+
+use serde::Deserialize;
+
+/// The whole file. See the [crate documentation](crate) for every key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The policy for requests that match no route.
+    pub default_policy: Option<String>,
+    /// The upstream for the default route and routes naming none.
+    pub default_upstream: Option<String>,
+    /// Proxy listeners.
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+    /// The admin listener.
+    pub admin: Option<AdminFile>,
+    /// Pingora server settings.
+    #[serde(default)]
+    pub server: ServerFile,
+    /// Upstream clusters.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamFile>,
+    /// The token issuer.
+    #[serde(default)]
+    pub issuer: IssuerFile,
+    /// Where tokens are read.
+    #[serde(default)]
+    pub tokens: TokensFile,
+    /// Policies.
+    #[serde(default)]
+    pub policies: Vec<PolicyFile>,
+    /// Routes.
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    /// Identity headers sent upstream.
+    #[serde(default)]
+    pub identity_headers: IdentityHeadersFile,
+    /// Step-up endpoints.
+    #[serde(default)]
+    pub step_up: StepUpFile,
+    /// Logging.
+    #[serde(default)]
+    pub logging: LoggingFile,
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// `ip:port`.
+    pub address: Option<String>,
+    /// TLS termination.
+    pub tls: Option<TlsFile>,
+}
+
+/// `[listeners.tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain path.
+    pub cert: Option<String>,
+    /// PEM private key path.
+    pub key: Option<String>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// `ip:port`.
+    pub address: Option<String>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Worker threads.
+    pub threads: Option<u64>,
+    /// Tokio work stealing.
+    pub work_stealing: Option<bool>,
+    /// Idle upstream connections kept.
+    pub upstream_keepalive_pool_size: Option<u64>,
+    /// Wait before the final shutdown step.
+    pub grace_period: Option<String>,
+    /// Timeout of the final shutdown step.
+    pub graceful_shutdown_timeout: Option<String>,
+}
+
+/// `[[upstreams]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// Unique name.
+    pub name: Option<String>,
+    /// `host:port` addresses.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Connect timeout.
+    pub connect_timeout: Option<String>,
+    /// Read timeout.
+    pub read_timeout: Option<String>,
+    /// Health checks.
+    pub health_check: Option<HealthCheckFile>,
+    /// TLS to the upstream.
+    pub tls: Option<UpstreamTlsFile>,
+}
+
+/// `[upstreams.health_check]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    /// Path probed with `GET`.
+    pub path: Option<String>,
+    /// Probe interval.
+    pub interval: Option<String>,
+}
+
+/// `[upstreams.tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// Server name sent and verified.
+    pub sni: Option<String>,
+    /// Whether the certificate is verified.
+    pub verify: Option<bool>,
+}
+
+/// `[issuer]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerFile {
+    /// The Proof API base URL.
+    pub api_base: Option<String>,
+    /// JWKS URL.
+    pub jwks_url: Option<String>,
+    /// Revocation list URL.
+    pub revocation_url: Option<String>,
+    /// Token Status List URL.
+    pub status_list_url: Option<String>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// JWKS refresh interval without `Cache-Control`.
+    pub jwks_refresh: Option<String>,
+    /// JWKS maximum staleness.
+    pub jwks_max_staleness: Option<String>,
+    /// Revocation list refresh interval.
+    pub revocation_refresh: Option<String>,
+    /// Revocation maximum staleness.
+    pub revocation_max_staleness: Option<String>,
+    /// Cooldown between unknown-`kid` refetches.
+    pub unknown_kid_cooldown: Option<String>,
+    /// Clock tolerance.
+    pub leeway: Option<String>,
+    /// `closed` or `open`.
+    pub fail_mode: Option<String>,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    /// `bearer`, `header`, `cookie`, in order.
+    pub sources: Option<Vec<String>>,
+    /// The header source's name.
+    pub header: Option<String>,
+    /// The cookie source's name.
+    pub cookie: Option<String>,
+    /// Largest token, in bytes.
+    pub max_token_size: Option<u64>,
+    /// Verified-token cache entries.
+    pub cache_capacity: Option<u64>,
+}
+
+/// `[[policies]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Unique name.
+    pub name: Option<String>,
+    /// `public`, `optional`, `deny`, `any_of` or `all_of`.
+    pub rule: Option<String>,
+    /// Requirements of `any_of` / `all_of`.
+    #[serde(default)]
+    pub requirements: Vec<RequirementFile>,
+    /// `step_up` or `deny`.
+    pub on_failure: Option<String>,
+}
+
+/// One entry of `requirements`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementFile {
+    /// Accepted proof types.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Accepted channels.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Accepted identifiers, in clear.
+    #[serde(default)]
+    pub identifiers: Vec<String>,
+    /// Maximum age of `verified_at`.
+    pub max_age: Option<String>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Unique name.
+    pub name: Option<String>,
+    /// Host patterns.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix or glob.
+    pub path: Option<String>,
+    /// Methods.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Policy name.
+    pub policy: Option<String>,
+    /// Upstream name.
+    pub upstream: Option<String>,
+}
+
+/// `[identity_headers]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityHeadersFile {
+    /// Must be `x-proof-` when given.
+    pub prefix: Option<String>,
+    /// Remove the token before forwarding.
+    pub strip_token: Option<bool>,
+}
+
+/// `[step_up]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpFile {
+    /// Path prefix of the step-up endpoints.
+    pub prefix: Option<String>,
+    /// Lifetime of the state cookie.
+    pub state_ttl: Option<String>,
+    /// Name of the state cookie.
+    pub state_cookie: Option<String>,
+    /// Starts per client per minute.
+    pub per_client_per_minute: Option<u64>,
+    /// Starts per minute, all clients together.
+    pub global_per_minute: Option<u64>,
+    /// Name of the proof cookie.
+    pub cookie_name: Option<String>,
+    /// `Secure` attribute on the cookies.
+    pub cookie_secure: Option<bool>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    /// JSON lines instead of text.
+    pub json: Option<bool>,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: Option<String>,
+}
