@@ -1,1 +1,2 @@
+//! The `proofgate` command.
 fn main() {}

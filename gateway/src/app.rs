@@ -1,0 +1,345 @@
+//! Building a gateway from a configuration and running it: the Pingora server on the calling
+//! thread, and a side runtime for the background refreshers, the admin listener and hot reload.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use proofgate_config::Secrets;
+use proofgate_config::Config;
+use proofgate_core::client::ProofApiClient;
+use proofgate_core::keys::KeyStore;
+use proofgate_core::problem::StepUpLinks;
+use proofgate_core::revocation::RevocationStore;
+use proofgate_core::routes::RouteTable;
+use proofgate_core::stepup::{StepUp, StepUpConfig};
+use proofgate_core::{Enforcer, Verifier};
+
+use crate::metrics::Metrics;
+
+/// One upstream cluster.
+pub struct UpstreamPool {
+    /// Round-robin over the configured addresses.
+    pub lb: LoadBalancer<RoundRobin>,
+    /// TLS to the upstream, with this SNI.
+    pub tls: Option<String>,
+}
+
+/// What hot reload replaces: routes, policies and upstreams.
+pub struct Live {
+    /// The routes and the default policy.
+    pub routes: RouteTable,
+    /// Policies by name (for step-up starts).
+    pub policies: HashMap<String, Arc<proofgate_core::Policy>>,
+    /// Upstreams by name.
+    pub upstreams: HashMap<String, Arc<UpstreamPool>>,
+    /// Whether the token is removed before forwarding.
+    pub strip_token: bool,
+}
+
+impl Live {
+    /// Builds the reloadable part of a configuration.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let mut upstreams = HashMap::new();
+        for u in &config.upstreams {
+            let lb = LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
+                .map_err(|e| format!("upstream {}: {e}", u.name))?;
+            upstreams.insert(
+                u.name.clone(),
+                Arc::new(UpstreamPool {
+                    lb,
+                    tls: u.tls.as_ref().map(|t| t.sni.clone()),
+                }),
+            );
+        }
+        Ok(Self {
+            routes: config.routes.clone(),
+            policies: config
+                .policies
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
+            upstreams,
+            strip_token: config.identity_headers.strip_token,
+        })
+    }
+}
+
+/// Everything a request needs, shared by all of Pingora's threads.
+pub struct Gateway {
+    /// The decision engine.
+    pub enforcer: Arc<Enforcer>,
+    /// Routes, policies and upstreams (hot-reloaded).
+    pub live: ArcSwap<Live>,
+    /// The step-up endpoints.
+    pub step_up: StepUp,
+    /// How step-up links are rendered.
+    pub links: StepUpLinks,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The key store (for readiness and metrics).
+    pub keys: Arc<KeyStore>,
+    /// The revocation store (for readiness and metrics).
+    pub revocation: Arc<RevocationStore>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway's state from a validated configuration and the secrets.
+    pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, String> {
+        let keys = KeyStore::new(config.keys_config());
+        let revocation = RevocationStore::new(config.revocation_config(), keys.clone());
+        let verifier = Arc::new(Verifier::new(keys.clone(), config.verifier_config()));
+        let enforcer = Arc::new(Enforcer::new(
+            verifier,
+            revocation.clone(),
+            config.tokens.sources.clone(),
+        ));
+        let cookie_key = match &secrets.cookie_key {
+            Some(k) => k.expose().as_bytes().to_vec(),
+            None => {
+                tracing::warn!("PROOFGATE_COOKIE_KEY is not set: using a random key, so step-ups cannot finish on another replica or after a restart");
+                (0..32).map(|_| rand::random::<u8>()).collect()
+            }
+        };
+        let s = &config.step_up;
+        let mut step_up_config = StepUpConfig::new(cookie_key);
+        step_up_config.prefix = s.prefix.clone();
+        step_up_config.state_ttl = s.state_ttl;
+        step_up_config.state_cookie = s.state_cookie.clone();
+        step_up_config.proof_cookie = s.cookie_name.clone();
+        step_up_config.secure_cookies = s.cookie_secure;
+        step_up_config.per_client_per_minute = s.per_client_per_minute;
+        step_up_config.global_per_minute = s.global_per_minute;
+        step_up_config.webhook_secret = secrets
+            .webhook_secret
+            .as_ref()
+            .map(|w| w.expose().as_bytes().to_vec());
+        let api = match &secrets.api_key {
+            Some(key) => Some(
+                ProofApiClient::new(&config.issuer.api_base, key.expose())
+                    .map_err(|e| format!("Proof API client: {e}"))?,
+            ),
+            None => None,
+        };
+        let links = StepUpLinks {
+            prefix: s.prefix.clone(),
+            realm: "proofgate".into(),
+        };
+        Ok(Arc::new(Self {
+            enforcer,
+            live: ArcSwap::from_pointee(Live::from_config(config)?),
+            step_up: StepUp::new(step_up_config, api),
+            links,
+            metrics: Metrics::new(),
+            keys,
+            revocation,
+        }))
+    }
+
+    /// Whether keys and revocation data are fresh enough to decide.
+    pub fn ready(&self) -> Result<(), Vec<&'static str>> {
+        let mut problems = Vec::new();
+        if self.keys.is_stale() {
+            problems.push("jwks_stale");
+        }
+        if self.revocation.is_stale() {
+            problems.push("revocation_stale");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
+    /// settings need a restart.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let live = Live::from_config(config)?;
+        self.live.store(Arc::new(live));
+        Ok(())
+    }
+}
+
+/// A running gateway started by [`GatewayHandle::start`]; dropping it does not stop it, call
+/// [`GatewayHandle::shutdown`].
+pub struct GatewayHandle {
+    /// The state.
+    pub gateway: Arc<Gateway>,
+    /// Proxy listener addresses.
+    pub proxy_addrs: Vec<SocketAddr>,
+    /// Admin listener address.
+    pub admin_addr: Option<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    pingora: Option<std::thread::JoinHandle<()>>,
+    side: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("proxy_addrs", &self.proxy_addrs)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct WatchShutdown(tokio::sync::watch::Receiver<bool>);
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for WatchShutdown {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+impl GatewayHandle {
+    /// Starts the gateway: the Pingora server on its own thread, and a side runtime with the
+    /// refreshers, the admin listener and (when `config_path` is given) hot reload on file change
+    /// and SIGHUP. Returns once the admin listener is bound.
+    pub fn start(config: Config, secrets: Secrets, config_path: Option<PathBuf>) -> Result<Self, String> {
+        let gateway = Gateway::new(&config, &secrets)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+        // Side runtime: refreshers, admin, reload.
+        let (admin_tx, admin_rx) = std::sync::mpsc::channel();
+        let side = {
+            let gateway = gateway.clone();
+            let admin = config.admin.as_ref().map(|a| a.address);
+            let stop_rx = stop_rx.clone();
+            std::thread::Builder::new()
+                .name("proofgate-side".into())
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = admin_tx.send(Err(format!("runtime: {e}")));
+                            return;
+                        }
+                    };
+                    rt.block_on(side_tasks(gateway, admin, config_path, stop_rx, admin_tx));
+                })
+                .map_err(|e| e.to_string())?
+        };
+        let admin_addr = admin_rx
+            .recv()
+            .map_err(|_| "the side runtime stopped".to_string())??;
+
+        let mut conf = ServerConf::default();
+        conf.threads = config.server.threads.max(1);
+        conf.work_stealing = config.server.work_stealing;
+        conf.upstream_keepalive_pool_size = config.server.upstream_keepalive_pool_size;
+        conf.grace_period_seconds = Some(config.server.grace_period.as_secs());
+        conf.graceful_shutdown_timeout_seconds = Some(config.server.graceful_shutdown_timeout.as_secs());
+        let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+        server.bootstrap();
+        let mut service = pingora::proxy::http_proxy_service(
+            &server.configuration,
+            crate::proxy::Proxy::new(gateway.clone()),
+        );
+        let mut proxy_addrs = Vec::new();
+        for l in &config.listeners {
+            let addr = l.address.to_string();
+            match &l.tls {
+                None => service.add_tcp(&addr),
+                Some(tls) => service
+                    .add_tls(
+                        &addr,
+                        &tls.cert_path.to_string_lossy(),
+                        &tls.key_path.to_string_lossy(),
+                    )
+                    .map_err(|e| format!("TLS listener {addr}: {e}"))?,
+            }
+            proxy_addrs.push(l.address);
+        }
+        server.add_service(service);
+        let pingora = std::thread::Builder::new()
+            .name("proofgate-pingora".into())
+            .spawn(move || {
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(WatchShutdown(stop_rx)),
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            gateway,
+            proxy_addrs,
+            admin_addr,
+            stop: stop_tx,
+            pingora: Some(pingora),
+            side: Some(side),
+        })
+    }
+
+    /// Stops the server and the side runtime and waits for both.
+    pub fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.pingora.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.side.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Blocks until the server stops.
+    pub fn wait(mut self) {
+        if let Some(t) = self.pingora.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn side_tasks(
+    gateway: Arc<Gateway>,
+    admin: Option<SocketAddr>,
+    config_path: Option<PathBuf>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    ready: std::sync::mpsc::Sender<Result<Option<SocketAddr>, String>>,
+) {
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(gateway.keys.clone().run(stopped(stop.clone())));
+    tokio::spawn(gateway.revocation.clone().run(stopped(stop.clone())));
+    let admin_addr = match admin {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let bound = listener.local_addr().ok();
+                tokio::spawn(crate::admin::serve(listener, gateway.clone(), stopped(stop.clone())));
+                bound
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!("admin listener {addr}: {e}")));
+                return;
+            }
+        },
+        None => None,
+    };
+    if let Some(path) = config_path {
+        tokio::spawn(crate::admin::watch_config(path, gateway.clone(), stopped(stop.clone())));
+    }
+    let _ = ready.send(Ok(admin_addr));
+    stopped(stop).await;
+    // Give in-flight admin responses a moment.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

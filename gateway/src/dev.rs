@@ -1,0 +1,1 @@
+//! `proofgate dev` (filled in below).

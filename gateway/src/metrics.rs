@@ -1,0 +1,125 @@
+//! Prometheus metrics, registered once per gateway.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `proofgate_decisions_total{route, decision, reason}`.
+    pub decisions: IntCounterVec,
+    /// `proofgate_decision_seconds{decision}`: time to decide, verification included.
+    pub decision_seconds: HistogramVec,
+    /// `proofgate_cache_entries`: verified tokens cached.
+    pub cache_entries: IntGauge,
+    /// `proofgate_jwks_age_seconds`: time since the key set was fetched (-1: never).
+    pub jwks_age: Gauge,
+    /// `proofgate_revocation_age_seconds`: time since the revocation list was fetched (-1: never).
+    pub revocation_age: Gauge,
+    /// `proofgate_refresh_failures{source}`: consecutive failed refreshes.
+    pub refresh_failures: prometheus::IntGaugeVec,
+    /// `proofgate_fail_open_total`: decisions allowed only because fail mode is open.
+    pub fail_open: IntGauge,
+    /// `proofgate_step_up_starts_total{outcome}`.
+    pub step_up_starts: IntCounterVec,
+    /// `proofgate_config_reloads_total{result}`.
+    pub reloads: IntCounterVec,
+    /// `proofgate_webhooks_total`: webhooks received.
+    pub webhooks: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let decisions = IntCounterVec::new(
+            Opts::new("proofgate_decisions_total", "Decisions by route, decision and reason."),
+            &["route", "decision", "reason"],
+        )
+        .expect("metric");
+        let decision_seconds = HistogramVec::new(
+            HistogramOpts::new("proofgate_decision_seconds", "Time to decide a request.").buckets(vec![
+                0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_02, 0.000_05, 0.000_1, 0.000_5,
+                0.001, 0.005,
+            ]),
+            &["decision"],
+        )
+        .expect("metric");
+        let cache_entries = IntGauge::new("proofgate_cache_entries", "Verified tokens cached.").expect("metric");
+        let jwks_age = Gauge::new("proofgate_jwks_age_seconds", "Seconds since the JWKS was fetched.").expect("metric");
+        let revocation_age = Gauge::new(
+            "proofgate_revocation_age_seconds",
+            "Seconds since the revocation list was fetched.",
+        )
+        .expect("metric");
+        let refresh_failures = prometheus::IntGaugeVec::new(
+            Opts::new("proofgate_refresh_failures", "Consecutive failed refreshes."),
+            &["source"],
+        )
+        .expect("metric");
+        let fail_open = IntGauge::new(
+            "proofgate_fail_open_total",
+            "Decisions allowed only because the fail mode is open.",
+        )
+        .expect("metric");
+        let step_up_starts = IntCounterVec::new(
+            Opts::new("proofgate_step_up_starts_total", "Step-up starts by outcome."),
+            &["outcome"],
+        )
+        .expect("metric");
+        let reloads = IntCounterVec::new(
+            Opts::new("proofgate_config_reloads_total", "Configuration reloads by result."),
+            &["result"],
+        )
+        .expect("metric");
+        let webhooks = IntCounter::new("proofgate_webhooks_total", "Webhooks received.").expect("metric");
+        for c in [
+            Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(decision_seconds.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(jwks_age.clone()),
+            Box::new(revocation_age.clone()),
+            Box::new(refresh_failures.clone()),
+            Box::new(fail_open.clone()),
+            Box::new(step_up_starts.clone()),
+            Box::new(reloads.clone()),
+            Box::new(webhooks.clone()),
+        ] {
+            registry.register(c).expect("register metric");
+        }
+        Self {
+            registry,
+            decisions,
+            decision_seconds,
+            cache_entries,
+            jwks_age,
+            revocation_age,
+            refresh_failures,
+            fail_open,
+            step_up_starts,
+            reloads,
+            webhooks,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,320 @@
+//! The Pingora [`ProxyHttp`]: request → [`RequestView`](proofgate_core::RequestView)-style inputs
+//! → the core's decision → forward with identity headers, or a rendered answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::HeaderName;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use proofgate_core::decision::{Decision, TokenSource};
+use proofgate_core::problem::{self, Rendered, IDENTITY_PREFIX};
+use proofgate_core::routes::normalize_path;
+use proofgate_core::stepup::Endpoint;
+
+use crate::app::Gateway;
+
+/// Largest webhook body read.
+const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+
+/// The proxy.
+pub struct Proxy {
+    gateway: Arc<Gateway>,
+}
+
+impl Proxy {
+    /// A proxy over the gateway's state.
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+}
+
+/// Per-request state, for upstream selection and the access log.
+#[derive(Debug)]
+pub struct Ctx {
+    route: String,
+    upstream: Option<String>,
+    decision: &'static str,
+    reason: &'static str,
+    started: Instant,
+}
+
+async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
+    let mut resp = ResponseHeader::build(r.status, Some(r.headers.len() + 2))?;
+    for (name, value) in r.headers {
+        resp.append_header(name, value)?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
+    let empty = r.body.is_empty();
+    session.write_response_header(Box::new(resp), empty).await?;
+    if !empty {
+        session.write_response_body(Some(r.body), true).await?;
+    }
+    Ok(())
+}
+
+fn simple_problem(status: u16, code: &str, title: &str) -> Rendered {
+    Rendered {
+        status,
+        headers: vec![(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/problem+json"),
+        )],
+        body: Bytes::from(
+            serde_json::json!({
+                "type": format!("https://proofgate.dev/problems/{code}"),
+                "title": title,
+                "status": status,
+                "reason": code,
+            })
+            .to_string(),
+        ),
+    }
+}
+
+fn host_of(session: &Session) -> Option<String> {
+    let req = session.req_header();
+    req.uri
+        .host()
+        .map(str::to_owned)
+        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok().map(str::to_owned))
+}
+
+impl Proxy {
+    async fn step_up(&self, session: &mut Session, ctx: &mut Ctx, endpoint: Endpoint) -> Result<bool> {
+        let g = &self.gateway;
+        let req = session.req_header();
+        let query = req.uri.query().unwrap_or("").to_owned();
+        ctx.route = format!("step_up_{endpoint:?}").to_lowercase();
+        let rendered = match endpoint {
+            Endpoint::Start => {
+                let html = problem::wants_html(&req.headers, &req.method);
+                let policy = proofgate_core::stepup::query_param(&query, "policy")
+                    .and_then(|name| g.live.load().policies.get(&name).cloned());
+                let host = host_of(session).unwrap_or_else(|| "localhost".into());
+                let origin = format!("http://{host}");
+                let client = session
+                    .client_addr()
+                    .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
+                    .unwrap_or_default();
+                let r = g
+                    .step_up
+                    .start(policy.as_deref(), &query, &origin, &client, html)
+                    .await;
+                let outcome = match r.status {
+                    200 | 302 => "started",
+                    429 => "rate_limited",
+                    _ => "failed",
+                };
+                g.metrics.step_up_starts.with_label_values(&[outcome]).inc();
+                r
+            }
+            Endpoint::Callback => {
+                let headers = req.headers.clone();
+                g.step_up.callback(&g.enforcer, &headers, &query).await
+            }
+            Endpoint::Logout => g.step_up.logout(&query),
+            Endpoint::Webhook => {
+                if req.method != http::Method::POST {
+                    simple_problem(405, "method_not_allowed", "Webhooks are POSTed")
+                } else {
+                    let headers = req.headers.clone();
+                    let mut body = Vec::new();
+                    let mut too_large = false;
+                    while let Some(chunk) = session.read_request_body().await? {
+                        if body.len() + chunk.len() > MAX_WEBHOOK_BODY {
+                            too_large = true;
+                            break;
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    g.metrics.webhooks.inc();
+                    if too_large {
+                        simple_problem(413, "body_too_large", "The webhook body is too large")
+                    } else {
+                        g.step_up.webhook(&g.enforcer, &headers, &body)
+                    }
+                }
+            }
+        };
+        ctx.decision = "step_up_endpoint";
+        respond(session, rendered).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            route: String::new(),
+            upstream: None,
+            decision: "none",
+            reason: "",
+            started: Instant::now(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let g = self.gateway.clone();
+        let path = session.req_header().uri.path().to_owned();
+        if let Some(endpoint) = g.step_up.endpoint(&path) {
+            return self.step_up(session, ctx, endpoint).await;
+        }
+        let Ok(normalized) = normalize_path(&path) else {
+            ctx.decision = "deny";
+            ctx.reason = "invalid_path";
+            respond(session, simple_problem(400, "invalid_path", "The request path is not acceptable")).await?;
+            return Ok(true);
+        };
+        let host = host_of(session);
+        let live = g.live.load();
+        let req = session.req_header();
+        let m = live.routes.route(&req.method, host.as_deref(), &normalized);
+        ctx.route = m.name.to_owned();
+        let started = Instant::now();
+        let decision = g.enforcer.decide(m.policy, &req.headers);
+        ctx.decision = decision.kind();
+        ctx.reason = decision.reason().map_or("", |r| r.as_str());
+        g.metrics
+            .decision_seconds
+            .with_label_values(&[ctx.decision])
+            .observe(started.elapsed().as_secs_f64());
+        g.metrics
+            .decisions
+            .with_label_values(&[&ctx.route, ctx.decision, ctx.reason])
+            .inc();
+        match decision {
+            Decision::Allow { proofs } => {
+                ctx.upstream = m.upstream.map(str::to_owned);
+                let strip_token = live.strip_token;
+                let sources = g.enforcer.sources().to_vec();
+                let req = session.req_header_mut();
+                // Client-supplied identity headers never reach the upstream.
+                let spoofed: Vec<HeaderName> = req
+                    .headers
+                    .keys()
+                    .filter(|k| k.as_str().starts_with(IDENTITY_PREFIX))
+                    .filter(|k| {
+                        strip_token
+                            || !sources
+                                .iter()
+                                .any(|s| matches!(s, TokenSource::Header(h) if h == *k))
+                    })
+                    .cloned()
+                    .collect();
+                for name in spoofed {
+                    req.remove_header(&name);
+                }
+                if strip_token {
+                    for s in &sources {
+                        match s {
+                            TokenSource::Bearer => {
+                                let bearer = req
+                                    .headers
+                                    .get(http::header::AUTHORIZATION)
+                                    .and_then(|v| v.to_str().ok())
+                                    .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+                                if bearer {
+                                    req.remove_header(&http::header::AUTHORIZATION);
+                                }
+                            }
+                            TokenSource::Header(h) => {
+                                req.remove_header(h);
+                            }
+                            TokenSource::Cookie(_) => {}
+                        }
+                    }
+                }
+                for (name, value) in problem::identity_headers(&proofs) {
+                    req.insert_header(name, value)?;
+                }
+                Ok(false)
+            }
+            other => {
+                let req = session.req_header();
+                let html = problem::wants_html(&req.headers, &req.method);
+                let return_to = req
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                let rendered = problem::render(&other, &m.policy.name, &return_to, html, &g.links);
+                drop(live);
+                if let Some(r) = rendered {
+                    respond(session, r).await?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let live = self.gateway.live.load();
+        let name = ctx
+            .upstream
+            .as_deref()
+            .or_else(|| live.routes.default_upstream())
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no upstream for this route"))?;
+        let pool = live
+            .upstreams
+            .get(name)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "unknown upstream"))?;
+        let backend = pool
+            .lb
+            .select(b"", 256)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
+        let peer = HttpPeer::new(
+            backend.addr,
+            pool.tls.is_some(),
+            pool.tls.clone().unwrap_or_default(),
+        );
+        Ok(Box::new(peer))
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+            _ if e.esource() == &ErrorSource::Upstream => 502,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+            _ => 502,
+        };
+        ctx.decision = "error";
+        if code > 0 {
+            let (reason, title) = if code == 504 {
+                ("upstream_timeout", "The upstream did not answer in time")
+            } else {
+                ("upstream_unavailable", "The upstream could not be reached")
+            };
+            let _ = respond(session, simple_problem(code, reason, title)).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        // The path only: a query string may carry a token.
+        tracing::info!(
+            target: "access",
+            method = %req.method,
+            path = %req.uri.path(),
+            status,
+            route = %ctx.route,
+            decision = ctx.decision,
+            reason = ctx.reason,
+            micros = ctx.started.elapsed().as_micros() as u64,
+        );
+    }
+}
