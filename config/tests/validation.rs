@@ -1,0 +1,730 @@
+//! Every validation error path: each problem is reported, at its location, all at once.
+
+use proofgate_config::{Config, ConfigErrors, ErrorKind};
+
+/// A valid configuration the tests below break one piece at a time.
+const BASE: &str = r#"
+default_policy = "deny-all"
+
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:3000"]
+
+[[policies]]
+name = "deny-all"
+rule = "deny"
+
+[[policies]]
+name = "staff"
+rule = "any_of"
+requirements = [{ types = ["email"], identifiers = ["alice@corp.example"] }]
+
+[[routes]]
+name = "admin"
+path = "/admin/**"
+policy = "staff"
+"#;
+
+fn errors(text: &str) -> ConfigErrors {
+    match Config::from_toml_str(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts a problem at `location` whose message contains `needle`.
+#[track_caller]
+fn assert_problem(errors: &ConfigErrors, location: &str, needle: &str) {
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.location == location && e.message.contains(needle)),
+        "no problem at {location} containing {needle:?} in:\n{errors}"
+    );
+}
+
+/// `BASE` with `extra` appended.
+fn with(extra: &str) -> String {
+    format!("{BASE}\n{extra}")
+}
+
+#[test]
+fn base_is_valid() {
+    Config::from_toml_str(BASE).unwrap();
+}
+
+#[test]
+fn reports_every_problem_at_once_with_locations() {
+    let e = errors(
+        r#"
+default_policy = "deny-al"
+
+[[listeners]]
+address = "nowhere"
+
+[[upstreams]]
+name = "app"
+addresses = []
+
+[[upstreams]]
+name = "app"
+addresses = ["10.0.0.1:80"]
+
+[[policies]]
+name = "deny-all"
+rule = "deny"
+
+[[policies]]
+name = "admin"
+rule = "any_of"
+requirements = [{ types = ["phone"], channels = ["email"], max_age = "ten minutes" }]
+
+[[routes]]
+name = "a"
+path = "/a"
+policy = "admin"
+upstream = "ap"
+
+[[routes]]
+name = "b"
+path = "/b/v*"
+policy = "admin"
+
+[[routes]]
+name = "c"
+path = "/c"
+policy = "admn"
+"#,
+    );
+    assert_problem(
+        &e,
+        "default_policy",
+        "unknown policy \"deny-al\" (did you mean \"deny-all\"?)",
+    );
+    assert_problem(&e, "listeners[0].address", "not ip:port");
+    assert_problem(&e, "upstreams[0].addresses", "empty");
+    assert_problem(
+        &e,
+        "upstreams[1].name",
+        "duplicate name \"app\" (first used by upstreams[0])",
+    );
+    assert_problem(
+        &e,
+        "policies[1].requirements[0].channels[0]",
+        "\"email\" is not a channel of type phone",
+    );
+    assert_problem(&e, "policies[1].requirements[0].max_age", "not a duration");
+    assert_problem(
+        &e,
+        "routes[0].upstream",
+        "unknown upstream \"ap\" (did you mean \"app\"?)",
+    );
+    assert_problem(&e, "routes[1].path", "whole segments");
+    assert_problem(
+        &e,
+        "routes[2].policy",
+        "unknown policy \"admn\" (did you mean \"admin\"?)",
+    );
+    assert!(e.len() >= 9, "{e}");
+    assert!(e.iter().all(|e| e.kind == ErrorKind::Invalid));
+    // The rendering names each location.
+    let text = e.to_string();
+    assert!(
+        text.contains("routes[2].policy: unknown policy \"admn\""),
+        "{text}"
+    );
+    assert!(text.starts_with(&format!("{} problems", e.len())), "{text}");
+}
+
+#[test]
+fn missing_required_pieces() {
+    let e = errors("");
+    assert_problem(&e, "default_policy", "missing");
+    assert_problem(&e, "listeners", "at least one");
+    assert_problem(&e, "upstreams", "at least one");
+
+    let e = errors(
+        r#"
+default_policy = "x"
+[[listeners]]
+[[upstreams]]
+[[policies]]
+[[routes]]
+"#,
+    );
+    assert_problem(&e, "listeners[0].address", "missing");
+    assert_problem(&e, "upstreams[0].name", "missing");
+    assert_problem(&e, "upstreams[0].addresses", "empty");
+    assert_problem(&e, "policies[0].name", "missing");
+    assert_problem(&e, "policies[0].rule", "missing");
+    assert_problem(&e, "routes[0].name", "missing");
+    assert_problem(&e, "routes[0].path", "missing");
+    assert_problem(&e, "routes[0].policy", "missing");
+    assert_problem(&e, "default_policy", "unknown policy \"x\"");
+}
+
+#[test]
+fn duplicate_names() {
+    let e = errors(&with(
+        r#"
+[[policies]]
+name = "staff"
+rule = "public"
+
+[[routes]]
+name = "admin"
+path = "/x"
+policy = "staff"
+
+[[routes]]
+name = "default"
+path = "/y"
+policy = "staff"
+"#,
+    ));
+    assert_problem(
+        &e,
+        "policies[2].name",
+        "duplicate name \"staff\" (first used by policies[1])",
+    );
+    assert_problem(
+        &e,
+        "routes[1].name",
+        "duplicate name \"admin\" (first used by routes[0])",
+    );
+    assert_problem(&e, "routes[2].name", "reserved");
+}
+
+#[test]
+fn bad_names() {
+    let e = errors(&BASE.replace("name = \"app\"", "name = \"my app\""));
+    assert_problem(&e, "upstreams[0].name", "not a valid name");
+}
+
+#[test]
+fn bad_listeners_and_admin() {
+    let e = errors(&with(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[listeners.tls]
+cert = "cert.pem"
+
+[[listeners]]
+address = "localhost:80"
+
+[admin]
+address = "127.0.0.1:99999"
+"#,
+    ));
+    assert_problem(
+        &e,
+        "listeners[1].address",
+        "already used by listeners[0].address",
+    );
+    assert_problem(&e, "listeners[1].tls.key", "missing");
+    assert_problem(&e, "listeners[2].address", "not ip:port");
+    assert_problem(&e, "admin.address", "not ip:port");
+
+    let e = errors(&with("[admin]\naddress = \"127.0.0.1:8080\""));
+    assert_problem(&e, "admin.address", "already used by listeners[0].address");
+}
+
+#[test]
+fn bad_server_settings() {
+    let e = errors(&with(
+        r#"
+[server]
+threads = 0
+upstream_keepalive_pool_size = 100000000
+grace_period = "forever"
+graceful_shutdown_timeout = "2h"
+"#,
+    ));
+    assert_problem(&e, "server.threads", "out of range");
+    assert_problem(&e, "server.upstream_keepalive_pool_size", "out of range");
+    assert_problem(&e, "server.grace_period", "not a duration");
+    assert_problem(&e, "server.graceful_shutdown_timeout", "too long");
+}
+
+#[test]
+fn bad_upstreams() {
+    let e = errors(&BASE.replace(
+        "addresses = [\"127.0.0.1:3000\"]",
+        r#"addresses = ["http://app:80", "app:80", "app:80", "app"]
+connect_timeout = "0s"
+read_timeout = "5 minutes"
+[upstreams.health_check]
+path = "health"
+interval = "0s"
+[upstreams.tls]
+sni = "*.bad""#,
+    ));
+    assert_problem(&e, "upstreams[0].addresses[0]", "not host:port");
+    assert_problem(&e, "upstreams[0].addresses[2]", "listed twice");
+    assert_problem(&e, "upstreams[0].addresses[3]", "not host:port");
+    assert_problem(&e, "upstreams[0].connect_timeout", "too short");
+    assert_problem(&e, "upstreams[0].read_timeout", "unknown unit");
+    assert_problem(&e, "upstreams[0].health_check.path", "plain absolute path");
+    assert_problem(&e, "upstreams[0].health_check.interval", "too short");
+    assert_problem(&e, "upstreams[0].tls.sni", "not a host name");
+
+    let e = errors(&BASE.replace(
+        "addresses = [\"127.0.0.1:3000\"]",
+        "addresses = [\"10.0.0.1:443\"]\n[upstreams.tls]\nverify = true",
+    ));
+    assert_problem(
+        &e,
+        "upstreams[0].tls.sni",
+        "required when the first address is an IP",
+    );
+
+    let ok = Config::from_toml_str(&BASE.replace(
+        "addresses = [\"127.0.0.1:3000\"]",
+        "addresses = [\"app.internal:443\"]\n[upstreams.tls]",
+    ))
+    .unwrap();
+    assert_eq!(ok.upstreams[0].tls.as_ref().unwrap().sni, "app.internal");
+    assert!(ok.upstreams[0].tls.as_ref().unwrap().verify);
+}
+
+#[test]
+fn several_upstreams_need_a_default_or_explicit_upstreams() {
+    let two = with("[[upstreams]]\nname = \"other\"\naddresses = [\"127.0.0.1:4000\"]");
+    let e = errors(&two);
+    assert_problem(&e, "routes[0].upstream", "required when several upstreams");
+    // The default policy denies, so the default route needs no upstream.
+    assert!(!e.has("default_upstream"), "{e}");
+
+    let c = Config::from_toml_str(&format!("default_upstream = \"other\"\n{two}")).unwrap();
+    assert_eq!(
+        c.routes.route(&http::Method::GET, None, "/admin").upstream,
+        Some("other")
+    );
+
+    let e = errors(&format!("default_upstream = \"nope\"\n{two}"));
+    assert_problem(&e, "default_upstream", "unknown upstream \"nope\"");
+
+    let e = errors(&two.replace("rule = \"deny\"", "rule = \"public\""));
+    assert_problem(&e, "default_upstream", "required when several upstreams");
+}
+
+#[test]
+fn bad_issuer_settings() {
+    let e = errors(&with(
+        r#"
+[issuer]
+api_base = "http://api.proof.holdings"
+jwks_url = "ftp://x/jwks"
+revocation_url = "not a url"
+status_list_url = "https://user:pw@api.proof.holdings/status"
+issuer = ""
+jwks_refresh = "24h"
+jwks_max_staleness = "1h"
+revocation_refresh = "5m"
+revocation_max_staleness = "1m"
+unknown_kid_cooldown = "0s"
+leeway = "1h"
+fail_mode = "ajar"
+"#,
+    ));
+    assert_problem(
+        &e,
+        "issuer.api_base",
+        "plain http is allowed only for loopback",
+    );
+    assert_problem(&e, "issuer.jwks_url", "scheme \"ftp\"");
+    assert_problem(&e, "issuer.revocation_url", "not a URL");
+    assert_problem(&e, "issuer.status_list_url", "credentials");
+    assert_problem(&e, "issuer.issuer", "non-empty");
+    assert_problem(&e, "issuer.jwks_max_staleness", "shorter than jwks_refresh");
+    assert_problem(
+        &e,
+        "issuer.revocation_max_staleness",
+        "shorter than revocation_refresh",
+    );
+    assert_problem(&e, "issuer.unknown_kid_cooldown", "too short");
+    assert_problem(&e, "issuer.leeway", "too long");
+    assert_problem(&e, "issuer.fail_mode", "\"ajar\"");
+
+    let e = errors(&with("[issuer]\napi_base = \"https://api.example/?x=1\""));
+    assert_problem(&e, "issuer.api_base", "no query");
+}
+
+#[test]
+fn issuer_urls_derive_from_api_base_unless_given() {
+    let c = Config::from_toml_str(&with(
+        r#"
+[issuer]
+api_base = "https://proof.internal/"
+jwks_url = "https://keys.internal/jwks.json"
+fail_mode = "open"
+"#,
+    ))
+    .unwrap();
+    assert_eq!(c.issuer.api_base, "https://proof.internal");
+    assert_eq!(c.issuer.jwks_url, "https://keys.internal/jwks.json");
+    assert_eq!(
+        c.issuer.revocation_url,
+        "https://proof.internal/api/v1/proofs/revoked"
+    );
+    assert_eq!(
+        c.issuer.status_list_url,
+        "https://proof.internal/api/v1/proofs/status-list"
+    );
+    assert!(c.revocation_config().fail_open);
+    let c = Config::from_toml_str(&with("[issuer]\napi_base = \"http://localhost:9999\"")).unwrap();
+    assert_eq!(
+        c.keys_config().jwks_url,
+        "http://localhost:9999/.well-known/jwks.json"
+    );
+}
+
+#[test]
+fn bad_token_settings() {
+    let e = errors(&with(
+        r#"
+[tokens]
+sources = ["bearer", "query", "bearer"]
+header = "bad header"
+cookie = "bad;cookie"
+max_token_size = 10
+cache_capacity = 0
+"#,
+    ));
+    assert_problem(&e, "tokens.sources[1]", "\"query\"");
+    assert_problem(&e, "tokens.sources[2]", "listed twice");
+    assert_problem(&e, "tokens.header", "not a valid header name");
+    assert_problem(&e, "tokens.cookie", "not a valid cookie name");
+    assert_problem(&e, "tokens.max_token_size", "out of range");
+    assert_problem(&e, "tokens.cache_capacity", "out of range");
+
+    let e = errors(&with("[tokens]\nsources = []\nheader = \"Authorization\""));
+    assert_problem(&e, "tokens.sources", "empty");
+    assert_problem(&e, "tokens.header", "use the \"bearer\"");
+    let e = errors(&with("[tokens]\nheader = \"x-proof-subject\""));
+    assert_problem(&e, "tokens.header", "identity header");
+}
+
+#[test]
+fn bad_policies() {
+    let e = errors(&with(
+        r#"
+[[policies]]
+name = "p2"
+rule = "some_of"
+
+[[policies]]
+name = "p3"
+rule = "all_of"
+
+[[policies]]
+name = "p4"
+rule = "public"
+requirements = [{ types = ["email"] }]
+
+[[policies]]
+name = "p5"
+rule = "any_of"
+on_failure = "shrug"
+requirements = [
+  { types = ["email", "domain"], identifiers = ["corp.example"] },
+  { types = ["email"], identifiers = ["not-an-email", ""] },
+  { types = ["phone"], identifiers = ["call me maybe"] },
+  { types = ["domain"], channels = ["dns", "sms"], identifiers = ["localhost"] },
+  { types = ["wallet"], channels = ["ethereum", "email"] },
+  { types = [""], channels = [""] },
+  { max_age = "0s" },
+  { max_age = "10" },
+]
+"#,
+    ));
+    assert_problem(&e, "policies[2].rule", "\"some_of\"");
+    assert_problem(
+        &e,
+        "policies[3].requirements",
+        "needs at least one requirement",
+    );
+    assert_problem(&e, "policies[4].requirements", "only any_of and all_of");
+    assert_problem(&e, "policies[5].on_failure", "\"shrug\"");
+    let r = "policies[5].requirements";
+    assert_problem(&e, &format!("{r}[0].identifiers"), "exactly one type");
+    assert_problem(
+        &e,
+        &format!("{r}[1].identifiers[0]"),
+        "not an email address",
+    );
+    assert_problem(&e, &format!("{r}[1].identifiers[1]"), "empty identifier");
+    assert_problem(&e, &format!("{r}[2].identifiers[0]"), "not a phone number");
+    assert_problem(
+        &e,
+        &format!("{r}[3].channels[1]"),
+        "\"sms\" is not a channel of type domain; valid: dns, http",
+    );
+    assert_problem(&e, &format!("{r}[3].identifiers[0]"), "not a domain name");
+    assert_problem(
+        &e,
+        &format!("{r}[4].channels[1]"),
+        "not a channel of type wallet",
+    );
+    assert_problem(&e, &format!("{r}[5].types[0]"), "empty type");
+    assert_problem(&e, &format!("{r}[5].channels[0]"), "empty channel");
+    assert_problem(&e, &format!("{r}[6].max_age"), "too short");
+    assert_problem(&e, &format!("{r}[7].max_age"), "not a duration");
+}
+
+#[test]
+fn type_and_channel_combinations_from_the_contract() {
+    let policy = |req: &str| {
+        with(&format!(
+            "[[policies]]\nname = \"p\"\nrule = \"any_of\"\nrequirements = [{req}]"
+        ))
+    };
+    for ok in [
+        r#"{ types = ["phone"], channels = ["whatsapp", "telegram", "viber", "sms"] }"#,
+        r#"{ types = ["email"], channels = ["email"] }"#,
+        r#"{ types = ["domain"], channels = ["dns", "http"] }"#,
+        r#"{ types = ["social"], channels = ["github", "x", "tiktok"] }"#,
+        r#"{ types = ["wallet"], channels = ["ethereum", "solana", "bitcoin"] }"#,
+        // Several types: a channel of any of them.
+        r#"{ types = ["phone", "email"], channels = ["sms", "email"] }"#,
+        // Unknown (newer) types pass unchecked, alone or with known ones.
+        r#"{ types = ["account"], channels = ["coinbase"] }"#,
+        r#"{ types = ["telegram_bot", "phone"], channels = ["telegram_bot_token"] }"#,
+        // No type: any channel.
+        r#"{ channels = ["sms", "brand-new-channel"] }"#,
+        // Case is folded.
+        r#"{ types = ["Phone"], channels = ["SMS"], max_age = "10m" }"#,
+    ] {
+        Config::from_toml_str(&policy(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in [
+        r#"{ types = ["phone"], channels = ["email"] }"#,
+        r#"{ types = ["email"], channels = ["sms"] }"#,
+        r#"{ types = ["domain"], channels = ["auto"] }"#,
+        r#"{ types = ["social"], channels = ["dns"] }"#,
+        r#"{ types = ["wallet"], channels = ["kraken"] }"#,
+    ] {
+        let e = errors(&policy(bad));
+        assert_problem(
+            &e,
+            "policies[2].requirements[0].channels[0]",
+            "is not a channel of type",
+        );
+    }
+}
+
+#[test]
+fn bad_routes() {
+    let e = errors(&with(
+        r#"
+[[routes]]
+name = "r1"
+path = "admin"
+policy = "staff"
+hosts = ["", "exa mple.com", "example.com:443", "*.ok.example"]
+methods = ["GET", "G E T", "post"]
+
+[[routes]]
+name = "r2"
+path = "/a/../b"
+policy = "staff"
+
+[[routes]]
+name = "r3"
+path = "/a%2fb/**"
+policy = "staff"
+
+[[routes]]
+name = "r4"
+path = "/a;b"
+policy = "staff"
+"#,
+    ));
+    assert_problem(&e, "routes[1].path", "must start with '/'");
+    assert_problem(&e, "routes[1].hosts[0]", "empty");
+    assert_problem(&e, "routes[1].hosts[1]", "host name");
+    assert_problem(&e, "routes[1].hosts[2]", "without port");
+    assert!(!e.has("routes[1].hosts[3]"), "{e}");
+    assert_problem(&e, "routes[1].methods[1]", "not an HTTP method");
+    assert!(
+        !e.has("routes[1].methods[2]"),
+        "lowercase methods are uppercased: {e}"
+    );
+    assert_problem(&e, "routes[2].path", "'.' or '..'");
+    assert_problem(&e, "routes[3].path", "encoded '/'");
+    assert_problem(&e, "routes[4].path", "';'");
+}
+
+#[test]
+fn identity_headers_prefix_is_fixed() {
+    Config::from_toml_str(&with("[identity_headers]\nprefix = \"x-proof-\"")).unwrap();
+    let e = errors(&with("[identity_headers]\nprefix = \"x-user-\""));
+    assert_problem(&e, "identity_headers.prefix", "fixed to \"x-proof-\"");
+}
+
+#[test]
+fn bad_step_up_settings() {
+    let e = errors(&with(
+        r#"
+[step_up]
+prefix = "proofgate"
+state_ttl = "1s"
+per_client_per_minute = 50
+global_per_minute = 100
+cookie_name = "other_cookie"
+state_cookie = "proof_token"
+"#,
+    ));
+    assert_problem(&e, "step_up.prefix", "starting and ending with '/'");
+    assert_problem(&e, "step_up.state_ttl", "too short");
+    assert_problem(&e, "step_up.global_per_minute", "100 requests per minute");
+    assert_problem(
+        &e,
+        "step_up.per_client_per_minute",
+        "above global_per_minute",
+    );
+    assert_problem(&e, "step_up.cookie_name", "never be read back");
+
+    let e = errors(&with("[step_up]\nstate_cookie = \"proof_token\""));
+    assert_problem(&e, "step_up.state_cookie", "other than the proof cookie");
+
+    for prefix in ["/", "/.proofgate", "/a/../b/", "//x/", "/x*/"] {
+        let e = errors(&with(&format!("[step_up]\nprefix = \"{prefix}\"")));
+        assert_problem(&e, "step_up.prefix", "must be a plain path");
+    }
+}
+
+#[test]
+fn step_up_needs_the_cookie_source() {
+    let e = errors(&with("[tokens]\nsources = [\"bearer\"]"));
+    assert_problem(&e, "tokens.sources", "\"cookie\" is not a token source");
+    // With on_failure = "deny" no cookie is ever set.
+    Config::from_toml_str(&with("[tokens]\nsources = [\"bearer\"]").replace(
+        "rule = \"any_of\"",
+        "rule = \"any_of\"\non_failure = \"deny\"",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn bad_logging() {
+    let e = errors(&with("[logging]\nlevel = \"loud\""));
+    assert_problem(&e, "logging.level", "\"loud\"");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_carry_line_and_column() {
+    let e = errors(&with("[server]\nthreds = 4"));
+    assert_eq!(e.len(), 1);
+    let err = &e.errors()[0];
+    assert_eq!(err.kind, ErrorKind::Syntax);
+    assert!(err.message.contains("unknown field `threds`"), "{err}");
+    let (line, _) = err.line_col.unwrap();
+    assert_eq!(line, BASE.lines().count() + 3, "{err}");
+
+    let e = errors(&with("[server]\nthreads = \"four\""));
+    assert!(e.errors()[0].message.contains("invalid type"), "{e}");
+    assert!(e.errors()[0].line_col.is_some());
+
+    let e = errors(&with("[server]\nthreads = -1"));
+    assert!(e.errors()[0].line_col.is_some(), "{e}");
+
+    let e = errors("default_policy = \"x\"\nlisteners = \"not a list\"\n");
+    assert_eq!(e.errors()[0].line_col.map(|(l, _)| l), Some(2), "{e}");
+}
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    let e = errors("default_policy = \"deny\"\n\n[server\nthreads = 1\n");
+    let err = &e.errors()[0];
+    assert_eq!(err.kind, ErrorKind::Syntax);
+    assert_eq!(err.line_col.map(|(l, _)| l), Some(3), "{err}");
+    assert!(err.to_string().starts_with("line 3, column "), "{err}");
+
+    let e = errors("a = \"unterminated\nb = 1");
+    assert_eq!(e.errors()[0].line_col.map(|(l, _)| l), Some(1));
+    let e = errors("x = 1\nx = 2\n");
+    assert_eq!(e.errors()[0].line_col.map(|(l, _)| l), Some(2), "{e}");
+}
+
+#[test]
+fn secrets_in_the_file_are_refused_with_the_variable_to_use() {
+    let e = errors(&with(
+        r#"
+[issuer]
+api_key = "pk_live_abcdef123456"
+
+[step_up]
+cookie_key = "0123456789abcdef0123456789abcdef"
+webhook_secret = "whsec_abc"
+"#,
+    ));
+    assert!(e.iter().all(|e| e.kind == ErrorKind::Secret), "{e}");
+    assert_problem(
+        &e,
+        "issuer.api_key",
+        "set the PROOF_API_KEY environment variable",
+    );
+    assert_problem(&e, "step_up.cookie_key", "PROOFGATE_COOKIE_KEY");
+    assert_problem(&e, "step_up.webhook_secret", "PROOF_WEBHOOK_SECRET");
+    let text = e.to_string();
+    assert!(
+        !text.contains("pk_live_abcdef") && !text.contains("whsec_abc"),
+        "{text}"
+    );
+    assert!(!text.contains("0123456789abcdef"), "{text}");
+
+    // Anywhere, any case.
+    let e = errors(&with(
+        "[[policies]]\nname = \"x\"\nrule = \"deny\"\nPassword = \"hunter2\"",
+    ));
+    assert_problem(&e, "policies[2].Password", "environment");
+    assert!(!e.to_string().contains("hunter2"));
+    let e = errors("API_KEY = 1");
+    assert_problem(&e, "API_KEY", "PROOF_API_KEY");
+
+    // A secret-looking value in an innocent field.
+    let e = errors(&BASE.replace("\"alice@corp.example\"", "\"pk_test_0000\""));
+    assert_problem(
+        &e,
+        "policies[1].requirements[0].identifiers[0]",
+        "looks like a secret",
+    );
+    assert!(!e.to_string().contains("pk_test_0000"));
+    let e = errors(&with("[logging]\nlevel = \"-----BEGIN PRIVATE KEY-----\""));
+    assert_problem(&e, "logging.level", "looks like a secret");
+}
+
+#[test]
+fn load_reports_io_problems() {
+    let e = Config::load("/definitely/not/here.toml").unwrap_err();
+    assert_eq!(e.errors()[0].kind, ErrorKind::Io);
+    assert_eq!(e.errors()[0].location, "/definitely/not/here.toml");
+
+    let dir = std::env::temp_dir().join(format!("proofgate-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_utf8 = dir.join("latin1.toml");
+    std::fs::write(&bad_utf8, b"default_policy = \"caf\xe9\"").unwrap();
+    let e = Config::load(&bad_utf8).unwrap_err();
+    assert!(e.errors()[0].message.contains("not UTF-8"), "{e}");
+
+    let syntax = dir.join("syntax.toml");
+    std::fs::write(&syntax, "[[listeners]\n").unwrap();
+    let e = Config::load(&syntax).unwrap_err();
+    assert_eq!(e.errors()[0].location, syntax.display().to_string());
+    assert!(e.to_string().contains("line 1"), "{e}");
+
+    let big = dir.join("big.toml");
+    std::fs::write(
+        &big,
+        vec![b'#'; proofgate_config::MAX_FILE_BYTES as usize + 1],
+    )
+    .unwrap();
+    let e = Config::load(&big).unwrap_err();
+    assert!(e.errors()[0].message.contains("at most"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
