@@ -61,6 +61,9 @@ pub struct RevocationConfig {
     pub backoff_max: Duration,
     /// Timeout of one fetch. Defaults to 10 s.
     pub fetch_timeout: Duration,
+    /// Status lists fetched at start and kept fresh, so that the first token naming one is not
+    /// answered `status_unavailable`. Defaults to `{api_base}/api/v1/proofs/status-list`.
+    pub prefetch_status_lists: Vec<String>,
 }
 
 impl RevocationConfig {
@@ -80,6 +83,7 @@ impl RevocationConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             fetch_timeout: Duration::from_secs(10),
+            prefetch_status_lists: vec![format!("{base}/api/v1/proofs/status-list")],
         }
     }
 }
@@ -534,6 +538,11 @@ impl RevocationStore {
         tokio::pin!(shutdown);
         let rx = self.wanted_rx.lock().ok().and_then(|mut r| r.take());
         let status = rx.map(|rx| tokio::spawn(self.clone().run_status_lists(rx)));
+        for uri in &self.config.prefetch_status_lists {
+            if self.may_fetch(uri) {
+                let _ = self.wanted.try_send(uri.clone());
+            }
+        }
         loop {
             let wait = match self.refresh_list().await {
                 Ok(n) => {
