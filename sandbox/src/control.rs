@@ -173,6 +173,10 @@ pub async fn rate_limit(State(shared): State<Arc<Shared>>, req: Request, next: N
     let (allowed, remaining, reset) = {
         let mut windows = lock(&shared.rate);
         let now = Instant::now();
+        // Bounded memory whatever keys a client invents: old windows are dropped.
+        if windows.len() >= 10_000 {
+            windows.retain(|_, w| now.duration_since(w.started) < Duration::from_secs(60));
+        }
         let w = windows.entry(key).or_insert(Window {
             started: now,
             started_unix: crate::state::now(),

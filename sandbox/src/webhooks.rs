@@ -36,7 +36,12 @@ pub fn deliver(shared: &Arc<Shared>, url: String, payload: Value) {
         .and_then(Value::as_str)
         .unwrap_or("unknown")
         .to_string();
-    lock(&shared.deliveries).push(WebhookDelivery {
+    let mut log = lock(&shared.deliveries);
+    // Keep the log bounded on a long-running sandbox (`proofgate dev`).
+    if log.len() >= 10_000 {
+        log.drain(..1_000);
+    }
+    log.push(WebhookDelivery {
         id: id.clone(),
         event: event.clone(),
         url: url.clone(),
@@ -45,6 +50,7 @@ pub fn deliver(shared: &Arc<Shared>, url: String, payload: Value) {
         response_status: None,
         payload: payload.clone(),
     });
+    drop(log);
     let http = shared.http.clone();
     let secret = shared.config.webhook_secret.clone();
     let attempts = shared.config.webhook_attempts.max(1);
