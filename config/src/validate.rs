@@ -77,6 +77,14 @@ pub(crate) fn parse(text: &str) -> Result<ConfigFile, ConfigErrors> {
             message: e.message().trim().to_string(),
         })
     };
+    if let Some(offset) = too_deep(text) {
+        return Err(ConfigErrors::one(ConfigError {
+            kind: ErrorKind::Syntax,
+            location: String::new(),
+            line_col: Some(line_col(text, offset)),
+            message: format!("arrays and tables nested deeper than {MAX_NESTING} levels"),
+        }));
+    }
     let table: toml::Table = text.parse().map_err(syntax)?;
     let mut errors = Vec::new();
     scan_secrets(&toml::Value::Table(table), &mut String::new(), &mut errors);
@@ -84,6 +92,57 @@ pub(crate) fn parse(text: &str) -> Result<ConfigFile, ConfigErrors> {
         return Err(errors);
     }
     toml::from_str(text).map_err(syntax)
+}
+
+/// Deepest nesting of `[` and `{` accepted; the real format needs 3.
+const MAX_NESTING: usize = 32;
+
+/// The offset where brackets nest deeper than [`MAX_NESTING`], if they do.
+///
+/// The TOML parser recurses once per level and stops at 80, which takes more than 1 MiB of
+/// stack in a debug build; refusing deep input up front keeps parsing cheap on any thread.
+/// Strings and comments are skipped so that brackets inside them neither count nor hide others.
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = b[i..].starts_with(&[q, q, q]);
+                i += if triple { 3 } else { 1 };
+                while i < b.len() {
+                    if q == b'"' && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == q && (!triple || b[i..].starts_with(&[q, q, q])) {
+                        i += if triple { 2 } else { 0 };
+                        break;
+                    }
+                    if !triple && b[i] == b'\n' {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn scan_secrets(value: &toml::Value, path: &mut String, errors: &mut Vec<ConfigError>) {
@@ -1351,6 +1410,32 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings_and_comments() {
+        let deep = |n: usize| format!("x = {}1{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(too_deep(&deep(MAX_NESTING)), None);
+        assert_eq!(too_deep(&deep(MAX_NESTING + 1)), Some(4 + MAX_NESTING));
+        // Closing brackets in strings and comments do not hide depth...
+        let hidden = format!(
+            "x = [ \"{}\", '{}', \"\"\"\n{}\"\"\" # {}\n{}",
+            "]".repeat(40),
+            "]".repeat(40),
+            "]".repeat(40),
+            "]".repeat(40),
+            "[".repeat(40)
+        );
+        assert!(too_deep(&hidden).is_some());
+        // ...and opening ones there do not count.
+        let quoted = format!(
+            "a = \"{}\"\nb = '{}' # {}\nc = \"\\\"[[[\"",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        assert_eq!(too_deep(&quoted), None);
+        assert_eq!(too_deep("[[routes]]\nx = [{ a = [1] }]"), None);
+    }
 
     #[test]
     fn edit_distance_counts_edits() {
