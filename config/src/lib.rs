@@ -1,6 +1,6 @@
 //! # proofgate-config
 //!
-//! proofgate's configuration: the TOML file format ([`file`]), its validation, and the typed
+//! proofgate's configuration: the TOML file format ([`file`](mod@file)), its validation, and the typed
 //! runtime [`Config`] the gateway runs on. The two are kept apart, as River does: the file is
 //! what people write (strings, optional keys, names referring to each other), the runtime
 //! configuration is what the gateway needs (parsed durations, policies and routes resolved to
