@@ -97,6 +97,10 @@ pub fn origin_of(url: &str) -> Option<String> {
     }
 }
 
+/// Shortest time between two fetches of one status list asked for by requests (a slot not yet
+/// in our copy, or a list not yet fetched).
+pub const STATUS_REFETCH_COOLDOWN: Duration = Duration::from_secs(1);
+
 /// The revocation list as last fetched.
 #[derive(Debug, Default)]
 pub struct RevocationSnapshot {
@@ -178,6 +182,12 @@ impl StatusList {
             expires_at,
             refresh_at,
         })
+    }
+
+    /// Whether the list has a slot `idx`.
+    pub fn covers(&self, idx: u64) -> bool {
+        idx.checked_mul(u64::from(self.bits))
+            .is_some_and(|bit| bit / 8 < self.bytes.len() as u64)
     }
 
     /// The value of slot `idx` (least-significant bits first).
@@ -391,6 +401,12 @@ impl RevocationStore {
                 let _ = self.wanted.try_send(slot.uri.clone());
                 return Err(Reason::StatusUnavailable);
             }
+            if !list.covers(slot.idx) {
+                // A token newer than our copy of a growing list: fetch it again (coalesced and
+                // spaced by a cooldown in the refresher).
+                let _ = self.wanted.try_send(slot.uri.clone());
+                return Err(Reason::StatusUnavailable);
+            }
             match list.get(slot.idx) {
                 SlotStatus::Valid => {}
                 SlotStatus::Revoked => return Err(Reason::Revoked),
@@ -536,6 +552,17 @@ impl RevocationStore {
     /// Runs the list refresher and the status-list refresher until `shutdown` resolves.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Signatures are checked against the issuer's keys: give the key store a moment to load
+        // them, so that the first fetch is not refused for want of keys.
+        let waited = Instant::now();
+        while self.keys.snapshot().fetched_at.is_none()
+            && waited.elapsed() < self.config.fetch_timeout
+        {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
         let rx = self.wanted_rx.lock().ok().and_then(|mut r| r.take());
         let status = rx.map(|rx| tokio::spawn(self.clone().run_status_lists(rx)));
         for uri in &self.config.prefetch_status_lists {
@@ -575,6 +602,7 @@ impl RevocationStore {
     async fn run_status_lists(self: Arc<Self>, mut wanted: tokio::sync::mpsc::Receiver<String>) {
         let mut due: HashMap<String, Instant> = HashMap::new();
         let mut failures: HashMap<String, u32> = HashMap::new();
+        let mut last_fetch: HashMap<String, Instant> = HashMap::new();
         loop {
             let next = due.values().min().copied();
             let sleep = next.map_or(Duration::from_secs(3600), |t| {
@@ -583,9 +611,16 @@ impl RevocationStore {
             tokio::select! {
                 uri = wanted.recv() => {
                     let Some(uri) = uri else { return };
+                    // Asked-for refetches are spaced by a cooldown per list.
+                    let earliest = last_fetch
+                        .get(&uri)
+                        .map_or_else(Instant::now, |t| *t + STATUS_REFETCH_COOLDOWN);
                     // Bounded: a flood of distinct (issuer-origin) URIs cannot grow this past 1024.
                     if due.len() < 1024 || due.contains_key(&uri) {
-                        due.entry(uri).or_insert_with(Instant::now);
+                        let at = due.entry(uri).or_insert(earliest);
+                        if earliest < *at {
+                            *at = earliest;
+                        }
                     }
                 }
                 _ = tokio::time::sleep(sleep) => {}
@@ -597,6 +632,7 @@ impl RevocationStore {
                 .map(|(u, _)| u.clone())
                 .collect();
             for uri in ready {
+                last_fetch.insert(uri.clone(), Instant::now());
                 let at = match self.refresh_status_list(&uri).await {
                     Ok(at) => {
                         failures.remove(&uri);

@@ -30,6 +30,10 @@ pub struct UpstreamPool {
     pub lb: LoadBalancer<RoundRobin>,
     /// TLS to the upstream, with this SNI.
     pub tls: Option<String>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
 }
 
 /// What hot reload replaces: routes, policies and upstreams.
@@ -56,6 +60,8 @@ impl Live {
                 Arc::new(UpstreamPool {
                     lb,
                     tls: u.tls.as_ref().map(|t| t.sni.clone()),
+                    connect_timeout: u.connect_timeout,
+                    read_timeout: u.read_timeout,
                 }),
             );
         }

@@ -1,2 +1,152 @@
-//! The `proofgate` command.
-fn main() {}
+//! The `proofgate` command: `run`, `check`, `verify` and `dev`.
+//!
+//! ```text
+//! proofgate dev                          # sandbox + demo upstream + gateway, on loopback
+//! proofgate run -c config/examples/zero-trust.toml
+//! proofgate check -c config/examples/zero-trust.toml
+//! proofgate verify TOKEN -c config/examples/dev.toml
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use proofgate::app::GatewayHandle;
+use proofgate::dev;
+use proofgate_config::{Config, Secrets};
+
+#[derive(Parser)]
+#[command(name = "proofgate", version, about = "An edge gateway that enforces proof.holdings proof tokens")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Run {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print every problem.
+    Check {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Verify a token against the configured issuer and print its claims and verdict.
+    Verify {
+        /// The token.
+        token: String,
+        /// The configuration file (for the issuer settings).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run the sandbox, a demo upstream and the gateway together, on loopback.
+    Dev {
+        /// The gateway's proxy address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The admin address.
+        #[arg(long, default_value = "127.0.0.1:9091")]
+        admin: SocketAddr,
+        /// The sandbox address.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        sandbox: SocketAddr,
+    },
+}
+
+fn init_logging(json: bool, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn load(path: &PathBuf) -> Result<Config, String> {
+    Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => load(&config).map(|c| {
+            println!(
+                "{}: ok ({} routes, {} policies, {} upstreams)",
+                config.display(),
+                c.routes.routes().len(),
+                c.policies.len(),
+                c.upstreams.len()
+            );
+        }),
+        Command::Run { config: path } => (|| {
+            let config = load(&path)?;
+            init_logging(config.logging.json, config.logging.level.as_str());
+            let secrets = Secrets::from_env().map_err(|e| e.to_string())?;
+            secrets.require_for(&config).map_err(|e| e.to_string())?;
+            let handle = GatewayHandle::start(config, secrets, Some(path))?;
+            tracing::info!(proxy = ?handle.proxy_addrs, admin = ?handle.admin_addr, "proofgate running");
+            handle.wait();
+            Ok(())
+        })(),
+        Command::Verify { token, config } => verify(&token, &config),
+        Command::Dev {
+            listen,
+            admin,
+            sandbox,
+        } => (|| {
+            init_logging(false, "info");
+            let stack = dev::start(dev::DevPorts {
+                proxy: listen,
+                admin,
+                sandbox,
+            })?;
+            println!("{}", dev::banner(&stack));
+            stack.gateway.wait();
+            Ok(())
+        })(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proofgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(token: &str, path: &PathBuf) -> Result<(), String> {
+    let config = load(path)?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let keys = proofgate_core::KeyStore::new(config.keys_config());
+        keys.refresh().await.map_err(|e| format!("fetching the JWKS: {e}"))?;
+        let revocation = proofgate_core::RevocationStore::new(config.revocation_config(), keys.clone());
+        if let Err(e) = revocation.refresh_list().await {
+            eprintln!("warning: the revocation list could not be fetched: {e}");
+        }
+        let verifier = std::sync::Arc::new(proofgate_core::Verifier::new(keys, config.verifier_config()));
+        let enforcer = proofgate_core::Enforcer::new(verifier.clone(), revocation, config.tokens.sources.clone());
+        match verifier.verify(token) {
+            Ok(proof) => println!(
+                "{}",
+                serde_json::to_string_pretty(&proof.claims).unwrap_or_default()
+            ),
+            Err(reason) => println!("claims: not shown ({reason})"),
+        }
+        match enforcer.check_token(token) {
+            Ok(_) => {
+                println!("verdict: valid");
+                Ok(())
+            }
+            Err(reason) => Err(format!("verdict: {reason} — {}", reason.message())),
+        }
+    })
+}

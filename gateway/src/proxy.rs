@@ -269,11 +269,14 @@ impl ProxyHttp for Proxy {
             .lb
             .select(b"", 256)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
-        let peer = HttpPeer::new(
+        let mut peer = HttpPeer::new(
             backend.addr,
             pool.tls.is_some(),
             pool.tls.clone().unwrap_or_default(),
         );
+        peer.options.connection_timeout = Some(pool.connect_timeout);
+        peer.options.total_connection_timeout = Some(pool.connect_timeout);
+        peer.options.read_timeout = Some(pool.read_timeout);
         Ok(Box::new(peer))
     }
 

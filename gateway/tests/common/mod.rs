@@ -1,0 +1,282 @@
+//! A real stack for gateway tests: the sandbox as issuer, an echo upstream, and the gateway's
+//! Pingora listener, all on loopback ephemeral ports.
+#![allow(dead_code, missing_docs)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use proofgate::app::GatewayHandle;
+use proofgate_config::{Config, Secret, Secrets};
+use proofgate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+pub const API_KEY: &str = "pk_test_gateway_tests";
+pub const COOKIE_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Stack {
+    pub sandbox: SandboxHandle,
+    pub gateway: Option<GatewayHandle>,
+    pub proxy: String,
+    pub admin: String,
+    pub upstream: SocketAddr,
+    pub config_path: PathBuf,
+    pub http: reqwest::Client,
+}
+
+pub struct Options {
+    pub jwks_max_staleness: Duration,
+    pub extra: &'static str,
+    pub watch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            jwks_max_staleness: Duration::from_secs(3600),
+            extra: "",
+            watch: false,
+        }
+    }
+}
+
+pub fn config_text(proxy: u16, admin: u16, sandbox: &str, upstream: SocketAddr, o: &Options) -> String {
+    format!(
+        r#"
+default_policy = "deny-all"
+default_upstream = "app"
+
+[[listeners]]
+address = "127.0.0.1:{proxy}"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[server]
+threads = 1
+
+[[upstreams]]
+name = "app"
+addresses = ["{upstream}"]
+connect_timeout = "1s"
+read_timeout = "2s"
+
+[[upstreams]]
+name = "dead"
+addresses = ["127.0.0.1:{dead}"]
+connect_timeout = "1s"
+read_timeout = "1s"
+
+[issuer]
+api_base = "{sandbox}"
+jwks_refresh = "1m"
+jwks_max_staleness = "1h"
+revocation_refresh = "10s"
+revocation_max_staleness = "1h"
+unknown_kid_cooldown = "1s"
+
+[identity_headers]
+strip_token = true
+
+[step_up]
+cookie_secure = false
+per_client_per_minute = 50
+global_per_minute = 90
+
+[logging]
+level = "info"
+
+[[policies]]
+name = "deny-all"
+rule = "deny"
+
+[[policies]]
+name = "public"
+rule = "public"
+
+[[policies]]
+name = "staff"
+rule = "any_of"
+on_failure = "step_up"
+requirements = [
+  {{ types = ["email"], identifiers = ["alice@corp.example"] }},
+  {{ types = ["domain"], identifiers = ["corp.example"] }},
+]
+
+[[policies]]
+name = "payouts"
+rule = "any_of"
+on_failure = "deny"
+requirements = [{{ types = ["phone"], max_age = "10m" }}]
+
+[[routes]]
+name = "public"
+path = "/public/**"
+policy = "public"
+
+[[routes]]
+name = "admin"
+path = "/admin/**"
+policy = "staff"
+
+[[routes]]
+name = "payouts"
+path = "/payouts/**"
+policy = "payouts"
+
+[[routes]]
+name = "dead"
+path = "/dead/**"
+policy = "public"
+upstream = "dead"
+{extra}
+"#,
+        dead = free_port(),
+        extra = o.extra,
+    )
+}
+
+/// An upstream that echoes what it received as JSON.
+pub async fn echo_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, proofgate::dev::demo_upstream()).await;
+    });
+    addr
+}
+
+pub async fn stack(o: Options) -> Stack {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut sc = SandboxConfig::default();
+    sc.rate_limit_per_minute = None;
+    sc.webhook_retry_delay = Duration::from_millis(100);
+    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
+    let upstream = echo_upstream().await;
+    let (proxy, admin) = (free_port(), free_port());
+    let text = config_text(proxy, admin, sandbox.base_url(), upstream, &o);
+    let dir = std::env::temp_dir().join(format!("proofgate-test-{proxy}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("proofgate.toml");
+    std::fs::write(&config_path, &text).unwrap();
+    let mut config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    // Intervals shorter than a file may hold, so that each test runs in seconds.
+    config.issuer.jwks_refresh = Duration::from_secs(1);
+    config.issuer.jwks_max_staleness = o.jwks_max_staleness;
+    config.issuer.revocation_refresh = Duration::from_millis(500);
+    // Several Pingora servers start and stop in this one test process. Pingora's no-steal
+    // runtime keeps per-process handles that outlive a stopped server, so a second server in the
+    // same process would spawn its accept loop onto the dead runtime; the work-stealing runtime
+    // has no such state. (One gateway per process, as in production, is unaffected.)
+    config.server.work_stealing = true;
+    let secrets = Secrets {
+        api_key: Some(Secret::new(API_KEY)),
+        cookie_key: Some(Secret::new(COOKIE_KEY)),
+        webhook_secret: Some(Secret::new(sandbox.webhook_secret())),
+    };
+    let path = o.watch.then(|| config_path.clone());
+    let gateway = tokio::task::spawn_blocking(move || GatewayHandle::start(config, secrets, path))
+        .await
+        .unwrap()
+        .unwrap();
+    let s = Stack {
+        sandbox,
+        gateway: Some(gateway),
+        proxy: format!("http://127.0.0.1:{proxy}"),
+        admin: format!("http://127.0.0.1:{admin}"),
+        upstream,
+        config_path,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    s.wait_ready().await;
+    s
+}
+
+impl Stack {
+    pub async fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.admin)).send().await {
+                if r.status() == 200 {
+                    if let Ok(r) = self.http.get(format!("{}/public/ping", self.proxy)).send().await {
+                        if r.status() == 200 {
+                            return;
+                        }
+                    }
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "gateway never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.proxy)
+    }
+
+    /// A proof token from the sandbox through its API (create + test-verify).
+    pub async fn token(&self, kind: &str, channel: &str, identifier: &str) -> (String, String) {
+        let base = self.sandbox.base_url();
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{base}/api/v1/verifications"))
+            .bearer_auth(API_KEY)
+            .json(&serde_json::json!({"type": kind, "channel": channel, "identifier": identifier}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        let done: serde_json::Value = self
+            .http
+            .post(format!("{base}/api/v1/verifications/{id}/test-verify"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (done["proof_token"].as_str().unwrap().to_string(), id)
+    }
+
+    /// GETs `path` with a bearer token, retrying while the answer is a 503 (status list not yet
+    /// cached on a fresh gateway).
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        let start = Instant::now();
+        loop {
+            let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+            if r.status() != 503 || start.elapsed() > Duration::from_secs(5) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(g) = self.gateway.take() {
+            tokio::task::spawn_blocking(move || g.shutdown()).await.unwrap();
+        }
+    }
+}
+
+pub async fn problem(r: reqwest::Response) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body, headers)
+}
