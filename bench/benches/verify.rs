@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p proofgate-bench --bench verify`
 
+// criterion's macros generate undocumented public items.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{self, ParsedPublicKey};
@@ -23,9 +26,17 @@ fn bench(c: &mut Criterion) {
     let key = SigningKey::rsa("proof-holdings-2026-01");
     let jwks = testing::jwks(&[&key]);
     let keys = KeyStore::new(KeysConfig::new("http://127.0.0.1:9/unused"));
-    keys.install(KeySet::from_jwks(jwks.to_string().as_bytes()).unwrap(), vec![1]);
+    keys.install(
+        KeySet::from_jwks(jwks.to_string().as_bytes()).unwrap(),
+        vec![1],
+    );
     let verifier = Arc::new(Verifier::new(keys.clone(), VerifierConfig::default()));
-    let token = key.sign(&testing::claims("507f1f77bcf86cd799439011", "phone", "sms", "+37069199199"));
+    let token = key.sign(&testing::claims(
+        "507f1f77bcf86cd799439011",
+        "phone",
+        "sms",
+        "+37069199199",
+    ));
     let now = unix_now();
 
     let (signing_input, sig_b64) = token.rsplit_once('.').unwrap();
@@ -38,9 +49,14 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("verify");
     g.bench_function("raw_aws_lc_rsa2048_preparsed", |b| {
-        b.iter(|| parsed.verify_sig(black_box(signing_input.as_bytes()), black_box(&sig)).unwrap())
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(signing_input.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
     });
-    let jwt_key = jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), "AQAB").unwrap();
+    let jwt_key =
+        jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), "AQAB").unwrap();
     g.bench_function("jsonwebtoken_crypto_verify", |b| {
         b.iter(|| {
             assert!(jsonwebtoken::crypto::verify(
@@ -56,7 +72,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| verifier.verify_uncached(black_box(&token), now).unwrap())
     });
     verifier.verify(&token).unwrap();
-    g.bench_function("warm_cache_hit", |b| b.iter(|| verifier.verify(black_box(&token)).unwrap()));
+    g.bench_function("warm_cache_hit", |b| {
+        b.iter(|| verifier.verify(black_box(&token)).unwrap())
+    });
 
     let mut rc = RevocationConfig::new("http://127.0.0.1:9");
     rc.list_url = None;
@@ -64,7 +82,10 @@ fn bench(c: &mut Criterion) {
     let enforcer = Enforcer::new(verifier.clone(), revocation, TokenSource::defaults());
     let policy = Policy::any_of("payouts", vec![Requirement::of_type("phone")]);
     let mut headers = HeaderMap::new();
-    headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
     g.bench_function("warm_decide_allow", |b| {
         b.iter(|| black_box(enforcer.decide(&policy, black_box(&headers))))
     });

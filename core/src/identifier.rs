@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn domain_variants() {
-        assert_eq!(normalize("domain", "HTTP://www.Example.com:8080/path?q"), "example.com");
+        assert_eq!(
+            normalize("domain", "HTTP://www.Example.com:8080/path?q"),
+            "example.com"
+        );
         assert_eq!(normalize("domain", "example.com."), "example.com");
     }
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::client::{AssetRequest, CreateVerificationRequest, ProofApiClient};
-use crate::decision::Enforcer;
+use crate::decision::{Enforcer, Family, Reason};
 use crate::policy::{Combine, Policy, Rule};
 use crate::problem::Rendered;
 use crate::revocation::Pushed;
@@ -201,6 +201,13 @@ pub fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
             let (k, v) = pair.split_once('=')?;
             (k.trim() == name).then(|| v.trim())
         })
+}
+
+fn headers_accept_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
 }
 
 /// A fixed-window limiter per client and globally, lock-free on the request path.
@@ -499,13 +506,16 @@ impl StepUp {
 
     /// `GET <prefix>callback`: finishes a flow. The state comes from the state cookie, or (for API
     /// clients that cannot keep cookies) from a `state` query parameter.
+    ///
+    /// A browser is sent back to the flow's `return_to` with the proof cookie set; a client that
+    /// asks for JSON (`Accept: application/json`) gets `{proof_tokens, expires_in, return_to}`.
     pub async fn callback(
         &self,
         enforcer: &Enforcer,
-        headers: &http::HeaderMap,
+        request_headers: &http::HeaderMap,
         query: &str,
     ) -> Rendered {
-        let sealed = cookie(headers, &self.config.state_cookie)
+        let sealed = cookie(request_headers, &self.config.state_cookie)
             .map(str::to_owned)
             .or_else(|| query_param(query, "state"));
         let Some(sealed) = sealed else {
@@ -538,7 +548,31 @@ impl StepUp {
         let mut tokens = Vec::new();
         let mut min_exp = i64::MAX;
         for token in request.proof_tokens() {
-            match enforcer.check_token(token) {
+            // A token issued a moment ago may name a status-list slot our copy does not have
+            // yet: that is "cannot check now", not "bad", so the cookie is set and every later
+            // request checks it again.
+            // The callback already waits on the network, so it refreshes that list here rather
+            // than send the person back to a 503.
+            let mut checked = enforcer.check_token(token);
+            if matches!(checked, Err(Reason::StatusUnavailable)) {
+                if let Some(status) = enforcer
+                    .verifier()
+                    .verify(token)
+                    .ok()
+                    .and_then(|p| p.claims.status.clone())
+                {
+                    let uri = &status.status_list.uri;
+                    if let Err(e) = enforcer.revocation().refresh_status_list(uri).await {
+                        tracing::warn!(error = %e, "refreshing a status list during a callback failed");
+                    }
+                    checked = enforcer.check_token(token);
+                }
+            }
+            let checked = match checked {
+                Err(r) if r.family() == Family::Unavailable => enforcer.verifier().verify(token),
+                other => other,
+            };
+            match checked {
                 Ok(p) => {
                     min_exp = min_exp.min(p.exp);
                     tokens.push(token.to_owned());
@@ -572,6 +606,24 @@ impl StepUp {
         )];
         headers.extend(header(http::header::SET_COOKIE, clear_state));
         headers.extend(header(http::header::SET_COOKIE, proof));
+        let json_client = headers_accept_json(request_headers);
+        if json_client {
+            // An API client gets its tokens in the answer, to present as a bearer token.
+            headers.push((
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ));
+            let body = json!({
+                "proof_tokens": tokens,
+                "expires_in": max_age,
+                "return_to": state.return_to,
+            });
+            return Rendered {
+                status: 200,
+                headers,
+                body: Bytes::from(body.to_string()),
+            };
+        }
         headers.extend(header(http::header::LOCATION, state.return_to));
         Rendered {
             status: 302,

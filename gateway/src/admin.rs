@@ -23,7 +23,10 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(gateway);
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "admin listener failed");
     }
 }
@@ -31,8 +34,10 @@ pub async fn serve(
 async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     let m = &g.metrics;
     m.cache_entries.set(g.enforcer.verifier().cached() as i64);
-    m.jwks_age.set(g.keys.age().map_or(-1.0, |a| a.as_secs_f64()));
-    m.revocation_age.set(g.revocation.list_age().map_or(-1.0, |a| a.as_secs_f64()));
+    m.jwks_age
+        .set(g.keys.age().map_or(-1.0, |a| a.as_secs_f64()));
+    m.revocation_age
+        .set(g.revocation.list_age().map_or(-1.0, |a| a.as_secs_f64()));
     m.refresh_failures
         .with_label_values(&["jwks"])
         .set(g.keys.consecutive_failures() as i64);
@@ -107,7 +112,11 @@ pub fn reload(path: &PathBuf, gateway: &Gateway) -> bool {
             true
         }
         Err(e) => {
-            gateway.metrics.reloads.with_label_values(&["rejected"]).inc();
+            gateway
+                .metrics
+                .reloads
+                .with_label_values(&["rejected"])
+                .inc();
             tracing::error!(path = %path.display(), error = %e, "configuration rejected; the previous one keeps serving");
             false
         }

@@ -12,8 +12,8 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use proofgate_config::Secrets;
 use proofgate_config::Config;
+use proofgate_config::Secrets;
 use proofgate_core::client::ProofApiClient;
 use proofgate_core::keys::KeyStore;
 use proofgate_core::problem::StepUpLinks;
@@ -53,8 +53,9 @@ impl Live {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
-            let lb = LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
-                .map_err(|e| format!("upstream {}: {e}", u.name))?;
+            let lb =
+                LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
+                    .map_err(|e| format!("upstream {}: {e}", u.name))?;
             upstreams.insert(
                 u.name.clone(),
                 Arc::new(UpstreamPool {
@@ -218,7 +219,11 @@ impl GatewayHandle {
     /// Starts the gateway: the Pingora server on its own thread, and a side runtime with the
     /// refreshers, the admin listener and (when `config_path` is given) hot reload on file change
     /// and SIGHUP. Returns once the admin listener is bound.
-    pub fn start(config: Config, secrets: Secrets, config_path: Option<PathBuf>) -> Result<Self, String> {
+    pub fn start(
+        config: Config,
+        secrets: Secrets,
+        config_path: Option<PathBuf>,
+    ) -> Result<Self, String> {
         let gateway = Gateway::new(&config, &secrets)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -250,12 +255,16 @@ impl GatewayHandle {
             .recv()
             .map_err(|_| "the side runtime stopped".to_string())??;
 
-        let mut conf = ServerConf::default();
-        conf.threads = config.server.threads.max(1);
-        conf.work_stealing = config.server.work_stealing;
-        conf.upstream_keepalive_pool_size = config.server.upstream_keepalive_pool_size;
-        conf.grace_period_seconds = Some(config.server.grace_period.as_secs());
-        conf.graceful_shutdown_timeout_seconds = Some(config.server.graceful_shutdown_timeout.as_secs());
+        let conf = ServerConf {
+            threads: config.server.threads.max(1),
+            work_stealing: config.server.work_stealing,
+            upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
+            grace_period_seconds: Some(config.server.grace_period.as_secs()),
+            graceful_shutdown_timeout_seconds: Some(
+                config.server.graceful_shutdown_timeout.as_secs(),
+            ),
+            ..ServerConf::default()
+        };
         let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
         server.bootstrap();
         let mut service = pingora::proxy::http_proxy_service(
@@ -331,7 +340,11 @@ async fn side_tasks(
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
                 let bound = listener.local_addr().ok();
-                tokio::spawn(crate::admin::serve(listener, gateway.clone(), stopped(stop.clone())));
+                tokio::spawn(crate::admin::serve(
+                    listener,
+                    gateway.clone(),
+                    stopped(stop.clone()),
+                ));
                 bound
             }
             Err(e) => {
@@ -342,7 +355,11 @@ async fn side_tasks(
         None => None,
     };
     if let Some(path) = config_path {
-        tokio::spawn(crate::admin::watch_config(path, gateway.clone(), stopped(stop.clone())));
+        tokio::spawn(crate::admin::watch_config(
+            path,
+            gateway.clone(),
+            stopped(stop.clone()),
+        ));
     }
     let _ = ready.send(Ok(admin_addr));
     stopped(stop).await;

@@ -43,26 +43,32 @@ pub struct DevStack {
 
 impl std::fmt::Debug for DevStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevStack").field("gateway", &self.gateway).finish_non_exhaustive()
+        f.debug_struct("DevStack")
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
     }
 }
 
 /// The demo upstream: answers every request with the method, path and the `x-proof-*` headers
 /// it received, as JSON.
 pub fn demo_upstream() -> Router {
-    Router::new().fallback(any(|method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
-        let identity: serde_json::Map<String, serde_json::Value> = headers
-            .iter()
-            .filter(|(k, _)| k.as_str().starts_with("x-proof-") && k.as_str() != "x-proof-token")
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
-            .collect();
-        axum::Json(serde_json::json!({
-            "upstream": "demo",
-            "method": method.as_str(),
-            "path": uri.path(),
-            "identity": identity,
-        }))
-    }))
+    Router::new().fallback(any(
+        |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
+            let identity: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .filter(|(k, _)| {
+                    k.as_str().starts_with("x-proof-") && k.as_str() != "x-proof-token"
+                })
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+                .collect();
+            axum::Json(serde_json::json!({
+                "upstream": "demo",
+                "method": method.as_str(),
+                "path": uri.path(),
+                "identity": identity,
+            }))
+        },
+    ))
 }
 
 /// Starts the sandbox, the demo upstream and the gateway.
@@ -97,7 +103,9 @@ pub fn start(ports: DevPorts) -> Result<DevStack, String> {
         admin.address = Some(ports.admin.to_string());
     }
     let config: Config = file.validate().map_err(|e| e.to_string())?;
-    let cookie_key: String = (0..32).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
+    let cookie_key: String = (0..32)
+        .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+        .collect();
     let secrets = Secrets {
         api_key: Some(Secret::new(DEV_API_KEY)),
         cookie_key: Some(Secret::new(cookie_key)),
@@ -114,8 +122,17 @@ pub fn start(ports: DevPorts) -> Result<DevStack, String> {
 
 /// What `proofgate dev` prints: the URLs and the curl lines to try.
 pub fn banner(stack: &DevStack) -> String {
-    let proxy = stack.gateway.proxy_addrs.first().map(|a| a.to_string()).unwrap_or_default();
-    let admin = stack.gateway.admin_addr.map(|a| a.to_string()).unwrap_or_default();
+    let proxy = stack
+        .gateway
+        .proxy_addrs
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let admin = stack
+        .gateway
+        .admin_addr
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let sandbox = stack.sandbox.base_url();
     format!(
         r#"proofgate dev is running — everything on loopback, no account, no network.

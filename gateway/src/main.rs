@@ -17,7 +17,11 @@ use proofgate::dev;
 use proofgate_config::{Config, Secrets};
 
 #[derive(Parser)]
-#[command(name = "proofgate", version, about = "An edge gateway that enforces proof.holdings proof tokens")]
+#[command(
+    name = "proofgate",
+    version,
+    about = "An edge gateway that enforces proof.holdings proof tokens"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -127,13 +131,23 @@ fn verify(token: &str, path: &PathBuf) -> Result<(), String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let keys = proofgate_core::KeyStore::new(config.keys_config());
-        keys.refresh().await.map_err(|e| format!("fetching the JWKS: {e}"))?;
-        let revocation = proofgate_core::RevocationStore::new(config.revocation_config(), keys.clone());
+        keys.refresh()
+            .await
+            .map_err(|e| format!("fetching the JWKS: {e}"))?;
+        let revocation =
+            proofgate_core::RevocationStore::new(config.revocation_config(), keys.clone());
         if let Err(e) = revocation.refresh_list().await {
             eprintln!("warning: the revocation list could not be fetched: {e}");
         }
-        let verifier = std::sync::Arc::new(proofgate_core::Verifier::new(keys, config.verifier_config()));
-        let enforcer = proofgate_core::Enforcer::new(verifier.clone(), revocation, config.tokens.sources.clone());
+        let verifier = std::sync::Arc::new(proofgate_core::Verifier::new(
+            keys,
+            config.verifier_config(),
+        ));
+        let enforcer = proofgate_core::Enforcer::new(
+            verifier.clone(),
+            revocation,
+            config.tokens.sources.clone(),
+        );
         match verifier.verify(token) {
             Ok(proof) => println!(
                 "{}",

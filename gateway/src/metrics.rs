@@ -47,27 +47,40 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let decisions = IntCounterVec::new(
-            Opts::new("proofgate_decisions_total", "Decisions by route, decision and reason."),
+            Opts::new(
+                "proofgate_decisions_total",
+                "Decisions by route, decision and reason.",
+            ),
             &["route", "decision", "reason"],
         )
         .expect("metric");
         let decision_seconds = HistogramVec::new(
-            HistogramOpts::new("proofgate_decision_seconds", "Time to decide a request.").buckets(vec![
-                0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_02, 0.000_05, 0.000_1, 0.000_5,
-                0.001, 0.005,
-            ]),
+            HistogramOpts::new("proofgate_decision_seconds", "Time to decide a request.").buckets(
+                vec![
+                    0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_02, 0.000_05, 0.000_1,
+                    0.000_5, 0.001, 0.005,
+                ],
+            ),
             &["decision"],
         )
         .expect("metric");
-        let cache_entries = IntGauge::new("proofgate_cache_entries", "Verified tokens cached.").expect("metric");
-        let jwks_age = Gauge::new("proofgate_jwks_age_seconds", "Seconds since the JWKS was fetched.").expect("metric");
+        let cache_entries =
+            IntGauge::new("proofgate_cache_entries", "Verified tokens cached.").expect("metric");
+        let jwks_age = Gauge::new(
+            "proofgate_jwks_age_seconds",
+            "Seconds since the JWKS was fetched.",
+        )
+        .expect("metric");
         let revocation_age = Gauge::new(
             "proofgate_revocation_age_seconds",
             "Seconds since the revocation list was fetched.",
         )
         .expect("metric");
         let refresh_failures = prometheus::IntGaugeVec::new(
-            Opts::new("proofgate_refresh_failures", "Consecutive failed refreshes."),
+            Opts::new(
+                "proofgate_refresh_failures",
+                "Consecutive failed refreshes.",
+            ),
             &["source"],
         )
         .expect("metric");
@@ -77,16 +90,23 @@ impl Metrics {
         )
         .expect("metric");
         let step_up_starts = IntCounterVec::new(
-            Opts::new("proofgate_step_up_starts_total", "Step-up starts by outcome."),
+            Opts::new(
+                "proofgate_step_up_starts_total",
+                "Step-up starts by outcome.",
+            ),
             &["outcome"],
         )
         .expect("metric");
         let reloads = IntCounterVec::new(
-            Opts::new("proofgate_config_reloads_total", "Configuration reloads by result."),
+            Opts::new(
+                "proofgate_config_reloads_total",
+                "Configuration reloads by result.",
+            ),
             &["result"],
         )
         .expect("metric");
-        let webhooks = IntCounter::new("proofgate_webhooks_total", "Webhooks received.").expect("metric");
+        let webhooks =
+            IntCounter::new("proofgate_webhooks_total", "Webhooks received.").expect("metric");
         for c in [
             Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(decision_seconds.clone()),

@@ -77,14 +77,22 @@ fn simple_problem(status: u16, code: &str, title: &str) -> Rendered {
 
 fn host_of(session: &Session) -> Option<String> {
     let req = session.req_header();
-    req.uri
-        .host()
-        .map(str::to_owned)
-        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok().map(str::to_owned))
+    req.uri.host().map(str::to_owned).or_else(|| {
+        req.headers
+            .get(http::header::HOST)?
+            .to_str()
+            .ok()
+            .map(str::to_owned)
+    })
 }
 
 impl Proxy {
-    async fn step_up(&self, session: &mut Session, ctx: &mut Ctx, endpoint: Endpoint) -> Result<bool> {
+    async fn step_up(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        endpoint: Endpoint,
+    ) -> Result<bool> {
         let g = &self.gateway;
         let req = session.req_header();
         let query = req.uri.query().unwrap_or("").to_owned();
@@ -169,7 +177,11 @@ impl ProxyHttp for Proxy {
         let Ok(normalized) = normalize_path(&path) else {
             ctx.decision = "deny";
             ctx.reason = "invalid_path";
-            respond(session, simple_problem(400, "invalid_path", "The request path is not acceptable")).await?;
+            respond(
+                session,
+                simple_problem(400, "invalid_path", "The request path is not acceptable"),
+            )
+            .await?;
             return Ok(true);
         };
         let host = host_of(session);
@@ -219,7 +231,9 @@ impl ProxyHttp for Proxy {
                                     .headers
                                     .get(http::header::AUTHORIZATION)
                                     .and_then(|v| v.to_str().ok())
-                                    .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+                                    .is_some_and(|v| {
+                                        v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")
+                                    });
                                 if bearer {
                                     req.remove_header(&http::header::AUTHORIZATION);
                                 }
@@ -260,7 +274,9 @@ impl ProxyHttp for Proxy {
             .upstream
             .as_deref()
             .or_else(|| live.routes.default_upstream())
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no upstream for this route"))?;
+            .ok_or_else(|| {
+                Error::explain(ErrorType::HTTPStatus(502), "no upstream for this route")
+            })?;
         let pool = live
             .upstreams
             .get(name)
@@ -304,9 +320,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map_or(0, |r| r.status.as_u16());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
         // The path only: a query string may carry a token.
         tracing::info!(

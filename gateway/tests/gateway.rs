@@ -22,7 +22,11 @@ async fn allow_forwards_identity_headers_and_strips_spoofed_ones() {
         .send()
         .await
         .unwrap();
-    let r = if r.status() == 503 { s.get_bearer("/admin/panel", &token).await } else { r };
+    let r = if r.status() == 503 {
+        s.get_bearer("/admin/panel", &token).await
+    } else {
+        r
+    };
     let status = r.status();
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -48,14 +52,37 @@ async fn deny_reasons_and_status_codes() {
     assert_eq!(body["reason"], "missing");
     assert_eq!(h["content-type"], "application/problem+json");
     let www = h["www-authenticate"].to_str().unwrap();
-    assert!(www.starts_with("Proof realm=\"proofgate\", error=\"missing\""), "{www}");
-    assert_eq!(body["step_up"]["start"], "/.proofgate/start?policy=staff&return_to=%2Fadmin");
+    assert!(
+        www.starts_with("Proof realm=\"proofgate\", error=\"missing\""),
+        "{www}"
+    );
+    assert_eq!(
+        body["step_up"]["start"],
+        "/.proofgate/start?policy=staff&return_to=%2Fadmin"
+    );
     // A browser is redirected to start instead.
-    let r = s.http.get(s.url("/admin?x=1")).header("accept", "text/html").send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/admin?x=1"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "/.proofgate/start?policy=staff&return_to=%2Fadmin%3Fx%3D1");
+    assert_eq!(
+        r.headers()["location"],
+        "/.proofgate/start?policy=staff&return_to=%2Fadmin%3Fx%3D1"
+    );
     // Garbage token.
-    let (st, body, _) = problem(s.http.get(s.url("/admin")).bearer_auth("not.a.token").send().await.unwrap()).await;
+    let (st, body, _) = problem(
+        s.http
+            .get(s.url("/admin"))
+            .bearer_auth("not.a.token")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((st, body["reason"].as_str()), (401, Some("malformed")));
     // A valid proof that does not meet the policy: deny-mode route → 403 policy_unmet.
     let (email, _) = s.token("email", "email", "mallory@corp.example").await;
@@ -71,7 +98,16 @@ async fn deny_reasons_and_status_codes() {
     let (st, body, _) = problem(s.get_bearer("/nowhere", &phone).await).await;
     assert_eq!((st, body["reason"].as_str()), (403, Some("route_denied")));
     // Nothing in any answer carries the token.
-    let text = s.http.get(s.url("/admin")).bearer_auth(&email).send().await.unwrap().text().await.unwrap();
+    let text = s
+        .http
+        .get(s.url("/admin"))
+        .bearer_auth(&email)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!text.contains(&email[..30]));
     s.shutdown().await;
 }
@@ -80,25 +116,46 @@ async fn deny_reasons_and_status_codes() {
 async fn browser_step_up_through_the_hosted_page_and_back() {
     let s = stack(Options::default()).await;
     let html = |rb: reqwest::RequestBuilder| rb.header("accept", "text/html,application/xhtml+xml");
-    let r = html(s.http.get(s.url("/admin/reports?page=2"))).send().await.unwrap();
+    let r = html(s.http.get(s.url("/admin/reports?page=2")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     let start = r.headers()["location"].to_str().unwrap().to_string();
     let r = html(s.http.get(s.url(&start))).send().await.unwrap();
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
     let hosted = r.headers()["location"].to_str().unwrap().to_string();
     assert!(hosted.starts_with(s.sandbox.base_url()), "{hosted}");
-    let state_cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let state_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(state_cookie.starts_with("proofgate_state="));
     // The person sees the hosted page and completes it.
     let page = s.http.get(&hosted).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<form"));
-    let r = s.http.post(format!("{hosted}/complete")).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{hosted}/complete"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let callback = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(callback.starts_with(&s.url("/.proofgate/callback")), "{callback}");
+    assert!(
+        callback.starts_with(&s.url("/.proofgate/callback")),
+        "{callback}"
+    );
     // Back at the gateway with the state cookie.
-    let r = html(s.http.get(&callback)).header("cookie", &state_cookie).send().await.unwrap();
+    let r = html(s.http.get(&callback))
+        .header("cookie", &state_cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/admin/reports?page=2");
     let cookies: Vec<String> = r
@@ -107,16 +164,37 @@ async fn browser_step_up_through_the_hosted_page_and_back() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    let proof_cookie = cookies.iter().find(|c| c.starts_with("proof_token=")).expect("proof cookie");
-    assert!(proof_cookie.contains("HttpOnly") && proof_cookie.contains("SameSite=Lax"), "{proof_cookie}");
-    let max_age: i64 = proof_cookie.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    let proof_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("proof_token="))
+        .expect("proof cookie");
+    assert!(
+        proof_cookie.contains("HttpOnly") && proof_cookie.contains("SameSite=Lax"),
+        "{proof_cookie}"
+    );
+    let max_age: i64 = proof_cookie
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(max_age > 0 && max_age <= 30 * 86400 + 5);
     let pair = proof_cookie.split(';').next().unwrap().to_string();
     // The cookie now opens the original URL.
-    let r = html(s.http.get(s.url("/admin/reports?page=2"))).header("cookie", &pair).send().await.unwrap();
+    let r = html(s.http.get(s.url("/admin/reports?page=2")))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["identity"]["x-proof-type"].as_str().unwrap().contains("email"));
+    assert!(body["identity"]["x-proof-type"]
+        .as_str()
+        .unwrap()
+        .contains("email"));
     // A replayed callback without state fails cleanly.
     let r = html(s.http.get(&callback)).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -128,7 +206,13 @@ async fn api_client_step_up_through_json() {
     let s = stack(Options::default()).await;
     let (_, body, _) = problem(s.http.get(s.url("/admin")).send().await.unwrap()).await;
     let start = body["step_up"]["start"].as_str().unwrap().to_string();
-    let r = s.http.get(s.url(&start)).header("accept", "application/json").send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url(&start))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let started: serde_json::Value = r.json().await.unwrap();
     let url = started["verification_url"].as_str().unwrap();
@@ -161,7 +245,10 @@ async fn revocation_by_webhook_applies_at_once() {
     assert_eq!(s.get_bearer("/payouts/x", &token).await.status(), 200);
     let r = s
         .http
-        .post(format!("{}/api/v1/proofs/{id}/revoke", s.sandbox.base_url()))
+        .post(format!(
+            "{}/api/v1/proofs/{id}/revoke",
+            s.sandbox.base_url()
+        ))
         .bearer_auth(common::API_KEY)
         .json(&serde_json::json!({"reason": "fraud"}))
         .send()
@@ -170,16 +257,32 @@ async fn revocation_by_webhook_applies_at_once() {
     assert_eq!(r.status(), 200);
     let start = std::time::Instant::now();
     loop {
-        let (st, body, _) = problem(s.http.get(s.url("/payouts/x")).bearer_auth(&token).send().await.unwrap()).await;
+        let (st, body, _) = problem(
+            s.http
+                .get(s.url("/payouts/x"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         if st == 401 {
             assert_eq!(body["reason"], "revoked");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "revocation never applied");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "revocation never applied"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivered = s.sandbox.webhook_deliveries();
-    assert!(delivered.iter().any(|d| format!("{d:?}").contains("proof.revoked")), "{delivered:?}");
+    assert!(
+        delivered
+            .iter()
+            .any(|d| format!("{d:?}").contains("proof.revoked")),
+        "{delivered:?}"
+    );
     s.shutdown().await;
 }
 
@@ -192,26 +295,74 @@ async fn jwks_outage_turns_into_503_after_the_staleness_limit() {
     .await;
     let (token, _) = s.token("phone", "sms", "+447700900123").await;
     assert_eq!(s.get_bearer("/payouts/x", &token).await.status(), 200);
-    s.sandbox.inject(FailureRule::new("/.well-known/jwks.json", Failure::Status(503)));
+    s.sandbox.inject(FailureRule::new(
+        "/.well-known/jwks.json",
+        Failure::Status(503),
+    ));
     // Until the limit, the last good keys keep verifying.
-    assert_eq!(s.http.get(s.url("/payouts/x")).bearer_auth(&token).send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.http
+            .get(s.url("/payouts/x"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let start = std::time::Instant::now();
     loop {
-        let (st, body, _) = problem(s.http.get(s.url("/payouts/x")).bearer_auth(&token).send().await.unwrap()).await;
+        let (st, body, _) = problem(
+            s.http
+                .get(s.url("/payouts/x"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         if st == 503 && body["reason"] == "jwks_stale" {
             break;
         }
         assert_eq!(st, 200, "{body}");
-        assert!(start.elapsed() < Duration::from_secs(10), "never went stale");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never went stale"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A bad token is still a 401, not a 503.
-    let (st, body, _) = problem(s.http.get(s.url("/payouts/x")).bearer_auth("x.y.z").send().await.unwrap()).await;
+    let (st, body, _) = problem(
+        s.http
+            .get(s.url("/payouts/x"))
+            .bearer_auth("x.y.z")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((st, body["reason"].as_str()), (401, Some("malformed")));
-    assert_eq!(s.http.get(format!("{}/readyz", s.admin)).send().await.unwrap().status(), 503);
+    assert_eq!(
+        s.http
+            .get(format!("{}/readyz", s.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
     s.sandbox.clear_failures();
     let start = std::time::Instant::now();
-    while s.http.get(s.url("/payouts/x")).bearer_auth(&token).send().await.unwrap().status() != 200 {
+    while s
+        .http
+        .get(s.url("/payouts/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
         assert!(start.elapsed() < Duration::from_secs(10), "never recovered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -232,9 +383,33 @@ async fn upstream_down_is_a_502_problem() {
 async fn admin_endpoints_and_metrics() {
     let s = stack(Options::default()).await;
     let _ = s.http.get(s.url("/admin")).send().await.unwrap();
-    assert_eq!(s.http.get(format!("{}/healthz", s.admin)).send().await.unwrap().status(), 200);
-    assert_eq!(s.http.get(format!("{}/readyz", s.admin)).send().await.unwrap().status(), 200);
-    let m = s.http.get(format!("{}/metrics", s.admin)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        s.http
+            .get(format!("{}/healthz", s.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/readyz", s.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let m = s
+        .http
+        .get(format!("{}/metrics", s.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "proofgate_decisions_total",
         "proofgate_decision_seconds",
@@ -245,6 +420,11 @@ async fn admin_endpoints_and_metrics() {
     ] {
         assert!(m.contains(name), "{name} missing from /metrics");
     }
-    assert!(m.contains(r#"proofgate_decisions_total{decision="step_up",reason="missing",route="admin"} 1"#), "{m}");
+    assert!(
+        m.contains(
+            r#"proofgate_decisions_total{decision="step_up",reason="missing",route="admin"} 1"#
+        ),
+        "{m}"
+    );
     s.shutdown().await;
 }

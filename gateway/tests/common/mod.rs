@@ -14,7 +14,11 @@ pub const API_KEY: &str = "pk_test_gateway_tests";
 pub const COOKIE_KEY: &str = "0123456789abcdef0123456789abcdef";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Stack {
@@ -43,7 +47,13 @@ impl Default for Options {
     }
 }
 
-pub fn config_text(proxy: u16, admin: u16, sandbox: &str, upstream: SocketAddr, o: &Options) -> String {
+pub fn config_text(
+    proxy: u16,
+    admin: u16,
+    sandbox: &str,
+    upstream: SocketAddr,
+    o: &Options,
+) -> String {
     format!(
         r#"
 default_policy = "deny-all"
@@ -210,14 +220,22 @@ impl Stack {
         loop {
             if let Ok(r) = self.http.get(format!("{}/readyz", self.admin)).send().await {
                 if r.status() == 200 {
-                    if let Ok(r) = self.http.get(format!("{}/public/ping", self.proxy)).send().await {
+                    if let Ok(r) = self
+                        .http
+                        .get(format!("{}/public/ping", self.proxy))
+                        .send()
+                        .await
+                    {
                         if r.status() == 200 {
                             return;
                         }
                     }
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "gateway never became ready");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "gateway never became ready"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -259,7 +277,13 @@ impl Stack {
     pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
         let start = Instant::now();
         loop {
-            let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+            let r = self
+                .http
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
             if r.status() != 503 || start.elapsed() > Duration::from_secs(5) {
                 return r;
             }
@@ -269,7 +293,9 @@ impl Stack {
 
     pub async fn shutdown(mut self) {
         if let Some(g) = self.gateway.take() {
-            tokio::task::spawn_blocking(move || g.shutdown()).await.unwrap();
+            tokio::task::spawn_blocking(move || g.shutdown())
+                .await
+                .unwrap();
         }
     }
 }
