@@ -624,7 +624,9 @@ impl StepUp {
                 body: Bytes::from(body.to_string()),
             };
         }
-        headers.extend(header(http::header::LOCATION, state.return_to));
+        // Checked again here: a state sealed with a leaked key must still not redirect off-site.
+        let target = safe_return_to(&state.return_to).unwrap_or("/").to_string();
+        headers.extend(header(http::header::LOCATION, target));
         Rendered {
             status: 302,
             headers,

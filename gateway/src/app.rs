@@ -30,6 +30,8 @@ pub struct UpstreamPool {
     pub lb: LoadBalancer<RoundRobin>,
     /// TLS to the upstream, with this SNI.
     pub tls: Option<String>,
+    /// Whether the upstream's certificate is verified (with TLS).
+    pub verify_cert: bool,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Read timeout.
@@ -61,6 +63,7 @@ impl Live {
                 Arc::new(UpstreamPool {
                     lb,
                     tls: u.tls.as_ref().map(|t| t.sni.clone()),
+                    verify_cert: u.tls.as_ref().is_none_or(|t| t.verify),
                     connect_timeout: u.connect_timeout,
                     read_timeout: u.read_timeout,
                 }),

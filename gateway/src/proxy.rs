@@ -204,9 +204,20 @@ impl ProxyHttp for Proxy {
         match decision {
             Decision::Allow { proofs } => {
                 ctx.upstream = m.upstream.map(str::to_owned);
+                // The upstream sees the path the decision was made on, so the two can never
+                // disagree about which resource was asked for.
+                let forwarded = if normalized != path {
+                    let query = req.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                    Some(format!("{normalized}{query}"))
+                } else {
+                    None
+                };
                 let strip_token = live.strip_token;
                 let sources = g.enforcer.sources().to_vec();
                 let req = session.req_header_mut();
+                if let Some(uri) = forwarded.and_then(|f| f.parse::<http::Uri>().ok()) {
+                    req.set_uri(uri);
+                }
                 // Client-supplied identity headers never reach the upstream.
                 let spoofed: Vec<HeaderName> = req
                     .headers
@@ -293,6 +304,8 @@ impl ProxyHttp for Proxy {
         peer.options.connection_timeout = Some(pool.connect_timeout);
         peer.options.total_connection_timeout = Some(pool.connect_timeout);
         peer.options.read_timeout = Some(pool.read_timeout);
+        peer.options.verify_cert = pool.verify_cert;
+        peer.options.verify_hostname = pool.verify_cert;
         Ok(Box::new(peer))
     }
 
