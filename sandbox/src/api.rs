@@ -216,7 +216,13 @@ async fn status_list(State(s): S) -> R {
     if !s.config.status_list {
         return Err(ApiErr::not_found("Status list"));
     }
-    let statuses = lock(&s.data).statuses.clone();
+    // Like a real status list, the list is allocated ahead of use: slots of tokens not issued
+    // yet read as valid, so a verifier's cached copy covers tokens issued after it was fetched.
+    const CAPACITY: usize = 65_536;
+    let mut statuses = lock(&s.data).statuses.clone();
+    if statuses.len() < CAPACITY {
+        statuses.resize(CAPACITY, 0);
+    }
     let key = s.signing_key();
     let jwt = proofgate_core::testing::status_list_jwt(
         &key,

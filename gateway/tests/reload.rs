@@ -1,0 +1,124 @@
+//! Hot reload: a good new file is applied without a restart; a bad one is rejected, counted, and
+//! the running configuration keeps serving.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{config_text, stack, Options};
+
+async fn wait_status(s: &common::Stack, path: &str, want: u16) {
+    let start = Instant::now();
+    loop {
+        let got = s
+            .http
+            .get(s.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{path}: still {got}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn metric(s: &common::Stack, line_prefix: &str) -> f64 {
+    let m = s
+        .http
+        .get(format!("{}/metrics", s.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    m.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_reload_applies_and_bad_reload_is_rejected() {
+    let s = stack(Options {
+        watch: true,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        s.http
+            .get(s.url("/public/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let original = std::fs::read_to_string(&s.config_path).unwrap();
+
+    // A good change: /public/** now needs the staff policy.
+    let changed = original.replace(
+        "name = \"public\"\npath = \"/public/**\"\npolicy = \"public\"",
+        "name = \"public\"\npath = \"/public/**\"\npolicy = \"staff\"",
+    );
+    assert_ne!(changed, original, "the test's edit must apply");
+    std::fs::write(&s.config_path, &changed).unwrap();
+    wait_status(&s, "/public/x", 401).await;
+    assert!(metric(&s, "proofgate_config_reloads_total{result=\"ok\"}").await >= 1.0);
+
+    // A bad change: rejected, counted, and the last good configuration keeps serving.
+    std::fs::write(
+        &s.config_path,
+        changed.replace("policy = \"staff\"", "policy = \"no-such-policy\""),
+    )
+    .unwrap();
+    let start = Instant::now();
+    while metric(&s, "proofgate_config_reloads_total{result=\"rejected\"}").await < 1.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the bad file was never looked at"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.http
+            .get(s.url("/public/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    std::fs::write(&s.config_path, "this is [not toml").unwrap();
+    let start = Instant::now();
+    while metric(&s, "proofgate_config_reloads_total{result=\"rejected\"}").await < 2.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the garbage file was never looked at"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.http
+            .get(s.url("/public/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // And back.
+    std::fs::write(&s.config_path, &original).unwrap();
+    wait_status(&s, "/public/x", 200).await;
+    let _ = config_text;
+    s.shutdown().await;
+}
