@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use pingora::http::RequestHeader;
+use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -36,6 +38,8 @@ pub struct UpstreamPool {
     pub connect_timeout: Duration,
     /// Read timeout.
     pub read_timeout: Duration,
+    /// How often backends are health-checked (`None`: never; all count as healthy).
+    pub health_check_interval: Option<Duration>,
 }
 
 /// What hot reload replaces: routes, policies and upstreams.
@@ -55,9 +59,21 @@ impl Live {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
-            let lb =
+            let mut lb =
                 LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
                     .map_err(|e| format!("upstream {}: {e}", u.name))?;
+            if let Some(hc) = &u.health_check {
+                let sni = u.tls.as_ref().map(|t| t.sni.as_str());
+                let mut check = HttpHealthCheck::new(sni.unwrap_or("localhost"), sni.is_some());
+                let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None)
+                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
+                req.insert_header("Host", sni.unwrap_or("localhost"))
+                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
+                check.req = req;
+                check.peer_template.options.connection_timeout = Some(u.connect_timeout);
+                check.peer_template.options.read_timeout = Some(u.read_timeout);
+                lb.set_health_check(Box::new(check));
+            }
             upstreams.insert(
                 u.name.clone(),
                 Arc::new(UpstreamPool {
@@ -66,6 +82,7 @@ impl Live {
                     verify_cert: u.tls.as_ref().is_none_or(|t| t.verify),
                     connect_timeout: u.connect_timeout,
                     read_timeout: u.read_timeout,
+                    health_check_interval: u.health_check.as_ref().map(|h| h.interval),
                 }),
             );
         }
@@ -357,6 +374,7 @@ async fn side_tasks(
         },
         None => None,
     };
+    tokio::spawn(health_checks(gateway.clone(), stopped(stop.clone())));
     if let Some(path) = config_path {
         tokio::spawn(crate::admin::watch_config(
             path,
@@ -368,4 +386,28 @@ async fn side_tasks(
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Runs each upstream's health check on its interval; a backend that fails is skipped by
+/// selection until it passes again. Reads the live upstreams each round, so reloads apply.
+async fn health_checks(gateway: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut last: HashMap<String, std::time::Instant> = HashMap::new();
+    loop {
+        let live = gateway.live.load_full();
+        for (name, pool) in &live.upstreams {
+            let Some(interval) = pool.health_check_interval else {
+                continue;
+            };
+            if last.get(name).is_some_and(|t| t.elapsed() < interval) {
+                continue;
+            }
+            last.insert(name.clone(), std::time::Instant::now());
+            pool.lb.backends().run_health_check(true).await;
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
 }

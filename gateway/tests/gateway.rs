@@ -428,3 +428,47 @@ async fn admin_endpoints_and_metrics() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_take_a_dead_backend_out_of_rotation() {
+    let s = stack(Options {
+        extra: r#"
+[[upstreams]]
+name = "mixed"
+addresses = ["127.0.0.1:{dead}", "{upstream}"]
+connect_timeout = "1s"
+read_timeout = "1s"
+
+[upstreams.health_check]
+path = "/healthz"
+interval = "1s"
+
+[[routes]]
+name = "mixed"
+path = "/mixed/**"
+policy = "public"
+upstream = "mixed"
+"#,
+        ..Options::default()
+    })
+    .await;
+    // Once the dead backend has failed its check, every request reaches the live one.
+    let start = std::time::Instant::now();
+    loop {
+        let mut all_ok = true;
+        for _ in 0..6 {
+            if s.http.get(s.url("/mixed/x")).send().await.unwrap().status() != 200 {
+                all_ok = false;
+            }
+        }
+        if all_ok {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the dead backend stayed in rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.shutdown().await;
+}

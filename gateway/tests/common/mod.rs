@@ -145,7 +145,11 @@ upstream = "dead"
 {extra}
 "#,
         dead = free_port(),
-        extra = o.extra,
+        // `{upstream}` and `{dead}` in `extra` stand for the echo upstream and a closed port.
+        extra = o
+            .extra
+            .replace("{upstream}", &upstream.to_string())
+            .replace("{dead}", &free_port().to_string()),
     )
 }
 
