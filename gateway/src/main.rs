@@ -149,10 +149,18 @@ fn verify(token: &str, path: &PathBuf) -> Result<(), String> {
             config.tokens.sources.clone(),
         );
         match verifier.verify(token) {
-            Ok(proof) => println!(
-                "{}",
-                serde_json::to_string_pretty(&proof.claims).unwrap_or_default()
-            ),
+            Ok(proof) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&proof.claims).unwrap_or_default()
+                );
+                if let Some(status) = &proof.claims.status {
+                    let uri = &status.status_list.uri;
+                    if let Err(e) = enforcer.revocation().refresh_status_list(uri).await {
+                        eprintln!("warning: the status list {uri} could not be fetched: {e}");
+                    }
+                }
+            }
             Err(reason) => println!("claims: not shown ({reason})"),
         }
         match enforcer.check_token(token) {

@@ -1,0 +1,122 @@
+//! The `proofgate` command line: `check` and `verify`, run as a user runs them.
+
+use std::process::Command;
+
+use proofgate_sandbox::{Sandbox, SandboxConfig};
+
+fn proofgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_proofgate"))
+        .args(args)
+        .env_remove("PROOF_API_KEY")
+        .output()
+        .expect("run proofgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_every_example_and_reports_every_problem() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, out, err) = proofgate(&["check", "-c", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {out}{err}", path.display());
+            assert!(out.contains(": ok ("), "{out}");
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+    let dir = std::env::temp_dir().join(format!("proofgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "default_policy = \"nope\"\n[[routes]]\nname = \"a\"\npath = \"/a/**\"\npolicy = \"missing\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = proofgate(&["check", "-c", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("default_policy") && err.contains("routes[0].policy"),
+        "{err}"
+    );
+    let (code, _, err) = proofgate(&["check", "-c", "/nonexistent/proofgate.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/proofgate.toml"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_prints_claims_and_a_verdict() {
+    let sandbox = Sandbox::start_with("127.0.0.1:0", SandboxConfig::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = sandbox.base_url().to_string();
+    let v: serde_json::Value = http
+        .post(format!("{base}/api/v1/verifications"))
+        .bearer_auth("pk_test_cli")
+        .json(&serde_json::json!({"type": "email", "channel": "email", "identifier": "alice@corp.example"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    let done: serde_json::Value = http
+        .post(format!("{base}/api/v1/verifications/{id}/test-verify"))
+        .bearer_auth("pk_test_cli")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = done["proof_token"].as_str().unwrap().to_string();
+    let dev =
+        include_str!("../../config/examples/dev.toml").replace("http://127.0.0.1:7700", &base);
+    let dir = std::env::temp_dir().join(format!("proofgate-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dev.toml");
+    std::fs::write(&config, dev).unwrap();
+    let config = config.to_str().unwrap().to_string();
+
+    let (code, out, err) = {
+        let (t, c) = (token.clone(), config.clone());
+        tokio::task::spawn_blocking(move || proofgate(&["verify", &t, "-c", &c]))
+            .await
+            .unwrap()
+    };
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("\"iss\": \"proof.holdings\"") && out.contains(&id),
+        "{out}"
+    );
+    assert!(out.contains("verdict: valid"), "{out}");
+    assert!(
+        !err.contains(&token) && !out.contains(&token),
+        "the token is never echoed"
+    );
+
+    let (code, out, err) = {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || proofgate(&["verify", "not.a.token", "-c", &c]))
+            .await
+            .unwrap()
+    };
+    assert_eq!(code, 1);
+    assert!(err.contains("verdict: malformed"), "{out}{err}");
+
+    sandbox.revoke(&id, "fraud");
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || proofgate(&["verify", &token, "-c", &config]))
+            .await
+            .unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("verdict: revoked"), "{err}");
+}
