@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::policy::{OnFailure, Policy, Rule};
 use crate::revocation::RevocationStore;
+use crate::routes::RouteTable;
 use crate::verify::{unix_now, VerifiedProof, Verifier};
 
 /// Why a request was not allowed (or why a token was refused). The same names are used in
@@ -280,6 +281,22 @@ pub fn extract_tokens<'h>(
     Ok(tokens)
 }
 
+/// A routed request: either refused for its path, or decided under its route's policy.
+#[derive(Debug)]
+pub enum Routed<'t> {
+    /// The path is ambiguous or malformed (an encoded `/`, `\`, NUL, a bad escape): answer 400.
+    InvalidPath(crate::routes::PathError),
+    /// The route and the decision.
+    Decided {
+        /// The matched route (or the default).
+        route: crate::routes::RouteMatch<'t>,
+        /// The normalized path the decision was made on; forward this one.
+        normalized: String,
+        /// The decision.
+        decision: Decision,
+    },
+}
+
 /// What an adapter knows about a request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
@@ -287,7 +304,7 @@ pub struct RequestView<'a> {
     pub method: &'a http::Method,
     /// The host, from the URI or the `Host` header.
     pub host: Option<&'a str>,
-    /// The path and query as received.
+    /// The path as received (no query).
     pub path: &'a str,
     /// The headers.
     pub headers: &'a http::HeaderMap,
@@ -335,6 +352,23 @@ impl Enforcer {
         let proof = self.verifier.verify(token)?;
         self.revocation.check(&proof.claims)?;
         Ok(proof)
+    }
+
+    /// Routes a request and decides it: the path is normalized (an ambiguous one is refused),
+    /// the route table picks the policy and upstream, and the policy is applied. The gateway's
+    /// whole per-request logic; `normalized` is the path the upstream must be sent.
+    pub fn decide_request<'t>(&self, routes: &'t RouteTable, req: &RequestView<'_>) -> Routed<'t> {
+        let normalized = match crate::routes::normalize_path(req.path) {
+            Ok(p) => p,
+            Err(e) => return Routed::InvalidPath(e),
+        };
+        let m = routes.route(req.method, req.host, &normalized);
+        let decision = self.decide(m.policy, req.headers);
+        Routed::Decided {
+            route: m,
+            normalized,
+            decision,
+        }
     }
 
     /// Decides a request under `policy`.

@@ -168,6 +168,28 @@ pub fn render(
     }
 }
 
+/// A problem+json answer that is not a policy decision (a step-up endpoint called with the wrong
+/// method, a webhook body over the cap, …), in the shape every adapter uses:
+/// `{type, title, status, reason}`.
+pub fn simple(status: u16, code: &str, title: &str) -> Rendered {
+    Rendered {
+        status,
+        headers: vec![(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        )],
+        body: Bytes::from(
+            json!({
+                "type": format!("https://proofgate.dev/problems/{code}"),
+                "title": title,
+                "status": status,
+                "reason": code,
+            })
+            .to_string(),
+        ),
+    }
+}
+
 /// Names of the identity headers proofgate sets upstream; every incoming `x-proof-*` header is
 /// removed before they are added.
 pub const IDENTITY_PREFIX: &str = "x-proof-";
@@ -200,4 +222,81 @@ pub fn identity_headers(
         }
     }
     out
+}
+
+/// What to change in a request's headers before forwarding an allowed request.
+#[derive(Debug, Default, Clone)]
+pub struct UpstreamEdits {
+    /// Headers to remove (all values).
+    pub remove: Vec<HeaderName>,
+    /// Headers to set (replacing any value).
+    pub set: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The header edits for an allowed request: every incoming `x-proof-*` header removed (the token
+/// header itself kept unless `strip_token`), then the identity headers of `proofs` set. With
+/// `strip_token`, the bearer `Authorization`, token headers and the proof cookie (only that
+/// cookie; others are kept) are removed too.
+pub fn upstream_edits(
+    headers: &http::HeaderMap,
+    proofs: &[std::sync::Arc<VerifiedProof>],
+    sources: &[crate::decision::TokenSource],
+    strip_token: bool,
+) -> UpstreamEdits {
+    use crate::decision::TokenSource;
+    let mut edits = UpstreamEdits::default();
+    let is_token_header = |k: &HeaderName| {
+        sources
+            .iter()
+            .any(|s| matches!(s, TokenSource::Header(h) if h == k))
+    };
+    for name in headers.keys() {
+        if name.as_str().starts_with(IDENTITY_PREFIX) && (strip_token || !is_token_header(name)) {
+            edits.remove.push(name.clone());
+        }
+    }
+    if strip_token {
+        for source in sources {
+            match source {
+                TokenSource::Bearer => {
+                    let bearer = headers
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+                    if bearer {
+                        edits.remove.push(http::header::AUTHORIZATION);
+                    }
+                }
+                TokenSource::Header(h) => {
+                    if !edits.remove.contains(h) {
+                        edits.remove.push(h.clone());
+                    }
+                }
+                TokenSource::Cookie(name) => {
+                    let mut kept = Vec::new();
+                    let mut had = false;
+                    for value in headers.get_all(http::header::COOKIE) {
+                        let Ok(value) = value.to_str() else { continue };
+                        for pair in value.split(';') {
+                            let key = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
+                            if key == name {
+                                had = true;
+                            } else if !pair.trim().is_empty() {
+                                kept.push(pair.trim().to_string());
+                            }
+                        }
+                    }
+                    if had {
+                        if kept.is_empty() {
+                            edits.remove.push(http::header::COOKIE);
+                        } else if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                            edits.set.push((http::header::COOKIE, v));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    edits.set.extend(identity_headers(proofs));
+    edits
 }

@@ -49,8 +49,9 @@ impl std::fmt::Debug for DevStack {
     }
 }
 
-/// The demo upstream: answers every request with the method, path and the `x-proof-*` headers
-/// it received, as JSON.
+/// The demo upstream: answers every request with the method, path, the `x-proof-*` headers it
+/// received, whether an `Authorization` header reached it and the names of the cookies it got,
+/// as JSON.
 pub fn demo_upstream() -> Router {
     Router::new().fallback(any(
         |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
@@ -61,11 +62,21 @@ pub fn demo_upstream() -> Router {
                 })
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
                 .collect();
+            // Cookie names only, never values: what reached the upstream, not what it said.
+            let cookies: Vec<&str> = headers
+                .get_all(axum::http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|p| p.split_once('=').map(|(k, _)| k.trim()))
+                .collect();
             axum::Json(serde_json::json!({
                 "upstream": "demo",
                 "method": method.as_str(),
                 "path": uri.path(),
                 "identity": identity,
+                "authorization_forwarded": headers.contains_key(axum::http::header::AUTHORIZATION),
+                "cookies": cookies,
             }))
         },
     ))

@@ -6,13 +6,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::HeaderName;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use proofgate_core::decision::{Decision, TokenSource};
-use proofgate_core::problem::{self, Rendered, IDENTITY_PREFIX};
-use proofgate_core::routes::normalize_path;
+use proofgate_core::decision::{Decision, RequestView, Routed};
+use proofgate_core::problem::{self, Rendered};
 use proofgate_core::stepup::Endpoint;
 
 use crate::app::Gateway;
@@ -174,23 +172,34 @@ impl ProxyHttp for Proxy {
         if let Some(endpoint) = g.step_up.endpoint(&path) {
             return self.step_up(session, ctx, endpoint).await;
         }
-        let Ok(normalized) = normalize_path(&path) else {
-            ctx.decision = "deny";
-            ctx.reason = "invalid_path";
-            respond(
-                session,
-                simple_problem(400, "invalid_path", "The request path is not acceptable"),
-            )
-            .await?;
-            return Ok(true);
-        };
         let host = host_of(session);
         let live = g.live.load();
         let req = session.req_header();
-        let m = live.routes.route(&req.method, host.as_deref(), &normalized);
-        ctx.route = m.name.to_owned();
+        let view = RequestView {
+            method: &req.method,
+            host: host.as_deref(),
+            path: &path,
+            headers: &req.headers,
+        };
         let started = Instant::now();
-        let decision = g.enforcer.decide(m.policy, &req.headers);
+        let (m, normalized, decision) = match g.enforcer.decide_request(&live.routes, &view) {
+            Routed::InvalidPath(_) => {
+                ctx.decision = "deny";
+                ctx.reason = "invalid_path";
+                respond(
+                    session,
+                    simple_problem(400, "invalid_path", "The request path is not acceptable"),
+                )
+                .await?;
+                return Ok(true);
+            }
+            Routed::Decided {
+                route,
+                normalized,
+                decision,
+            } => (route, normalized, decision),
+        };
+        ctx.route = m.name.to_owned();
         ctx.decision = decision.kind();
         ctx.reason = decision.reason().map_or("", |r| r.as_str());
         g.metrics
@@ -212,51 +221,20 @@ impl ProxyHttp for Proxy {
                 } else {
                     None
                 };
-                let strip_token = live.strip_token;
-                let sources = g.enforcer.sources().to_vec();
                 let req = session.req_header_mut();
                 if let Some(uri) = forwarded.and_then(|f| f.parse::<http::Uri>().ok()) {
                     req.set_uri(uri);
                 }
-                // Client-supplied identity headers never reach the upstream.
-                let spoofed: Vec<HeaderName> = req
-                    .headers
-                    .keys()
-                    .filter(|k| k.as_str().starts_with(IDENTITY_PREFIX))
-                    .filter(|k| {
-                        strip_token
-                            || !sources
-                                .iter()
-                                .any(|s| matches!(s, TokenSource::Header(h) if h == *k))
-                    })
-                    .cloned()
-                    .collect();
-                for name in spoofed {
-                    req.remove_header(&name);
+                let edits = problem::upstream_edits(
+                    &req.headers,
+                    &proofs,
+                    g.enforcer.sources(),
+                    live.strip_token,
+                );
+                for name in &edits.remove {
+                    req.remove_header(name);
                 }
-                if strip_token {
-                    for s in &sources {
-                        match s {
-                            TokenSource::Bearer => {
-                                let bearer = req
-                                    .headers
-                                    .get(http::header::AUTHORIZATION)
-                                    .and_then(|v| v.to_str().ok())
-                                    .is_some_and(|v| {
-                                        v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")
-                                    });
-                                if bearer {
-                                    req.remove_header(&http::header::AUTHORIZATION);
-                                }
-                            }
-                            TokenSource::Header(h) => {
-                                req.remove_header(h);
-                            }
-                            TokenSource::Cookie(_) => {}
-                        }
-                    }
-                }
-                for (name, value) in problem::identity_headers(&proofs) {
+                for (name, value) in edits.set {
                     req.insert_header(name, value)?;
                 }
                 Ok(false)

@@ -472,3 +472,31 @@ upstream = "mixed"
     }
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_stripped_before_forwarding_when_configured() {
+    let s = stack(Options::default()).await;
+    let (token, _) = s.token("email", "email", "alice@corp.example").await;
+    let body: serde_json::Value = s.get_bearer("/admin", &token).await.json().await.unwrap();
+    assert_eq!(body["identity"]["x-proof-type"], "email", "{body}");
+    assert_eq!(body["authorization_forwarded"], false, "{body}");
+    let r = s
+        .http
+        .get(s.url("/admin"))
+        .header(
+            "cookie",
+            format!("theme=dark; proof_token={token}; lang=lt"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["cookies"],
+        serde_json::json!(["theme", "lang"]),
+        "{body}"
+    );
+    assert_eq!(body["identity"]["x-proof-type"], "email");
+    s.shutdown().await;
+}
