@@ -122,3 +122,92 @@ async fn good_reload_applies_and_bad_reload_is_rejected() {
     let _ = config_text;
     s.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_even_when_the_file_time_did_not_change() {
+    let s = stack(Options {
+        watch: true,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        s.http
+            .get(s.url("/public/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let original = std::fs::read_to_string(&s.config_path).unwrap();
+    let mtime = std::fs::metadata(&s.config_path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    let since = mtime.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let changed = original.replace(
+        "name = \"public\"\npath = \"/public/**\"\npolicy = \"public\"",
+        "name = \"public\"\npath = \"/public/**\"\npolicy = \"deny-all\"",
+    );
+    assert_ne!(changed, original);
+    std::fs::write(&s.config_path, &changed).unwrap();
+    // Put the old modification time back, so only the signal can cause the reload.
+    let stamp = format!("@{}.{:09}", since.as_secs(), since.subsec_nanos());
+    let ok = std::process::Command::new("touch")
+        .args(["-m", "-d", &stamp, s.config_path.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        std::fs::metadata(&s.config_path)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.http
+            .get(s.url("/public/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "no reload without a signal"
+    );
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    wait_status(&s, "/public/x", 403).await;
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_clears_the_proof_cookie() {
+    let s = stack(Options::default()).await;
+    let r = s
+        .http
+        .get(s.url("/.proofgate/logout?return_to=%2Fpublic%2Fbye"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/public/bye");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("proof_token=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+    let r = s
+        .http
+        .get(s.url("/.proofgate/logout?return_to=%2F%2Fevil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    s.shutdown().await;
+}
