@@ -30,6 +30,9 @@ pub const TIMESTAMP_HEADER: &str = "x-proof-timestamp";
 /// How far a webhook's timestamp may be from now, either way: 300 s, as the contract says.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
+/// Largest webhook body an adapter reads before answering `413 body_too_large`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// Why a webhook was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -5,6 +5,8 @@
 
 mod mint;
 mod server;
+mod table;
 
 pub use mint::*;
 pub use server::{IssuerServer, Mode};
+pub use table::*;

@@ -1,0 +1,133 @@
+//! The step-up endpoints as an axum [`Router`]: `start`, `callback`, `webhook` and `logout`
+//! under the reserved prefix (`/.proofgate/` by default), each a thin call into the core's
+//! [`StepUp`](proofgate_core::stepup::StepUp) — the same protocol, cookies and answers as the
+//! gateway's.
+//!
+//! | endpoint | does |
+//! | --- | --- |
+//! | `GET /.proofgate/start?policy=…&return_to=…` | creates a hosted verification request for a policy some layer enforces; a browser is redirected to the hosted page, an API client gets JSON with `verification_url` and `state` |
+//! | `GET /.proofgate/callback` | checks the signed state, fetches the request, verifies its tokens, sets the `proof_token` cookie and returns to the original URL (or answers the tokens in JSON) |
+//! | `POST /.proofgate/webhook` | applies signed `proof.revoked`, `proof.suspended`, `proof.unsuspended` events at once |
+//! | `GET /.proofgate/logout` | clears the proof cookie |
+//!
+//! Merge the router into the application, outside any proof layer:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use proofgate_tower::{require, Proofgate};
+//!
+//! # fn main() -> Result<(), proofgate_tower::InitError> {
+//! let gate = Proofgate::builder("http://127.0.0.1:7700")
+//!     .api_key("pk_test_example")
+//!     .cookie_key([7u8; 32])
+//!     .build()?;
+//! let staff = gate.layer(require::any_of("staff").email(["alice@corp.example"]));
+//! let app: Router = Router::new()
+//!     .route("/admin", get(|| async { "admin" }))
+//!     .route_layer(staff)
+//!     .merge(gate.step_up_router());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Starts are rate limited per client address, which comes from axum's
+//! [`ConnectInfo`](axum::extract::ConnectInfo) (serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`); without it all clients share one
+//! bucket, so the global limit still holds.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use proofgate_core::problem::{self, Rendered};
+use proofgate_core::stepup::{self, Endpoint};
+use proofgate_core::webhook::MAX_BODY_BYTES;
+
+use crate::Proofgate;
+
+fn respond(r: Rendered) -> Response {
+    crate::proof::into_response::<Body>(r).map(Body::new)
+}
+
+impl Proofgate {
+    /// The step-up endpoints (`start`, `callback`, `webhook`, `logout`) under the configured
+    /// prefix, to merge into the application's router. See [`crate::endpoints`].
+    pub fn step_up_router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let prefix = self.step_up().config().prefix.clone();
+        let mut router = Router::new();
+        for (name, endpoint) in [
+            ("start", Endpoint::Start),
+            ("callback", Endpoint::Callback),
+            ("webhook", Endpoint::Webhook),
+            ("logout", Endpoint::Logout),
+        ] {
+            let gate = self.clone();
+            router = router.route(
+                &format!("{prefix}{name}"),
+                any(move |req: Request| {
+                    let gate = gate.clone();
+                    async move { respond(gate.step_up_endpoint(endpoint, req).await) }
+                }),
+            );
+        }
+        router
+    }
+
+    /// Answers one step-up endpoint, as the gateway does.
+    pub async fn step_up_endpoint(&self, endpoint: Endpoint, req: Request) -> Rendered {
+        let step_up = self.step_up();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        match endpoint {
+            Endpoint::Start => {
+                let html = problem::wants_html(req.headers(), req.method());
+                let policy = stepup::query_param(&query, "policy").and_then(|n| self.policy(&n));
+                let host = req
+                    .uri()
+                    .host()
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        req.headers()
+                            .get(http::header::HOST)?
+                            .to_str()
+                            .ok()
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "localhost".into());
+                let origin = format!("http://{host}");
+                let client = req
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+                    .unwrap_or_default();
+                step_up
+                    .start(policy.as_deref(), &query, &origin, &client, html)
+                    .await
+            }
+            Endpoint::Callback => {
+                step_up
+                    .callback(self.enforcer(), req.headers(), &query)
+                    .await
+            }
+            Endpoint::Logout => step_up.logout(&query),
+            Endpoint::Webhook => {
+                if req.method() != http::Method::POST {
+                    return problem::simple(405, "method_not_allowed", "Webhooks are POSTed");
+                }
+                let (parts, body) = req.into_parts();
+                match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+                    Ok(body) => step_up.webhook(self.enforcer(), &parts.headers, &body),
+                    Err(_) => {
+                        problem::simple(413, "body_too_large", "The webhook body is too large")
+                    }
+                }
+            }
+        }
+    }
+}

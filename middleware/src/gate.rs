@@ -1,0 +1,361 @@
+//! [`Proofgate`]: the state every [`ProofLayer`](crate::ProofLayer) of an application shares —
+//! one key set, one revocation store, one verified-token cache, one step-up protocol — and the
+//! [`Refresher`] that keeps keys and revocation data fresh in the background.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use proofgate_core::client::ProofApiClient;
+use proofgate_core::decision::TokenSource;
+use proofgate_core::keys::{KeyStore, KeysConfig};
+use proofgate_core::problem::StepUpLinks;
+use proofgate_core::revocation::{RevocationConfig, RevocationStore};
+use proofgate_core::stepup::{StepUp, StepUpConfig};
+use proofgate_core::{Enforcer, Policy, Verifier, VerifierConfig};
+
+/// Why a [`Proofgate`] could not be built. Per-request failures are never errors: they are
+/// decisions, answered as responses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The issuer's base URL is not an absolute `http(s)` URL.
+    #[error("issuer base URL {0:?} is not an absolute http(s) URL")]
+    ApiBase(String),
+    /// The Proof API client could not be built (bad base URL or API key).
+    #[error("Proof API client: {0}")]
+    ApiClient(String),
+    /// The step-up cookie key is shorter than 32 bytes.
+    #[error("the step-up cookie key must be at least 32 bytes")]
+    CookieKeyTooShort,
+}
+
+/// Builds a [`Proofgate`] for an issuer. Created by [`Proofgate::builder`].
+#[derive(Debug, Clone)]
+pub struct ProofgateBuilder {
+    api_base: String,
+    keys: KeysConfig,
+    revocation: RevocationConfig,
+    verifier: VerifierConfig,
+    sources: Vec<TokenSource>,
+    step_up: StepUpConfig,
+    cookie_key_set: bool,
+    api_key: Option<String>,
+    realm: String,
+}
+
+impl ProofgateBuilder {
+    fn new(api_base: &str) -> Self {
+        let base = api_base.trim_end_matches('/');
+        Self {
+            api_base: base.to_string(),
+            keys: KeysConfig::new(format!("{base}/.well-known/jwks.json")),
+            revocation: RevocationConfig::new(base),
+            verifier: VerifierConfig::default(),
+            sources: TokenSource::defaults(),
+            step_up: StepUpConfig::new(Vec::new()),
+            cookie_key_set: false,
+            api_key: None,
+            realm: "proofgate".into(),
+        }
+    }
+
+    /// The Proof API key (`pk_live_…` or `pk_test_…`) used to start step-ups. Without one,
+    /// step-up starts are answered `503 step_up_unavailable`.
+    ///
+    /// Defaults to none.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Key of the step-up state cookie's HMAC, 32 bytes or more, the same on every replica.
+    ///
+    /// Defaults to a random key: flows then cannot finish on another replica or after a restart.
+    pub fn cookie_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.step_up.cookie_key = key.into();
+        self.cookie_key_set = true;
+        self
+    }
+
+    /// Secret of incoming webhooks (`whsec_…`), to accept `proof.revoked` events.
+    ///
+    /// Defaults to none (the webhook endpoint answers 404).
+    pub fn webhook_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.step_up.webhook_secret = Some(secret.into());
+        self
+    }
+
+    /// Whether cookies are marked `Secure` (turn off only for plain-HTTP development).
+    ///
+    /// Defaults to `true`.
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.step_up.secure_cookies = secure;
+        self
+    }
+
+    /// Absolute URL of this site (e.g. `https://app.example`), used for the step-up
+    /// `redirect_url`.
+    ///
+    /// Defaults to the request's own host, over `http`.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.step_up.public_url = Some(url.into());
+        self
+    }
+
+    /// Where tokens are looked for, in order.
+    ///
+    /// Defaults to `Authorization: Bearer`, then `x-proof-token`, then the `proof_token` cookie.
+    pub fn token_sources(mut self, sources: Vec<TokenSource>) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// The key store's settings.
+    ///
+    /// Defaults to `KeysConfig::new("{api_base}/.well-known/jwks.json")`.
+    pub fn keys_config(mut self, config: KeysConfig) -> Self {
+        self.keys = config;
+        self
+    }
+
+    /// The revocation store's settings.
+    ///
+    /// Defaults to `RevocationConfig::new(api_base)`.
+    pub fn revocation_config(mut self, config: RevocationConfig) -> Self {
+        self.revocation = config;
+        self
+    }
+
+    /// The verifier's settings (issuer, leeway, token size cap, cache capacity).
+    ///
+    /// Defaults to `VerifierConfig::default()`.
+    pub fn verifier_config(mut self, config: VerifierConfig) -> Self {
+        self.verifier = config;
+        self
+    }
+
+    /// The step-up settings (prefix, cookie names, state lifetime, rate limits). The cookie key,
+    /// webhook secret, `Secure` flag and public URL set on this builder are kept.
+    ///
+    /// Defaults to `StepUpConfig::new(cookie_key)`.
+    pub fn step_up_config(mut self, config: StepUpConfig) -> Self {
+        let kept = std::mem::replace(&mut self.step_up, config);
+        self.step_up.cookie_key = kept.cookie_key;
+        self.step_up.webhook_secret = kept.webhook_secret.or(self.step_up.webhook_secret.take());
+        self.step_up.secure_cookies = kept.secure_cookies && self.step_up.secure_cookies;
+        self.step_up.public_url = kept.public_url.or(self.step_up.public_url.take());
+        self
+    }
+
+    /// The realm in `WWW-Authenticate`.
+    ///
+    /// Defaults to `proofgate`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Builds the shared state. Nothing is fetched yet: start a [`Refresher`] with
+    /// [`Proofgate::spawn_refresher`]; until the first fetch, decisions fail closed with
+    /// `jwks_stale`.
+    pub fn build(self) -> Result<Proofgate, InitError> {
+        if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
+            return Err(InitError::ApiBase(self.api_base));
+        }
+        let mut step_up = self.step_up;
+        if !self.cookie_key_set {
+            tracing::warn!("no step-up cookie key set: using a random key, so step-ups cannot finish on another replica or after a restart");
+            step_up.cookie_key = (0..32).map(|_| rand::random::<u8>()).collect();
+        } else if step_up.cookie_key.len() < 32 {
+            return Err(InitError::CookieKeyTooShort);
+        }
+        let api = match &self.api_key {
+            Some(key) => Some(
+                ProofApiClient::new(&self.api_base, key.as_str())
+                    .map_err(|e| InitError::ApiClient(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let keys = KeyStore::new(self.keys);
+        let revocation = RevocationStore::new(self.revocation, keys.clone());
+        let verifier = Arc::new(Verifier::new(keys, self.verifier));
+        let enforcer = Arc::new(Enforcer::new(verifier, revocation, self.sources));
+        let links = StepUpLinks {
+            prefix: step_up.prefix.clone(),
+            realm: self.realm,
+        };
+        Ok(Proofgate::from_parts(
+            enforcer,
+            StepUp::new(step_up, api),
+            links,
+        ))
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) enforcer: Arc<Enforcer>,
+    pub(crate) step_up: StepUp,
+    pub(crate) links: StepUpLinks,
+    /// Policies by name, for step-up starts. Written when layers are built, read on `start`.
+    policies: RwLock<HashMap<String, Arc<Policy>>>,
+}
+
+/// The state all the proof layers of an application share: one [`Enforcer`] (so one key set,
+/// one revocation store and one verified-token cache), the step-up protocol, and the policies
+/// the layers enforce (so `start?policy=…` knows them). Cheap to clone.
+///
+/// Build it with [`Proofgate::builder`], keep the [`Refresher`] from
+/// [`Proofgate::spawn_refresher`] for as long as the application serves, and make a layer per
+/// route or router with [`Proofgate::layer`].
+#[derive(Clone)]
+pub struct Proofgate {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Proofgate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proofgate")
+            .field("enforcer", &self.shared.enforcer)
+            .field("links", &self.shared.links)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proofgate {
+    /// A builder for the issuer at `api_base` (`https://api.proof.holdings`, or a sandbox's
+    /// base URL); the JWKS, revocation list and status list derive from it.
+    pub fn builder(api_base: &str) -> ProofgateBuilder {
+        ProofgateBuilder::new(api_base)
+    }
+
+    /// State over parts built elsewhere (for an application that already runs an
+    /// [`Enforcer`], or a test that installs keys by hand).
+    pub fn from_parts(enforcer: Arc<Enforcer>, step_up: StepUp, links: StepUpLinks) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                enforcer,
+                step_up,
+                links,
+                policies: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A layer enforcing `policy`. The policy is also registered for step-up starts (a later
+    /// policy of the same name replaces it).
+    pub fn layer(&self, policy: impl Into<Policy>) -> crate::ProofLayer {
+        crate::ProofLayer::new(self.clone(), policy)
+    }
+
+    /// The decision engine.
+    pub fn enforcer(&self) -> &Arc<Enforcer> {
+        &self.shared.enforcer
+    }
+
+    /// The step-up protocol.
+    pub fn step_up(&self) -> &StepUp {
+        &self.shared.step_up
+    }
+
+    /// How step-up links and `WWW-Authenticate` are rendered.
+    pub fn links(&self) -> &StepUpLinks {
+        &self.shared.links
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        self.shared.enforcer.verifier().keys()
+    }
+
+    /// The revocation store.
+    pub fn revocation(&self) -> &Arc<RevocationStore> {
+        self.shared.enforcer.revocation()
+    }
+
+    /// A registered policy by name.
+    pub fn policy(&self, name: &str) -> Option<Arc<Policy>> {
+        self.shared
+            .policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Registers a policy for step-up starts (done by every layer built for it).
+    pub fn register(&self, policy: Arc<Policy>) {
+        self.shared
+            .policies
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(policy.name.clone(), policy);
+    }
+
+    /// Whether keys and revocation data are fresh enough to decide: `Err` lists what is stale
+    /// (`jwks_stale`, `revocation_stale`). For a readiness probe.
+    pub fn ready(&self) -> Result<(), Vec<&'static str>> {
+        let mut problems = Vec::new();
+        if self.keys().is_stale() {
+            problems.push("jwks_stale");
+        }
+        if self.revocation().is_stale() {
+            problems.push("revocation_stale");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Starts the background refreshers of keys and revocation data on the current Tokio
+    /// runtime. Keep the returned handle while the application serves; stop it with
+    /// [`Refresher::shutdown`] (dropping it stops the tasks too, without waiting for them).
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, as `tokio::spawn` does.
+    pub fn spawn_refresher(&self) -> Refresher {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let keys = tokio::spawn(self.keys().clone().run(stopped(rx.clone())));
+        let revocation = tokio::spawn(self.revocation().clone().run(stopped(rx)));
+        Refresher {
+            stop,
+            tasks: vec![keys, revocation],
+        }
+    }
+}
+
+/// The running background refreshers of one [`Proofgate`]: the JWKS refresher and the revocation
+/// refresher. Dropping it asks them to stop; [`Refresher::shutdown`] also waits until they have.
+#[derive(Debug)]
+#[must_use = "dropping the Refresher stops the background refresh"]
+pub struct Refresher {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Refresher {
+    /// Whether every refresher task is still running.
+    pub fn is_running(&self) -> bool {
+        self.tasks.iter().all(|t| !t.is_finished())
+    }
+
+    /// Stops the refreshers and waits for them to finish (an in-flight fetch is dropped; the last
+    /// good data stays installed). For graceful shutdown, after the server has stopped serving.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Refresher {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,159 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use proofgate_core::decision::Decision;
+use proofgate_core::problem::{self, Rendered};
+use tower::Service;
+
+use super::layer::LayerState;
+use super::{ProofBody, ProofLayer, ResponseFuture};
+use crate::VerifiedProofs;
+
+/// Enforces one policy in front of an inner service: the request's tokens are checked by the
+/// core's [`Enforcer`](proofgate_core::Enforcer); an allowed request reaches the inner service
+/// with its verified proofs in the request extensions ([`VerifiedProofs`]) and the identity
+/// headers set; any other request is answered by the core's rendering of the decision
+/// (problem+json, `WWW-Authenticate`, or a step-up redirect) without reaching it.
+///
+/// Readiness is the inner service's: `poll_ready` is passed through, so back-pressure (a
+/// `ConcurrencyLimit`, a load shedder…) is preserved.
+///
+/// See the [module docs](crate::proof) for an example.
+#[derive(Debug)]
+pub struct ProofService<S> {
+    pub(crate) inner: S,
+    pub(crate) state: Arc<LayerState>,
+}
+
+impl<S: Clone> Clone for ProofService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<S> ProofService<S> {
+    /// Wraps `inner` with the policy and shared state of `layer`.
+    pub fn new(inner: S, layer: &ProofLayer) -> Self {
+        Self {
+            inner,
+            state: layer.state.clone(),
+        }
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The policy enforced.
+    pub fn policy(&self) -> &proofgate_core::Policy {
+        &self.state.policy
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProofService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ProofBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let state = &self.state;
+        let enforcer = state.gate.enforcer();
+        match enforcer.decide(&state.policy, req.headers()) {
+            Decision::Allow { proofs } => {
+                // The gateway's own header edits: incoming `x-proof-*` removed (a handler never
+                // sees a client's own), then the identity headers set.
+                let edits = problem::upstream_edits(
+                    req.headers(),
+                    &proofs,
+                    enforcer.sources(),
+                    state.strip_token,
+                );
+                let headers = req.headers_mut();
+                for name in &edits.remove {
+                    headers.remove(name);
+                }
+                if state.identity_headers {
+                    for (name, value) in edits.set {
+                        headers.insert(name, value);
+                    }
+                } else {
+                    // Only the cookie rewrite of `strip_token`, not the identity headers.
+                    for (name, value) in edits.set {
+                        if name == http::header::COOKIE {
+                            headers.insert(name, value);
+                        }
+                    }
+                }
+                req.extensions_mut()
+                    .insert(VerifiedProofs::new(proofs, state.clone()));
+                ResponseFuture::allowed(self.inner.call(req))
+            }
+            other => {
+                let rendered = render(state, &other, &req);
+                ResponseFuture::rejected(into_response(rendered))
+            }
+        }
+    }
+}
+
+/// The original path and query: under a nested axum router the request's URI has lost its
+/// prefix, but the step-up link must bring the person back to the URL they asked for.
+fn return_to<B>(req: &Request<B>) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::OriginalUri(uri)) = req.extensions().get() {
+        return uri.path_and_query().map_or("/", |p| p.as_str());
+    }
+    req.uri().path_and_query().map_or("/", |p| p.as_str())
+}
+
+fn render<B>(state: &LayerState, decision: &Decision, req: &Request<B>) -> Rendered {
+    let html = problem::wants_html(req.headers(), req.method());
+    problem::render(
+        decision,
+        &state.policy.name,
+        return_to(req),
+        html,
+        state.gate.links(),
+    )
+    // `render` answers `None` only for `Allow`, which never gets here.
+    .unwrap_or(Rendered {
+        status: 500,
+        headers: Vec::new(),
+        body: Bytes::new(),
+    })
+}
+
+/// A core-rendered answer as an HTTP response.
+pub(crate) fn into_response<B>(r: Rendered) -> Response<ProofBody<B>> {
+    let mut response = Response::new(ProofBody::rejected(r.body));
+    *response.status_mut() =
+        http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    for (name, value) in r.headers {
+        headers.append(name, value);
+    }
+    response
+}
