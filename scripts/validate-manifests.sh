@@ -14,7 +14,7 @@ readonly KV_VERSION=1.37.0
 # The oldest and the newest Kubernetes minor versions the manifests must validate against.
 readonly K8S_VERSIONS="1.29.0 1.37.0"
 
-venv=${PROOFGATE_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/proofgate/kubernetes-validate-$KV_VERSION}
+venv=${PROOFGATE_TOOLS_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/proofgate/kubernetes-validate-$KV_VERSION}
 if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KV_VERSION"
