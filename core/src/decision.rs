@@ -373,22 +373,20 @@ impl Enforcer {
 
     /// Decides a request under `policy`.
     pub fn decide(&self, policy: &Policy, headers: &http::HeaderMap) -> Decision {
-        let requirements = match &policy.rule {
+        let optional = match &policy.rule {
             Rule::Public => return Decision::Allow { proofs: Vec::new() },
             Rule::Deny => {
                 return Decision::Deny {
                     reason: Reason::RouteDenied,
                 }
             }
-            Rule::Optional => None,
-            Rule::Require { .. } => Some(()),
+            Rule::Optional => true,
+            Rule::Require { .. } => false,
         };
         let tokens = match extract_tokens(headers, &self.sources) {
             Ok(t) => t,
-            Err(reason) if requirements.is_none() => {
-                let _ = reason;
-                return Decision::Allow { proofs: Vec::new() };
-            }
+            // On an optional route, badly presented tokens just mean "anonymous".
+            Err(_) if optional => return Decision::Allow { proofs: Vec::new() },
             Err(reason) => return fail(policy, reason),
         };
         let mut proofs = Vec::with_capacity(tokens.len());
@@ -400,8 +398,7 @@ impl Enforcer {
                     // A "cannot check now" failure outranks a bad token: it must not turn into a
                     // step-up loop or a 401 while the issuer is unreachable.
                     let worse = first_failure.is_none_or(|f| {
-                        r.family() == crate::decision::Family::Unavailable
-                            && f.family() != crate::decision::Family::Unavailable
+                        r.family() == Family::Unavailable && f.family() != Family::Unavailable
                     });
                     if worse {
                         first_failure = Some(r);
@@ -409,7 +406,7 @@ impl Enforcer {
                 }
             }
         }
-        if requirements.is_none() {
+        if optional {
             return Decision::Allow { proofs };
         }
         match policy.evaluate(&proofs, unix_now()) {

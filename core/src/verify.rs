@@ -218,7 +218,7 @@ impl Verifier {
                 return Err(Reason::InvalidClaims);
             }
         }
-        if snapshot.fetched_at.is_none_or(|_| self.keys.is_stale()) {
+        if self.keys.is_stale() {
             return Err(Reason::JwksStale);
         }
         let verified_at = claims
