@@ -9,6 +9,7 @@
 //! after a token was verified — the clock, the key set, key staleness — is re-checked on every hit;
 //! revocation is checked by the caller on every decision.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -73,6 +74,8 @@ pub struct Verifier {
     keys: Arc<KeyStore>,
     cache: moka::sync::Cache<String, Arc<VerifiedProof>>,
     config: VerifierConfig,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -118,6 +121,8 @@ impl Verifier {
             keys,
             cache,
             config,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -136,6 +141,14 @@ impl Verifier {
         self.cache.entry_count()
     }
 
+    /// Cache lookups so far that found a verified token, and those that did not.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
     /// Verifies `token` at the current time, from the cache when possible.
     pub fn verify(&self, token: &str) -> Result<Arc<VerifiedProof>, Reason> {
         self.verify_at(token, unix_now())
@@ -148,6 +161,7 @@ impl Verifier {
         }
         if let Some(hit) = self.cache.get(token) {
             if hit.generation == self.keys.generation() {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 self.check_time(&hit.claims, now)?;
                 if self.keys.is_stale() {
                     return Err(Reason::JwksStale);
@@ -156,6 +170,7 @@ impl Verifier {
             }
             self.cache.invalidate(token);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let proof = Arc::new(self.verify_uncached(token, now)?);
         self.cache.insert(token.to_owned(), proof.clone());
         Ok(proof)

@@ -34,6 +34,8 @@ pub async fn serve(
 async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     let m = &g.metrics;
     m.cache_entries.set(g.enforcer.verifier().cached() as i64);
+    let (hits, misses) = g.enforcer.verifier().cache_stats();
+    m.sync_cache_lookups(hits, misses);
     m.jwks_age
         .set(g.keys.age().map_or(-1.0, |a| a.as_secs_f64()));
     m.revocation_age

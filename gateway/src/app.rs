@@ -226,12 +226,25 @@ impl std::fmt::Debug for GatewayHandle {
 
 struct WatchShutdown(tokio::sync::watch::Receiver<bool>);
 
+/// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
+/// own watcher does: `SIGTERM` graceful terminate (in-flight requests finish within the grace
+/// period), `SIGQUIT` graceful upgrade (listening sockets handed to a new process), `SIGINT` fast.
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {
         let mut rx = self.0.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
-        ShutdownSignal::FastShutdown
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = rx.wait_for(|stop| *stop) => ShutdownSignal::FastShutdown,
+                signal = pingora::server::UnixShutdownSignalWatch.recv() => signal,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = rx.wait_for(|stop| *stop).await;
+            ShutdownSignal::FastShutdown
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// `proofgate_webhooks_total`: webhooks received.
     pub webhooks: IntCounter,
+    /// `proofgate_cache_lookups_total{result}`: verified-token cache lookups, `hit` or `miss`
+    /// (a miss costs a signature check). Brought up to date at each scrape.
+    pub cache_lookups: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +110,14 @@ impl Metrics {
         .expect("metric");
         let webhooks =
             IntCounter::new("proofgate_webhooks_total", "Webhooks received.").expect("metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "proofgate_cache_lookups_total",
+                "Verified-token cache lookups by result (hit, miss).",
+            ),
+            &["result"],
+        )
+        .expect("metric");
         for c in [
             Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(decision_seconds.clone()),
@@ -118,6 +129,7 @@ impl Metrics {
             Box::new(step_up_starts.clone()),
             Box::new(reloads.clone()),
             Box::new(webhooks.clone()),
+            Box::new(cache_lookups.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
@@ -133,6 +145,7 @@ impl Metrics {
             step_up_starts,
             reloads,
             webhooks,
+            cache_lookups,
         }
     }
 
@@ -141,5 +154,18 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Brings `proofgate_cache_lookups_total` up to the verifier's own totals.
+    pub fn sync_cache_lookups(&self, hits: u64, misses: u64) {
+        for (label, total) in [("hit", hits), ("miss", misses)] {
+            let c = self.cache_lookups.with_label_values(&[label]);
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
+        }
     }
 }

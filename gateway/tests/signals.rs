@@ -1,0 +1,117 @@
+//! The real binary under `SIGTERM`: a request in flight finishes, then the process exits cleanly.
+
+#![cfg(unix)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    // An upstream that takes a second to answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        "slow and done"
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (proxy, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("proofgate-sigterm-{proxy}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proofgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+default_policy = "public"
+default_upstream = "app"
+
+[[listeners]]
+address = "127.0.0.1:{proxy}"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[server]
+threads = 1
+grace_period = "3s"
+graceful_shutdown_timeout = "3s"
+
+[[upstreams]]
+name = "app"
+addresses = ["{upstream}"]
+read_timeout = "10s"
+
+[issuer]
+api_base = "http://127.0.0.1:9"
+
+[[policies]]
+name = "public"
+rule = "public"
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proofgate"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{proxy}/x");
+    let start = Instant::now();
+    while http
+        .get(format!("http://127.0.0.1:{admin}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "proofgate never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        async move { http.get(url).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let r = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "slow and done");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "proofgate did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+}
