@@ -296,6 +296,9 @@ impl ProxyHttp for Proxy {
             _ => 502,
         };
         ctx.decision = "error";
+        // The connection is not reused after a failed proxy (below); say so in the answer, as
+        // Pingora's own error responses do, or a pooling client's next request on it fails.
+        session.set_keepalive(None);
         if code > 0 {
             let (reason, title) = if code == 504 {
                 ("upstream_timeout", "The upstream did not answer in time")
