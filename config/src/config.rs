@@ -338,6 +338,10 @@ pub struct StepUpSettings {
     /// Whether cookies carry `Secure`. Defaults to `true`; turn off only for plain-HTTP
     /// development on localhost.
     pub cookie_secure: bool,
+    /// Absolute URL of this site (`https://app.example`), used to build the `redirect_url` back
+    /// to `callback`. Defaults to none: the request's own scheme and `Host` are used, which is
+    /// right only when clients reach the gateway directly.
+    pub public_url: Option<String>,
 }
 
 /// Log verbosity.

@@ -258,6 +258,8 @@ pub struct StepUpFile {
     pub cookie_name: Option<String>,
     /// `Secure` attribute on the cookies.
     pub cookie_secure: Option<bool>,
+    /// Absolute URL people reach this site at, for the verification's `redirect_url`.
+    pub public_url: Option<String>,
 }
 
 /// `[logging]`.

@@ -179,6 +179,7 @@
 //! | `global_per_minute` | Starts per minute for all clients, below the Proof API's 100/min (1–99). Defaults to `30`. |
 //! | `cookie_name` | The proof cookie; must equal `tokens.cookie`. Defaults to `tokens.cookie`. |
 //! | `cookie_secure` | `Secure` on cookies; turn off only for plain-HTTP development. Defaults to `true`. |
+//! | `public_url` | Absolute URL people reach this site at (`"https://app.example"`), for the verification's `redirect_url` back to `callback`; set it whenever a load balancer or TLS terminator sits in front. Defaults to the request's own scheme and `Host`. |
 //!
 //! ## `[logging]`
 //!

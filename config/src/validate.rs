@@ -1316,6 +1316,27 @@ fn step_up(
             format!("{state_cookie:?} must be a valid cookie name other than the proof cookie"),
         );
     }
+    let public_url = f.public_url.as_ref().and_then(|raw| {
+        match url::Url::parse(raw) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty() =>
+            {
+                Some(raw.trim_end_matches('/').to_string())
+            }
+            _ => {
+                c.err(
+                    "step_up.public_url",
+                    format!("{raw:?} must be an absolute http(s) URL with no path, like \"https://app.example\""),
+                );
+                None
+            }
+        }
+    });
     StepUpSettings {
         prefix,
         state_ttl,
@@ -1324,6 +1345,7 @@ fn step_up(
         global_per_minute: global as u32,
         cookie_name,
         cookie_secure: f.cookie_secure.unwrap_or(true),
+        public_url,
     }
 }
 

@@ -728,3 +728,25 @@ fn load_reports_io_problems() {
     assert!(e.errors()[0].message.contains("at most"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn step_up_public_url_is_an_origin() {
+    let c =
+        Config::from_toml_str(&with("[step_up]\npublic_url = \"https://app.example/\"")).unwrap();
+    assert_eq!(c.step_up.public_url.as_deref(), Some("https://app.example"));
+    assert_eq!(
+        Config::from_toml_str(BASE).unwrap().step_up.public_url,
+        None
+    );
+    for bad in [
+        "app.example",
+        "ftp://app.example",
+        "https://app.example/path",
+        "https://app.example/?q=1",
+        "https://user@app.example",
+        "//app.example",
+    ] {
+        let e = errors(&with(&format!("[step_up]\npublic_url = \"{bad}\"")));
+        assert_problem(&e, "step_up.public_url", "absolute http(s) URL");
+    }
+}

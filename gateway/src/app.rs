@@ -148,6 +148,7 @@ impl Gateway {
         step_up_config.state_cookie = s.state_cookie.clone();
         step_up_config.proof_cookie = s.cookie_name.clone();
         step_up_config.secure_cookies = s.cookie_secure;
+        step_up_config.public_url = s.public_url.clone();
         step_up_config.per_client_per_minute = s.per_client_per_minute;
         step_up_config.global_per_minute = s.global_per_minute;
         step_up_config.webhook_secret = secrets

@@ -101,7 +101,8 @@ impl Proxy {
                 let policy = proofgate_core::stepup::query_param(&query, "policy")
                     .and_then(|name| g.live.load().policies.get(&name).cloned());
                 let host = host_of(session).unwrap_or_else(|| "localhost".into());
-                let origin = format!("http://{host}");
+                let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+                let origin = format!("{}://{host}", if tls { "https" } else { "http" });
                 let client = session
                     .client_addr()
                     .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
