@@ -1,5 +1,7 @@
 //! The `proofgate` command line: `check` and `verify`, run as a user runs them.
 
+mod common;
+
 use std::process::Command;
 
 use proofgate_sandbox::{Sandbox, SandboxConfig};
@@ -55,29 +57,8 @@ async fn verify_prints_claims_and_a_verdict() {
     let sandbox = Sandbox::start_with("127.0.0.1:0", SandboxConfig::default())
         .await
         .unwrap();
-    let http = reqwest::Client::new();
     let base = sandbox.base_url().to_string();
-    let v: serde_json::Value = http
-        .post(format!("{base}/api/v1/verifications"))
-        .bearer_auth("pk_test_cli")
-        .json(&serde_json::json!({"type": "email", "channel": "email", "identifier": "alice@corp.example"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = v["id"].as_str().unwrap().to_string();
-    let done: serde_json::Value = http
-        .post(format!("{base}/api/v1/verifications/{id}/test-verify"))
-        .bearer_auth("pk_test_cli")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = done["proof_token"].as_str().unwrap().to_string();
+    let (token, id) = common::mint(&base, "email", "email", "alice@corp.example").await;
     let dev =
         include_str!("../../config/examples/dev.toml").replace("http://127.0.0.1:7700", &base);
     let dir = std::env::temp_dir().join(format!("proofgate-verify-{}", std::process::id()));

@@ -248,32 +248,10 @@ impl Stack {
         format!("{}{path}", self.proxy)
     }
 
-    /// A proof token from the sandbox through its API (create + test-verify).
+    /// A proof token from the sandbox through its API (create + test-verify), with the
+    /// project's own client.
     pub async fn token(&self, kind: &str, channel: &str, identifier: &str) -> (String, String) {
-        let base = self.sandbox.base_url();
-        let v: serde_json::Value = self
-            .http
-            .post(format!("{base}/api/v1/verifications"))
-            .bearer_auth(API_KEY)
-            .json(&serde_json::json!({"type": kind, "channel": channel, "identifier": identifier}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = v["id"].as_str().unwrap().to_string();
-        let done: serde_json::Value = self
-            .http
-            .post(format!("{base}/api/v1/verifications/{id}/test-verify"))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (done["proof_token"].as_str().unwrap().to_string(), id)
+        mint(self.sandbox.base_url(), kind, channel, identifier).await
     }
 
     /// GETs `path` with a bearer token, retrying while the answer is a 503 (status list not yet
@@ -302,6 +280,19 @@ impl Stack {
                 .unwrap();
         }
     }
+}
+
+/// A proof token minted by the sandbox at `base` through its API (create + test-verify), with
+/// the project's own client; returns the token and its proof id.
+pub async fn mint(base: &str, kind: &str, channel: &str, identifier: &str) -> (String, String) {
+    use proofgate_core::client::{CreateVerification, ProofApiClient};
+    let api = ProofApiClient::new(base, API_KEY).unwrap();
+    let created = api
+        .create_verification(&CreateVerification::new(kind, channel, identifier))
+        .await
+        .unwrap();
+    let done = api.test_verify(&created.id).await.unwrap();
+    (done.token().expect("a token").to_string(), created.id)
 }
 
 pub async fn problem(r: reqwest::Response) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
