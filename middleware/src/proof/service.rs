@@ -85,9 +85,10 @@ where
             Decision::Allow { proofs } => {
                 // The gateway's own header edits: incoming `x-proof-*` removed (a handler never
                 // sees a client's own), then the identity headers set.
+                let identity: &[_] = if state.identity_headers { &proofs } else { &[] };
                 let edits = problem::upstream_edits(
                     req.headers(),
-                    &proofs,
+                    identity,
                     enforcer.sources(),
                     state.strip_token,
                 );
@@ -95,17 +96,8 @@ where
                 for name in &edits.remove {
                     headers.remove(name);
                 }
-                if state.identity_headers {
-                    for (name, value) in edits.set {
-                        headers.insert(name, value);
-                    }
-                } else {
-                    // Only the cookie rewrite of `strip_token`, not the identity headers.
-                    for (name, value) in edits.set {
-                        if name == http::header::COOKIE {
-                            headers.insert(name, value);
-                        }
-                    }
+                for (name, value) in edits.set {
+                    headers.insert(name, value);
                 }
                 req.extensions_mut()
                     .insert(VerifiedProofs::new(proofs, state.clone()));
