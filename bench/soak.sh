@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Soak: a release-built `proofgate dev` (sandbox + demo upstream + gateway in one process, on
-# loopback) under a fixed request rate with a realistic mix, for a fixed time. Every response's
-# status is checked against what its kind of request must get; the gateway process's RSS is
-# sampled every 10 s. Exits non-zero on any unexpected status or transport error.
+# Soak: a release-built gateway (`proofgate run`) under a fixed request rate with a realistic mix,
+# for a fixed time, against a `proofgate dev` process that provides the sandbox (the issuer) and
+# the demo upstream. Every response's status is checked against what its kind of request must
+# get; the gateway process's RSS is sampled every 10 s and must be flat after the warm-up.
 #
 #   bench/soak.sh                          # 10 minutes at 200 requests/s (after 60 s of warm-up)
 #   SOAK_DURATION=60 SOAK_RATE=100 bench/soak.sh
+#
+# The gateway runs the demo configuration (config/examples/dev.toml) with its own ports and a
+# verified-token cache of SOAK_CACHE entries (default 500), so that the steady stream of new
+# tokens fills the cache during the warm-up: after it, memory must not grow. (With the default
+# 100 000 entries the cache keeps filling for hours at this rate; that growth is bounded by the
+# capacity, not a leak, and would hide one.)
 #
 # Mix (per request, by weight):
 #   45%  cache hit    GET /admin/x, one of 50 hot staff tokens            → 200
@@ -27,6 +33,7 @@ RATE=${SOAK_RATE:-200}
 WARMUP=${SOAK_WARMUP:-60}
 BIN=${PROOFGATE_BIN:-target/release/proofgate}
 OUT=${SOAK_OUT:-target/soak}
+CACHE=${SOAK_CACHE:-500}
 CONNS=2 # one connection per wrk thread, so each thread's responses match its requests in order
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
@@ -37,14 +44,47 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.log
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PROXY=$(free_port); ADMIN=$(free_port); SANDBOX=$(free_port)
+DEV_PROXY=$(free_port); DEV_ADMIN=$(free_port); SANDBOX=$(free_port)
+PROXY=$(free_port); ADMIN=$(free_port)
 GW="http://127.0.0.1:$PROXY"; SB="http://127.0.0.1:$SANDBOX"
 
-RUST_LOG=${RUST_LOG:-warn} "$BIN" dev --listen "127.0.0.1:$PROXY" --admin "127.0.0.1:$ADMIN" \
-  --sandbox "127.0.0.1:$SANDBOX" >"$OUT/proofgate.log" 2>&1 &
-PID=$!
-cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+# The issuer (sandbox) and the demo upstream, from `proofgate dev` (its own gateway is unused).
+RUST_LOG=warn "$BIN" dev --listen "127.0.0.1:$DEV_PROXY" --admin "127.0.0.1:$DEV_ADMIN" \
+  --sandbox "127.0.0.1:$SANDBOX" >"$OUT/dev.log" 2>&1 &
+DEV_PID=$!
+PID=
+cleanup() {
+  [[ -n $PID ]] && kill "$PID" 2>/dev/null; kill "$DEV_PID" 2>/dev/null
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
+for _ in $(seq 100); do
+  grep -q '^  upstream' "$OUT/dev.log" 2>/dev/null && curl -sf "$SB/health" >/dev/null && break
+  sleep 0.2
+done
+UPSTREAM=$(awk '/^  upstream/ {sub("http://", "", $2); print $2}' "$OUT/dev.log")
+[[ -n $UPSTREAM ]] || { echo "proofgate dev did not start: $(cat "$OUT/dev.log")" >&2; exit 1; }
+
+# The gateway under test: the demo configuration on its own ports, a bounded cache, quiet logs.
+python3 - "$PROXY" "$ADMIN" "$UPSTREAM" "$SB" "$CACHE" >"$OUT/soak.toml" <<'PY'
+import sys
+proxy, admin, upstream, sandbox, cache = sys.argv[1:]
+text = open("config/examples/dev.toml").read()
+for old, new in [
+    ('address = "127.0.0.1:8080"', f'address = "127.0.0.1:{proxy}"'),
+    ('address = "127.0.0.1:9091"', f'address = "127.0.0.1:{admin}"'),
+    ('addresses = ["127.0.0.1:3000"]', f'addresses = ["{upstream}"]'),
+    ('api_base = "http://127.0.0.1:7700"', f'api_base = "{sandbox}"'),
+    ('level = "debug"', 'level = "warn"'),
+]:
+    assert old in text, old
+    text = text.replace(old, new)
+print(text + f"\n[tokens]\ncache_capacity = {cache}\n")
+PY
+"$BIN" check -c "$OUT/soak.toml" >/dev/null
+PROOF_API_KEY=pk_test_soak_gateway PROOFGATE_COOKIE_KEY=soak-cookie-key-0123456789abcdef0123 \
+  PROOF_WEBHOOK_SECRET=whsec_soak "$BIN" run -c "$OUT/soak.toml" >"$OUT/proofgate.log" 2>&1 &
+PID=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
   sleep 0.2
