@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match Config::from_toml_str(text) {
         Ok(_) => {
-            assert!(Config::from_toml_str(text).is_ok(), "validation is not deterministic");
+            assert!(
+                Config::from_toml_str(text).is_ok(),
+                "validation is not deterministic"
+            );
         }
         Err(errors) => {
             // Rendering the errors (as `proofgate check` does) must not panic either.

@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     for idx in [0, 1, 7, 8, 255, 4096, 1 << 20, u64::MAX / 8, u64::MAX] {
         let status = list.get(idx);
         if !list.covers(idx) {
-            assert_eq!(status, SlotStatus::Unavailable, "slot {idx} outside the list");
+            assert_eq!(
+                status,
+                SlotStatus::Unavailable,
+                "slot {idx} outside the list"
+            );
         }
     }
 });

@@ -49,8 +49,8 @@ fuzz_target!(|data: &[u8]| {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (&b""[..], data),
     };
-    let header = serde_json::from_slice::<serde_json::Value>(header)
-        .unwrap_or_else(|_| rig.ec.header());
+    let header =
+        serde_json::from_slice::<serde_json::Value>(header).unwrap_or_else(|_| rig.ec.header());
     let token = rig.ec.sign_raw(&header, payload);
     if let Ok(proof) = rig.verifier.verify_uncached(&token, NOW) {
         assert!(proof.exp > NOW - 5, "accepted an expired token");
