@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# proofgate side by side with its peers, on one machine, over loopback.
+#
+#   bench/load/run.sh                 # full run: every target, 3 × 10 s each (~8 min + build)
+#   bench/load/run.sh --quick         # smoke: every target once for 3 s (~1 min + build);
+#                                     # few tokens, so the cold run wraps (a warning, not a failure)
+#   bench/load/run.sh --quick --debug # the same with the dev-profile build (what CI runs)
+#   bench/load/run.sh --sweep         # Pingora [server] settings: threads, work_stealing, pool
+#
+# Options: --targets "direct pingora ..." (a subset), --reps N, --duration SECS,
+# --connections N, --no-install (skip apt-get), --out DIR (default bench/load/out).
+#
+# Targets, each against the same upstream (nginx answering 200 "ok" from memory):
+#   direct           the upstream alone (the ceiling of this harness: wrk and the upstream share
+#                    the load generator's core)
+#   pingora          proofgate on a `public` route: no token looked at (the framework's cost)
+#   proofgate-hit    one valid token, repeated (cache hit)
+#   proofgate-mixed  10,000 distinct valid tokens, round robin (all cached after the warm-up)
+#   proofgate-cold   a new token on every request (no cache benefit: an RSA verify each)
+#   haproxy-jwt      HAProxy with jwt_verify(RS256) + iss + exp on the same key and tokens
+#   nginx            plain nginx proxy_pass, a C proxy reference
+#
+# Placement (2 cores here): the server under test runs alone on core 0 (`taskset -c 0`, one
+# worker); the load generator (wrk, 1 thread, 64 connections) and the upstream share core 1.
+# The issuer (JWKS + revocation list) is idle during runs. Each repetition starts the server
+# afresh, so the cold run starts with an empty cache and peak RSS (VmHWM) is per run.
+#
+# Prints a Markdown table (medians over repetitions, ratios to `pingora` from this same
+# invocation) and writes it with a PNG plot to the output directory. Exits non-zero when a
+# target did not answer or answered anything but 2xx.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+quick=0 debug=0 sweep=0 install=1
+reps="" duration="" connections=64 out="$here/out" targets=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) quick=1 ;;
+    --debug) debug=1 ;;
+    --sweep) sweep=1 ;;
+    --no-install) install=0 ;;
+    --reps) reps=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --connections) connections=$2; shift ;;
+    --targets) targets=$2; shift ;;
+    --out) out=$2; shift ;;
+    -h | --help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+all_targets="direct pingora proofgate-hit proofgate-mixed proofgate-cold haproxy-jwt nginx"
+if [ $quick = 1 ]; then
+    : "${reps:=1}" "${duration:=3}"
+    warmup=1 mixed_tokens=1000 cold_tokens=5000
+else
+    : "${reps:=3}" "${duration:=10}"
+    warmup=2 mixed_tokens=10000 cold_tokens=200000
+fi
+[ -n "$targets" ] || targets=$all_targets
+
+upstream_port=18080 listen_port=18081 admin_port=18091
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work="$out/work"
+mkdir -p "$work/tmp" "$here/tokens"
+results="$out/results.txt"
+: >"$results"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# --- what this machine needs -------------------------------------------------------------------
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ $install = 1 ]; then
+    missing=""
+    for cmd in haproxy nginx wrk taskset curl; do command -v $cmd >/dev/null || missing="$missing $cmd"; done
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts"
+    if [ -n "$missing" ]; then
+        log "installing haproxy nginx wrk (missing:$missing)"
+        sudo_ apt-get update -qq
+        sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            haproxy nginx wrk util-linux curl fonts-dejavu-core >/dev/null
+    fi
+fi
+haproxy_version=$(haproxy -v | sed -n 's/^HAProxy version \([0-9]*\.[0-9]*\).*/\1/p')
+case "$haproxy_version" in
+1.* | 2.[0-4]) echo "run.sh: HAProxy $haproxy_version lacks jwt_verify (needs >= 2.5)" >&2; exit 1 ;;
+esac
+
+# --- build -------------------------------------------------------------------------------------
+if [ $debug = 1 ]; then profile_flag="" bin="$repo/target/debug"; else profile_flag="--release" bin="$repo/target/release"; fi
+log "building proofgate and loadkit (${profile_flag:---debug})"
+(cd "$repo" && cargo build $profile_flag -p proofgate --bin proofgate -p proofgate-bench --bin loadkit)
+
+log "minting tokens ($mixed_tokens mixed, $cold_tokens cold; kept between runs in bench/load/tokens)"
+"$bin/loadkit" mint "$here/tokens" --mixed $mixed_tokens --cold $cold_tokens
+ln -sfn "$here/tokens" "$work/tokens"
+head -n $mixed_tokens "$here/tokens/tokens-mixed.txt" >"$work/tokens-mixed.txt"
+head -n $cold_tokens "$here/tokens/tokens-cold.txt" >"$work/tokens-cold.txt"
+hit_token=$(cat "$here/tokens/token-hit.txt")
+# The ceiling for proofgate-cold: raw RS256 verifies per second on the server's core.
+if [ $sweep = 0 ]; then
+    taskset -c 0 "$bin/loadkit" rsa "$here/tokens" --seconds $([ $quick = 1 ] && echo 1 || echo 3) | tee "$out/rsa.txt"
+fi
+
+# --- background processes ----------------------------------------------------------------------
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_port() { # port [seconds]
+    local deadline=$((SECONDS + ${2:-20}))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || { echo "run.sh: nothing listens on port $1" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
+render() { # template → stdout, with the placeholders replaced
+    sed -e "s|@WORK@|$work|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
+        -e "s|@LISTEN_PORT@|$listen_port|g" -e "s|@ADMIN_PORT@|$admin_port|g" \
+        -e "s|@ISSUER@|${issuer:-}|g" -e "s|@LOG_LEVEL@|${log_level:-warn}|g" \
+        -e "s|@SERVER_SETTINGS@|${server_settings:-}|g" "$1"
+}
+
+rm -f "$here/tokens/issuer.url"
+"$bin/loadkit" issuer "$here/tokens" 2>"$work/issuer.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$here/tokens/issuer.url" ] && break; sleep 0.1; done
+issuer=$(cat "$here/tokens/issuer.url")
+
+render "$here/upstream.nginx.conf" >"$work/upstream.nginx.conf"
+taskset -c 1 nginx -e "$work/upstream.error.log" -c "$work/upstream.nginx.conf" -p "$work" 2>"$work/upstream.stderr" &
+upstream_pid=$!
+pids+=($upstream_pid)
+wait_port $upstream_port
+
+# --- measuring ---------------------------------------------------------------------------------
+# CPU ticks (user + system) and peak RSS of a process and its children.
+tree() { echo "$1"; cat "/proc/$1/task/"*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d' || true; }
+ticks() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+hwm_kb() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+rss_kb() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+
+server_pid=""
+current_target=""
+start_server() { # target
+    current_target=$1
+    case "$1" in
+    direct) server_pid=$upstream_pid; return ;;
+    pingora | proofgate-*)
+        render "$here/proofgate.toml" >"$work/proofgate.toml"
+        taskset -c 0 "$bin/proofgate" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
+        server_pid=$!
+        wait_port $listen_port 60
+        local deadline=$((SECONDS + 30))
+        until curl -fs "http://127.0.0.1:$admin_port/readyz" >/dev/null; do
+            [ $SECONDS -lt $deadline ] || { echo "run.sh: proofgate not ready" >&2; cat "$work/proofgate.log" >&2; return 1; }
+            sleep 0.1
+        done
+        ;;
+    haproxy-jwt)
+        render "$here/haproxy.cfg" >"$work/haproxy.cfg"
+        taskset -c 0 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+        server_pid=$!
+        wait_port $listen_port
+        ;;
+    nginx)
+        render "$here/proxy.nginx.conf" >"$work/proxy.nginx.conf"
+        taskset -c 0 nginx -e "$work/proxy-nginx.error.log" -c "$work/proxy.nginx.conf" -p "$work" 2>"$work/proxy-nginx.stderr" &
+        server_pid=$!
+        wait_port $listen_port
+        ;;
+    esac
+    pids+=($server_pid)
+}
+
+stop_server() {
+    [ "$server_pid" = "$upstream_pid" ] && return
+    # proofgate: SIGINT, its fast stop (SIGTERM drains for the grace period). HAProxy and nginx:
+    # SIGTERM, their fast stop (background jobs of a script start with SIGINT ignored).
+    local sig=TERM
+    case "$current_target" in pingora | proofgate-*) sig=INT ;; esac
+    kill -"$sig" "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    # The listening port must be free before the next server binds it.
+    local deadline=$((SECONDS + 10))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$listen_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+}
+
+wrk_args() { # target → url and script arguments
+    local base="http://127.0.0.1:$listen_port"
+    case "$1" in
+    direct) echo "-s $here/static.lua http://127.0.0.1:$upstream_port/gate/a" ;;
+    pingora | nginx) echo "-s $here/static.lua $base/open/a" ;;
+    proofgate-hit) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
+    proofgate-mixed | haproxy-jwt) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-mixed.txt" ;;
+    proofgate-cold) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-cold.txt" ;;
+    esac
+}
+
+load() { # seconds target → wrk output
+    local seconds=$1 target=$2 args
+    read -r -a args <<<"$(wrk_args "$target")"
+    if [ "$target" = proofgate-hit ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}"s --timeout 5s "${args[@]}" 2>&1
+}
+
+failed=0
+measure() { # label target rep
+    local label=$1 target=$2 rep=$3
+    start_server "$target"
+    if [ "$target" != proofgate-cold ] && [ "$warmup" -gt 0 ]; then load "$warmup" "$target" >/dev/null; fi
+    local t0 t1 started ended outfile line
+    outfile="$work/wrk-$label-$rep.txt"
+    t0=$(ticks "$server_pid")
+    started=$(date +%s%N)
+    load "$duration" "$target" >"$outfile" || true
+    ended=$(date +%s%N)
+    t1=$(ticks "$server_pid")
+    line=$(grep '^PGLOAD' "$outfile" | sed 's/^PGLOAD //' || true)
+    local cpu extra=""
+    cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v ns=$((ended - started)) 'BEGIN { printf "%.0f", 100 * d / hz / (ns / 1e9) }')
+    case "$target" in
+    pingora | proofgate-*)
+        local entries
+        entries=$(curl -fs "http://127.0.0.1:$admin_port/metrics" | awk '/^proofgate_cache_entries/ {print $2}')
+        extra="cache_entries=${entries:-0} rss_now_kb=$(rss_kb "$server_pid")"
+        ;;
+    esac
+    if [ -z "$line" ]; then
+        echo "run.sh: $label rep $rep: wrk printed no result:" >&2
+        cat "$outfile" >&2
+        line="requests=0 duration_us=0 errors=1"
+        failed=1
+    fi
+    local requests errors
+    requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
+    errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$line")
+    if [ "${requests:-0}" -eq 0 ] || [ "${errors:-0}" -ne 0 ]; then
+        echo "run.sh: $label rep $rep: ${requests:-0} requests, ${errors:-?} failed" >&2
+        failed=1
+    fi
+    if [ "$target" = proofgate-cold ] && [ "${requests:-0}" -gt "$cold_tokens" ]; then
+        echo "run.sh: warning: proofgate-cold sent $requests requests over $cold_tokens tokens: the excess were cache hits" >&2
+        extra="$extra wrapped=1"
+    fi
+    echo "target=$label rep=$rep $line rss_kb=$(hwm_kb "$server_pid") cpu_pct=$cpu $extra" | tee -a "$results" >&2
+    stop_server
+}
+
+log "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -r)"
+log "haproxy $(haproxy -v | head -1 | awk '{print $3}'), $(nginx -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ $sweep = 1 ]; then
+    # Pingora's [server] settings, on the `pingora` and `proofgate-hit` targets, same placement.
+    log "sweep: $reps × ${duration}s per setting"
+    for setting in \
+        "threads=1 ws=false pool=128" \
+        "threads=1 ws=true pool=128" \
+        "threads=1 ws=false pool=0" \
+        "threads=1 ws=false pool=8" \
+        "threads=2 ws=false pool=128" \
+        "threads=2 ws=true pool=128"; do
+        read -r th ws pool <<<"$setting"
+        server_settings="threads = ${th#threads=}\\nwork_stealing = ${ws#ws=}\\nupstream_keepalive_pool_size = ${pool#pool=}"
+        for target in pingora proofgate-hit; do
+            for rep in $(seq "$reps"); do
+                measure "$target[${setting// /,}]" "$target" "$rep"
+            done
+        done
+    done
+    server_settings=""
+    title="Pingora [server] settings (server pinned to core 0)"
+else
+    log "targets: $targets; $reps × ${duration}s each, ${warmup}s warm-up, $connections connections"
+    # Interleave the repetitions (all targets once, then again) so that a slow patch on this
+    # shared machine spreads over every target instead of landing on one.
+    for rep in $(seq "$reps"); do
+        for target in $targets; do
+            measure "$target" "$target" "$rep"
+        done
+    done
+    title="proofgate load: median of $reps × ${duration}s, server on 1 core"
+fi
+
+log "report ($results)"
+"$bin/loadkit" report "$results" --md "$out/table.md" --png "$out/load.png" --title "$title"
+hit=$(awk '/target=proofgate-hit / {print}' "$results" | head -1)
+cold=$(awk '/target=proofgate-cold / && !/wrapped/' "$results" | sed -n 's/.*cache_entries=\([0-9]*\) rss_now_kb=\([0-9]*\).*/\1 \2/p' | head -1)
+if [ -n "$hit" ] && [ -n "$cold" ]; then
+    read -r n cold_rss <<<"$cold"
+    hit_rss=$(sed -n 's/.*rss_now_kb=\([0-9]*\).*/\1/p' <<<"$hit")
+    [ "${n:-0}" -gt 0 ] && awk -v n="$n" -v a="$hit_rss" -v b="$cold_rss" \
+        'BEGIN { printf "cache: %d tokens cached add %.0f KiB of RSS over one cached token: %.0f bytes per cached token\n", n, b - a, (b - a) * 1024 / n }' |
+        tee "$out/cache.txt"
+fi
+cold_rps=$(grep -A0 '^| proofgate-cold ' "$out/table.md" | awk -F'|' '{gsub(/ /, "", $3); print $3}' || true)
+rsa_rate=$(sed -n 's/.*rsa2048_verify_per_sec=\([0-9]*\).*/\1/p' "$out/rsa.txt" 2>/dev/null || true)
+if [ -n "$cold_rps" ] && [ -n "$rsa_rate" ]; then
+    awk -v c="$cold_rps" -v r="$rsa_rate" 'BEGIN { printf "cold: %d req/s on one core = %.2f x the raw RSA-2048 verify rate (%d/s on the same core)\n", c, c / r, r }' |
+        tee -a "$out/cache.txt"
+fi
+log "wrote $out/table.md, $out/load.png, $out/results.txt"
+if [ $failed = 1 ]; then
+    echo "run.sh: some target did not answer every request with 2xx (see above)" >&2
+    exit 1
+fi
