@@ -19,6 +19,9 @@
 #   proofgate-cold   a new token on every request (no cache benefit: an RSA verify each)
 #   haproxy-jwt      HAProxy with jwt_verify(RS256) + iss + exp on the same key and tokens
 #   nginx            plain nginx proxy_pass, a C proxy reference
+# and, only when named in --targets:
+#   pingora-token    the `pingora` route with proofgate-hit's Authorization header (not looked
+#                    at): what carrying the token costs, apart from deciding on it
 #
 # Placement (2 cores here): the server under test runs alone on core 0 (`taskset -c 0`, one
 # worker); the load generator (wrk, 1 thread, 64 connections) and the upstream share core 1.
@@ -155,7 +158,7 @@ start_server() { # target
     current_target=$1
     case "$1" in
     direct) server_pid=$upstream_pid; return ;;
-    pingora | proofgate-*)
+    pingora | pingora-token | proofgate-*)
         render "$here/proofgate.toml" >"$work/proofgate.toml"
         taskset -c 0 "$bin/proofgate" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
         server_pid=$!
@@ -187,7 +190,7 @@ stop_server() {
     # proofgate: SIGINT, its fast stop (SIGTERM drains for the grace period). HAProxy and nginx:
     # SIGTERM, their fast stop (background jobs of a script start with SIGINT ignored).
     local sig=TERM
-    case "$current_target" in pingora | proofgate-*) sig=INT ;; esac
+    case "$current_target" in pingora | pingora-token | proofgate-*) sig=INT ;; esac
     kill -"$sig" "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     # The listening port must be free before the next server binds it.
@@ -199,7 +202,7 @@ wrk_args() { # target → url and script arguments
     local base="http://127.0.0.1:$listen_port"
     case "$1" in
     direct) echo "-s $here/static.lua http://127.0.0.1:$upstream_port/gate/a" ;;
-    pingora | nginx) echo "-s $here/static.lua $base/open/a" ;;
+    pingora | pingora-token | nginx) echo "-s $here/static.lua $base/open/a" ;; # + token, see load()
     proofgate-hit) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
     proofgate-mixed | haproxy-jwt) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-mixed.txt" ;;
     proofgate-cold) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-cold.txt" ;;
@@ -209,7 +212,7 @@ wrk_args() { # target → url and script arguments
 load() { # seconds target → wrk output
     local seconds=$1 target=$2 args
     read -r -a args <<<"$(wrk_args "$target")"
-    if [ "$target" = proofgate-hit ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    if [ "$target" = proofgate-hit ] || [ "$target" = pingora-token ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
     taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}"s --timeout 5s "${args[@]}" 2>&1
 }
 
@@ -229,7 +232,7 @@ measure() { # label target rep
     local cpu extra=""
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v ns=$((ended - started)) 'BEGIN { printf "%.0f", 100 * d / hz / (ns / 1e9) }')
     case "$target" in
-    pingora | proofgate-*)
+    pingora | pingora-token | proofgate-*)
         local entries
         entries=$(curl -fs "http://127.0.0.1:$admin_port/metrics" | awk '/^proofgate_cache_entries/ {print $2}')
         extra="cache_entries=${entries:-0} rss_now_kb=$(rss_kb "$server_pid")"

@@ -425,21 +425,23 @@ fn register_font() -> Result<(), String> {
 
 fn plot(summaries: &[Summary], path: &Path, title: &str) -> Result<(), String> {
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     register_font()?;
     let err = |e: &dyn std::fmt::Display| format!("plot {}: {e}", path.display());
-    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1800, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root
         .titled(title, ("sans-serif", 24))
         .map_err(|e| err(&e))?;
-    let (left, right) = root.split_horizontally(700);
+    let (left, right) = root.split_horizontally(900);
     let n = summaries.len() as u32;
-    let panels: [(_, &str, Box<dyn Fn(&Summary) -> f64>, RGBColor); 2] = [
-        (left, "requests/s (median)", Box::new(|s| s.rps), BLUE),
+    type Value = fn(&Summary) -> f64;
+    let panels: [(_, &str, Value, RGBColor); 2] = [
+        (left, "requests/s (median)", |s| s.rps, BLUE),
         (
             right,
             "p99 latency, ms (median)",
-            Box::new(|s| s.p99_us / 1000.0),
+            |s| s.p99_us / 1000.0,
             RED,
         ),
     ];
@@ -448,19 +450,16 @@ fn plot(summaries: &[Summary], path: &Path, title: &str) -> Result<(), String> {
         let mut chart = ChartBuilder::on(&area)
             .caption(caption, ("sans-serif", 18))
             .margin(12)
-            .x_label_area_size(90)
+            .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d((0u32..n).into_segmented(), 0f64..top)
+            // A segmented `a..b` has a slot for `b` too.
+            .build_cartesian_2d((0u32..n.saturating_sub(1)).into_segmented(), 0f64..top)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(summaries.len())
-            .x_label_style(
-                ("sans-serif", 13)
-                    .into_font()
-                    .transform(FontTransform::Rotate90),
-            )
+            .x_label_style(("sans-serif", 12))
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => summaries
                     .get(*i as usize)
@@ -469,6 +468,13 @@ fn plot(summaries: &[Summary], path: &Path, title: &str) -> Result<(), String> {
                 _ => String::new(),
             })
             .y_label_style(("sans-serif", 13))
+            .y_label_formatter(&|v| {
+                if top > 100.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            })
             .draw()
             .map_err(|e| err(&e))?;
         chart
@@ -495,7 +501,8 @@ fn plot(summaries: &[Summary], path: &Path, title: &str) -> Result<(), String> {
                 Text::new(
                     label,
                     (SegmentValue::CenterOf(i as u32), v + top * 0.01),
-                    ("sans-serif", 12),
+                    TextStyle::from(("sans-serif", 12).into_font())
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )
             }))
             .map_err(|e| err(&e))?;
