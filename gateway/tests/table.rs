@@ -1,0 +1,55 @@
+//! The shared adapter table (`proofgate_core::testing::table_cases`) through the real gateway:
+//! the middleware runs the same table (`middleware/tests/middleware.rs`), so both adapters give
+//! the same statuses, reasons, headers and bodies.
+
+mod common;
+
+use common::{stack, Options};
+use proofgate_core::testing::{table_cases, REVOKED_SUBJECT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_table_gives_the_expected_answers() {
+    let s = stack(Options::default()).await;
+    s.gateway
+        .as_ref()
+        .unwrap()
+        .gateway
+        .revocation
+        .revoke_now(REVOKED_SUBJECT);
+    let issuer = s.sandbox.signing_key();
+    let mut failures = Vec::new();
+    let cases = table_cases();
+    assert!(cases.len() >= 20);
+    for case in cases {
+        let req = case.request(&issuer);
+        let r = s
+            .http
+            .request(req.method().clone(), s.url(&req.uri().to_string()))
+            .headers(req.headers().clone())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.unwrap();
+        if let Err(e) = case.expect.check(status, &headers, &body) {
+            failures.push(format!("{}: {e}", case.name));
+            continue;
+        }
+        if status == 200 {
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let subject = body["identity"]["x-proof-subject"].as_str();
+            if subject != case.expect.subject {
+                failures.push(format!("{}: subject {subject:?}", case.name));
+            }
+            if body["identity"]
+                .as_object()
+                .is_some_and(|m| m.values().any(|v| v == "spoofed"))
+            {
+                failures.push(format!("{}: a spoofed header reached the upstream", case.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    s.shutdown().await;
+}
