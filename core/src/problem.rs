@@ -81,7 +81,10 @@ fn www_authenticate(realm: &str, reason: Reason, step_up: Option<&str>) -> Heade
 }
 
 /// The problem+json body for a reason.
-pub fn problem_body(reason: Reason, policy: &str, step_up: Option<&str>) -> Bytes {
+///
+/// `status` is the response's own status (RFC 9457 wants the two to agree): a step-up offered
+/// for `policy_unmet` is answered 401, whatever the reason's family.
+pub fn problem_body(reason: Reason, status: u16, policy: &str, step_up: Option<&str>) -> Bytes {
     let title = match reason.family() {
         Family::Unauthenticated => "Proof required",
         Family::Forbidden => "Proof insufficient",
@@ -90,7 +93,7 @@ pub fn problem_body(reason: Reason, policy: &str, step_up: Option<&str>) -> Byte
     let mut body = json!({
         "type": format!("https://proofgate.dev/problems/{}", reason.as_str()),
         "title": title,
-        "status": reason.status(),
+        "status": status,
         "detail": reason.message(),
         "reason": reason.as_str(),
         "policy": policy,
@@ -132,7 +135,7 @@ pub fn render(
             Some(Rendered {
                 status: reason.status(),
                 headers,
-                body: problem_body(*reason, policy, None),
+                body: problem_body(*reason, reason.status(), policy, None),
             })
         }
         Decision::StepUp { reason } => {
@@ -161,7 +164,7 @@ pub fn render(
                             www_authenticate(&links.realm, *reason, Some(&start)),
                         ),
                     ],
-                    body: problem_body(*reason, policy, Some(&start)),
+                    body: problem_body(*reason, 401, policy, Some(&start)),
                 })
             }
         }

@@ -229,7 +229,9 @@ struct WatchShutdown(tokio::sync::watch::Receiver<bool>);
 
 /// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
 /// own watcher does: `SIGTERM` graceful terminate (in-flight requests finish within the grace
-/// period), `SIGQUIT` graceful upgrade (listening sockets handed to a new process), `SIGINT` fast.
+/// period), `SIGINT` fast. `SIGQUIT` is Pingora's graceful upgrade, which hands the listening
+/// sockets to a new process started with `--upgrade`; `proofgate run` has no such flag yet, so
+/// there is no process to take them and `SIGQUIT` amounts to a graceful stop.
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {

@@ -326,14 +326,13 @@ impl Expected {
             .into_iter()
             .find(|r| r.as_str() == reason)
             .ok_or_else(|| format!("unknown reason {reason}"))?;
-        // The body's `status` and `title` follow the reason's family (a step-up answered 401 for
-        // `policy_unmet` still says 403 in its body): what the core renders today, for both
-        // adapters alike.
-        let body_status = reason_kind.status();
-        let title = match body_status {
-            401 => "Proof required",
-            403 => "Proof insufficient",
-            _ => "Proof check unavailable",
+        // The body's `status` is the response's own (RFC 9457); its `title` follows the
+        // reason's family, so a step-up for `policy_unmet` is a 401 "Proof insufficient".
+        let body_status = status;
+        let title = match reason_kind.family() {
+            crate::decision::Family::Unauthenticated => "Proof required",
+            crate::decision::Family::Forbidden => "Proof insufficient",
+            crate::decision::Family::Unavailable => "Proof check unavailable",
         };
         let detail = reason_kind.message();
         let mut expected = json!({
