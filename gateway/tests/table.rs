@@ -46,7 +46,10 @@ async fn shared_table_gives_the_expected_answers() {
                 .as_object()
                 .is_some_and(|m| m.values().any(|v| v == "spoofed"))
             {
-                failures.push(format!("{}: a spoofed header reached the upstream", case.name));
+                failures.push(format!(
+                    "{}: a spoofed header reached the upstream",
+                    case.name
+                ));
             }
         }
     }
