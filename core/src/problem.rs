@@ -202,29 +202,45 @@ pub const IDENTITY_PREFIX: &str = "x-proof-";
 pub fn identity_headers(
     proofs: &[std::sync::Arc<VerifiedProof>],
 ) -> Vec<(HeaderName, HeaderValue)> {
-    if proofs.is_empty() {
-        return Vec::new();
+    let names = IDENTITY_FIELDS.map(|(name, _)| HeaderName::from_static(name));
+    match proofs {
+        [] => Vec::new(),
+        // The common case: values built when the token was verified, shared by every hit.
+        [one] => names
+            .into_iter()
+            .zip(one.identity.iter())
+            .filter_map(|(name, v)| v.clone().map(|v| (name, v)))
+            .collect(),
+        many => names
+            .into_iter()
+            .zip(IDENTITY_FIELDS)
+            .filter_map(|(name, (_, get))| {
+                let joined = many
+                    .iter()
+                    .map(|p| get(p).unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                HeaderValue::from_str(&joined).ok().map(|v| (name, v))
+            })
+            .collect(),
     }
-    type Field = fn(&VerifiedProof) -> Option<&str>;
-    let fields: [(&'static str, Field); 5] = [
-        ("x-proof-subject", |p| p.claims.sub.as_deref()),
-        ("x-proof-type", |p| p.claims.proof_type.as_deref()),
-        ("x-proof-channel", |p| p.claims.channel.as_deref()),
-        ("x-proof-identifier-hash", |p| p.identifier_hash.as_deref()),
-        ("x-proof-verified-at", |p| p.claims.verified_at.as_deref()),
-    ];
-    let mut out = Vec::with_capacity(fields.len());
-    for (name, get) in fields {
-        let joined = proofs
-            .iter()
-            .map(|p| get(p).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if let Ok(v) = HeaderValue::from_str(&joined) {
-            out.push((HeaderName::from_static(name), v));
-        }
-    }
-    out
+}
+
+type IdentityField = fn(&VerifiedProof) -> Option<&str>;
+
+/// The identity headers and the claim each carries.
+const IDENTITY_FIELDS: [(&str, IdentityField); 5] = [
+    ("x-proof-subject", |p| p.claims.sub.as_deref()),
+    ("x-proof-type", |p| p.claims.proof_type.as_deref()),
+    ("x-proof-channel", |p| p.claims.channel.as_deref()),
+    ("x-proof-identifier-hash", |p| p.identifier_hash.as_deref()),
+    ("x-proof-verified-at", |p| p.claims.verified_at.as_deref()),
+];
+
+/// One proof's identity header values (a value that is not a valid header value is `None` and
+/// left out).
+pub(crate) fn identity_values(proof: &VerifiedProof) -> [Option<HeaderValue>; 5] {
+    IDENTITY_FIELDS.map(|(_, get)| HeaderValue::from_str(get(proof).unwrap_or("")).ok())
 }
 
 /// What to change in a request's headers before forwarding an allowed request.

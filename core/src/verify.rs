@@ -60,6 +60,9 @@ pub struct VerifiedProof {
     /// The `kid` of the key that verified it.
     pub kid: Option<String>,
     generation: u64,
+    /// Identity header values, built once when the token is verified so that a cache hit costs
+    /// no formatting (see [`crate::problem::identity_headers`]).
+    pub(crate) identity: [Option<http::HeaderValue>; 5],
 }
 
 impl VerifiedProof {
@@ -245,14 +248,17 @@ impl Verifier {
             .identifier_hash
             .as_deref()
             .map(identifier::canonical_hash);
-        Ok(VerifiedProof {
+        let mut proof = VerifiedProof {
             exp,
             verified_at,
             identifier_hash,
             kid: verified.kid,
             generation: snapshot.generation,
             claims,
-        })
+            identity: Default::default(),
+        };
+        proof.identity = crate::problem::identity_values(&proof);
+        Ok(proof)
     }
 
     fn check_time(&self, claims: &ProofClaims, now: i64) -> Result<(), Reason> {
