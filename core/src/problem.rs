@@ -177,10 +177,16 @@ pub fn render(
 pub fn simple(status: u16, code: &str, title: &str) -> Rendered {
     Rendered {
         status,
-        headers: vec![(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        )],
+        headers: vec![
+            (
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            ),
+            (
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+        ],
         body: Bytes::from(
             json!({
                 "type": format!("https://proofgate.dev/problems/{code}"),

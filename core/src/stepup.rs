@@ -298,28 +298,7 @@ pub enum Endpoint {
 }
 
 fn problem(status: u16, code: &str, detail: &str) -> Rendered {
-    Rendered {
-        status,
-        headers: vec![
-            (
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            ),
-            (
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            ),
-        ],
-        body: Bytes::from(
-            json!({
-                "type": format!("https://proofgate.dev/problems/{code}"),
-                "title": detail,
-                "status": status,
-                "reason": code,
-            })
-            .to_string(),
-        ),
-    }
+    crate::problem::simple(status, code, detail)
 }
 
 fn header(name: HeaderName, value: String) -> Option<(HeaderName, HeaderValue)> {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -52,25 +51,6 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
         session.write_response_body(Some(r.body), true).await?;
     }
     Ok(())
-}
-
-fn simple_problem(status: u16, code: &str, title: &str) -> Rendered {
-    Rendered {
-        status,
-        headers: vec![(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/problem+json"),
-        )],
-        body: Bytes::from(
-            serde_json::json!({
-                "type": format!("https://proofgate.dev/problems/{code}"),
-                "title": title,
-                "status": status,
-                "reason": code,
-            })
-            .to_string(),
-        ),
-    }
 }
 
 fn host_of(session: &Session) -> Option<String> {
@@ -126,7 +106,7 @@ impl Proxy {
             Endpoint::Logout => g.step_up.logout(&query),
             Endpoint::Webhook => {
                 if req.method != http::Method::POST {
-                    simple_problem(405, "method_not_allowed", "Webhooks are POSTed")
+                    problem::simple(405, "method_not_allowed", "Webhooks are POSTed")
                 } else {
                     let headers = req.headers.clone();
                     let mut body = Vec::new();
@@ -140,7 +120,7 @@ impl Proxy {
                     }
                     g.metrics.webhooks.inc();
                     if too_large {
-                        simple_problem(413, "body_too_large", "The webhook body is too large")
+                        problem::simple(413, "body_too_large", "The webhook body is too large")
                     } else {
                         g.step_up.webhook(&g.enforcer, &headers, &body)
                     }
@@ -189,7 +169,7 @@ impl ProxyHttp for Proxy {
                 ctx.reason = "invalid_path";
                 respond(
                     session,
-                    simple_problem(400, "invalid_path", "The request path is not acceptable"),
+                    problem::simple(400, "invalid_path", "The request path is not acceptable"),
                 )
                 .await?;
                 return Ok(true);
@@ -306,7 +286,7 @@ impl ProxyHttp for Proxy {
             } else {
                 ("upstream_unavailable", "The upstream could not be reached")
             };
-            let _ = respond(session, simple_problem(code, reason, title)).await;
+            let _ = respond(session, problem::simple(code, reason, title)).await;
         }
         FailToProxy {
             error_code: code,
