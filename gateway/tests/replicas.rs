@@ -279,32 +279,17 @@ async fn cluster() -> Cluster {
 }
 
 impl Cluster {
-    /// A proof token from the sandbox's API (create + test-verify) and its proof id.
+    /// A proof token from the sandbox's API (create + test-verify) and its proof id, minted
+    /// with the project's own client.
     async fn token(&self, kind: &str, channel: &str, identifier: &str) -> (String, String) {
-        let base = self.sandbox.base_url();
-        let v: serde_json::Value = self
-            .http
-            .post(format!("{base}/api/v1/verifications"))
-            .bearer_auth(API_KEY)
-            .json(&serde_json::json!({"type": kind, "channel": channel, "identifier": identifier}))
-            .send()
-            .await
-            .unwrap()
-            .json()
+        use proofgate_core::client::{CreateVerification, ProofApiClient};
+        let api = ProofApiClient::new(self.sandbox.base_url(), API_KEY).unwrap();
+        let created = api
+            .create_verification(&CreateVerification::new(kind, channel, identifier))
             .await
             .unwrap();
-        let id = v["id"].as_str().unwrap().to_string();
-        let done: serde_json::Value = self
-            .http
-            .post(format!("{base}/api/v1/verifications/{id}/test-verify"))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (done["proof_token"].as_str().unwrap().to_string(), id)
+        let done = api.test_verify(&created.id).await.unwrap();
+        (done.token().expect("a token").to_string(), created.id)
     }
 }
 
