@@ -88,6 +88,9 @@ impl Config {
         keys.min_refresh = keys.min_refresh.min(i.jwks_refresh);
         keys.max_staleness = i.jwks_max_staleness;
         keys.unknown_kid_cooldown = i.unknown_kid_cooldown;
+        keys.fetch_timeout = i.fetch_timeout;
+        keys.backoff_max = i.retry_max_delay;
+        keys.backoff_initial = keys.backoff_initial.min(i.retry_max_delay);
         keys
     }
 
@@ -99,6 +102,9 @@ impl Config {
         revocation.list_refresh = i.revocation_refresh;
         revocation.max_staleness = i.revocation_max_staleness;
         revocation.fail_open = i.fail_mode == FailMode::Open;
+        revocation.fetch_timeout = i.fetch_timeout;
+        revocation.backoff_max = i.retry_max_delay;
+        revocation.backoff_initial = revocation.backoff_initial.min(i.retry_max_delay);
         revocation
     }
 
@@ -190,6 +196,9 @@ pub struct AdminListener {
     pub address: SocketAddr,
 }
 
+/// The default path of the graceful-upgrade socket, [`ServerSettings::upgrade_sock`].
+pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/proofgate-upgrade.sock";
+
 /// Pingora server settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -205,6 +214,10 @@ pub struct ServerSettings {
     pub grace_period: Duration,
     /// Time the final shutdown step waits for open requests. Defaults to `5s`.
     pub graceful_shutdown_timeout: Duration,
+    /// Unix socket on which a process started with `--upgrade` receives the listening sockets
+    /// of the running one (Pingora's graceful upgrade). Both must name the same path.
+    /// Defaults to `/tmp/proofgate-upgrade.sock`.
+    pub upgrade_sock: PathBuf,
 }
 
 /// An upstream cluster.
@@ -278,6 +291,11 @@ pub struct IssuerSettings {
     pub revocation_max_staleness: Duration,
     /// Least time between two JWKS refetches caused by unknown `kid`s. Defaults to `30s`.
     pub unknown_kid_cooldown: Duration,
+    /// Timeout of one JWKS, revocation list or status list fetch. Defaults to `10s`.
+    pub fetch_timeout: Duration,
+    /// After failed fetches the next attempt waits 1 s, 2 s, 4 s, … up to this. It bounds how
+    /// long recovery takes once the issuer is back. Defaults to `1m`.
+    pub retry_max_delay: Duration,
     /// Clock tolerance for `exp`, `iat` and `verified_at`. Defaults to `5s`.
     pub leeway: Duration,
     /// What stale revocation data leads to. Defaults to `closed`.

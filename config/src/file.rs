@@ -91,6 +91,8 @@ pub struct ServerFile {
     pub grace_period: Option<String>,
     /// Timeout of the final shutdown step.
     pub graceful_shutdown_timeout: Option<String>,
+    /// Unix socket the listening sockets are handed over on in a graceful upgrade.
+    pub upgrade_sock: Option<String>,
 }
 
 /// `[[upstreams]]`.
@@ -156,6 +158,10 @@ pub struct IssuerFile {
     pub revocation_max_staleness: Option<String>,
     /// Cooldown between unknown-`kid` refetches.
     pub unknown_kid_cooldown: Option<String>,
+    /// Timeout of one JWKS, revocation list or status list fetch.
+    pub fetch_timeout: Option<String>,
+    /// Longest wait between two fetches after failures (backoff cap).
+    pub retry_max_delay: Option<String>,
     /// Clock tolerance.
     pub leeway: Option<String>,
     /// `closed` or `open`.

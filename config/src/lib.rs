@@ -87,6 +87,7 @@
 //! | `upstream_keepalive_pool_size` | Idle upstream connections kept for reuse. Defaults to `128`. |
 //! | `grace_period` | Wait after a shutdown signal before the final step, for load balancers to notice. Defaults to `"5m"`. |
 //! | `graceful_shutdown_timeout` | How long the final step waits for open requests. Defaults to `"5s"`. |
+//! | `upgrade_sock` | Absolute path of the Unix socket on which `proofgate run --upgrade` receives the running process's listening sockets. Defaults to `"/tmp/proofgate-upgrade.sock"`. |
 //!
 //! ## `[[upstreams]]` — at least one
 //!
@@ -115,6 +116,8 @@
 //! | `revocation_refresh` | Revocation list refresh interval. Defaults to `"5m"`. |
 //! | `revocation_max_staleness` | Beyond this, `fail_mode` applies. At least `revocation_refresh`. Defaults to `"1h"`. |
 //! | `unknown_kid_cooldown` | Least time between two JWKS refetches caused by an unknown `kid`. Defaults to `"30s"`. |
+//! | `fetch_timeout` | Timeout of one JWKS, revocation list or status list fetch, 1s–2m. Defaults to `"10s"`. |
+//! | `retry_max_delay` | After failed fetches the next attempt waits 1 s, 2 s, 4 s, … up to this (1s–1h): the longest a recovered issuer goes unnoticed. Defaults to `"1m"`. |
 //! | `leeway` | Clock tolerance for `exp`, `iat` and `verified_at`, at most 5 minutes. Defaults to `"5s"`. |
 //! | `fail_mode` | `"closed"`: stale revocation data denies with `status_unavailable`; `"open"`: allows (and counts it). Defaults to `"closed"`. |
 //!
@@ -212,7 +215,7 @@ mod validate;
 pub use config::{
     AdminListener, Config, FailMode, HealthCheck, IdentityHeaders, IssuerSettings, Listener,
     ListenerTls, LogLevel, Logging, ServerSettings, StepUpSettings, TokenSettings, Upstream,
-    UpstreamTls, MAX_FILE_BYTES,
+    UpstreamTls, DEFAULT_UPGRADE_SOCK, MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use error::{ConfigError, ConfigErrors, ErrorKind};

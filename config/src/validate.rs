@@ -524,7 +524,27 @@ fn server(c: &mut Check, f: &ServerFile) -> ServerSettings {
             Duration::ZERO,
             Duration::from_secs(3600),
         ),
+        upgrade_sock: upgrade_sock(c, f.upgrade_sock.as_deref()),
     }
+}
+
+fn upgrade_sock(c: &mut Check, value: Option<&str>) -> PathBuf {
+    const AT: &str = "server.upgrade_sock";
+    let Some(v) = value else {
+        return PathBuf::from(DEFAULT_UPGRADE_SOCK);
+    };
+    // A Unix socket address holds at most 107 bytes of path (108 with the terminating NUL).
+    if !v.starts_with('/') {
+        c.err(AT, format!("{v:?} is not an absolute path; both processes of an upgrade must name the same file"));
+    } else if v.len() > 107 {
+        c.err(
+            AT,
+            format!("{} bytes; a Unix socket path holds at most 107", v.len()),
+        );
+    } else if v.ends_with('/') || v.contains('\0') {
+        c.err(AT, format!("{v:?} is not a file path"));
+    }
+    PathBuf::from(v)
 }
 
 fn upstreams(c: &mut Check, files: &[UpstreamFile]) -> Vec<Upstream> {
@@ -733,6 +753,20 @@ fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         MIN,
         Duration::from_secs(3600),
     );
+    let fetch_timeout = c.duration(
+        "issuer.fetch_timeout",
+        f.fetch_timeout.as_ref(),
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+        Duration::from_secs(120),
+    );
+    let retry_max_delay = c.duration(
+        "issuer.retry_max_delay",
+        f.retry_max_delay.as_ref(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
     let leeway = c.duration(
         "issuer.leeway",
         f.leeway.as_ref(),
@@ -764,6 +798,8 @@ fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         revocation_refresh,
         revocation_max_staleness,
         unknown_kid_cooldown,
+        fetch_timeout,
+        retry_max_delay,
         leeway,
         fail_mode,
     }

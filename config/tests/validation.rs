@@ -248,6 +248,28 @@ graceful_shutdown_timeout = "2h"
     assert_problem(&e, "server.upstream_keepalive_pool_size", "out of range");
     assert_problem(&e, "server.grace_period", "not a duration");
     assert_problem(&e, "server.graceful_shutdown_timeout", "too long");
+
+    let e = errors(&with("[server]\nupgrade_sock = \"run/upgrade.sock\""));
+    assert_problem(&e, "server.upgrade_sock", "not an absolute path");
+    let long = format!("/{}", "s".repeat(107));
+    let e = errors(&with(&format!("[server]\nupgrade_sock = \"{long}\"")));
+    assert_problem(&e, "server.upgrade_sock", "at most 107");
+    let e = errors(&with("[server]\nupgrade_sock = \"/run/proofgate/\""));
+    assert_problem(&e, "server.upgrade_sock", "not a file path");
+}
+
+#[test]
+fn upgrade_sock_defaults_and_is_taken_as_given() {
+    let c = Config::from_toml_str(BASE).unwrap();
+    assert_eq!(
+        c.server.upgrade_sock,
+        std::path::Path::new(proofgate_config::DEFAULT_UPGRADE_SOCK)
+    );
+    let c = Config::from_toml_str(&with("[server]\nupgrade_sock = \"/run/pg/u.sock\"")).unwrap();
+    assert_eq!(
+        c.server.upgrade_sock,
+        std::path::Path::new("/run/pg/u.sock")
+    );
 }
 
 #[test]
@@ -327,6 +349,8 @@ jwks_max_staleness = "1h"
 revocation_refresh = "5m"
 revocation_max_staleness = "1m"
 unknown_kid_cooldown = "0s"
+fetch_timeout = "0s"
+retry_max_delay = "2h"
 leeway = "1h"
 fail_mode = "ajar"
 "#,
@@ -347,6 +371,8 @@ fail_mode = "ajar"
         "shorter than revocation_refresh",
     );
     assert_problem(&e, "issuer.unknown_kid_cooldown", "too short");
+    assert_problem(&e, "issuer.fetch_timeout", "too short");
+    assert_problem(&e, "issuer.retry_max_delay", "too long");
     assert_problem(&e, "issuer.leeway", "too long");
     assert_problem(&e, "issuer.fail_mode", "\"ajar\"");
 
@@ -381,6 +407,40 @@ fail_mode = "open"
         c.keys_config().jwks_url,
         "http://localhost:9999/.well-known/jwks.json"
     );
+}
+
+#[test]
+fn fetch_timeout_and_retry_delay_reach_both_stores() {
+    let c = Config::from_toml_str(BASE).unwrap();
+    let (keys, revocation) = (c.keys_config(), c.revocation_config());
+    assert_eq!(keys.fetch_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(keys.backoff_max, std::time::Duration::from_secs(60));
+    assert_eq!(revocation.backoff_max, std::time::Duration::from_secs(60));
+    let c = Config::from_toml_str(&with(
+        "[issuer]\nfetch_timeout = \"3s\"\nretry_max_delay = \"500ms\"",
+    ));
+    // Below the 1 s floor: refused rather than silently raised.
+    assert!(c.is_err());
+    let c = Config::from_toml_str(&with(
+        "[issuer]\nfetch_timeout = \"3s\"\nretry_max_delay = \"15s\"",
+    ))
+    .unwrap();
+    for (timeout, max, initial) in [
+        (
+            c.keys_config().fetch_timeout,
+            c.keys_config().backoff_max,
+            c.keys_config().backoff_initial,
+        ),
+        (
+            c.revocation_config().fetch_timeout,
+            c.revocation_config().backoff_max,
+            c.revocation_config().backoff_initial,
+        ),
+    ] {
+        assert_eq!(timeout, std::time::Duration::from_secs(3));
+        assert_eq!(max, std::time::Duration::from_secs(15));
+        assert!(initial <= max);
+    }
 }
 
 #[test]
