@@ -417,6 +417,21 @@ impl RevocationStore {
         Ok(())
     }
 
+    /// Whether a copy of the status list at `uri` is held (fresh or not).
+    pub fn has_status_list(&self, uri: &str) -> bool {
+        self.status_lists.load().contains_key(uri)
+    }
+
+    /// Whether every status list named in [`RevocationConfig::prefetch_status_lists`] that may
+    /// be fetched is held.
+    pub fn prefetched(&self) -> bool {
+        self.config
+            .prefetch_status_lists
+            .iter()
+            .filter(|uri| self.may_fetch(uri))
+            .all(|uri| self.has_status_list(uri))
+    }
+
     /// Only status lists on the issuer's origin are ever fetched.
     pub fn may_fetch(&self, uri: &str) -> bool {
         origin_of(uri).is_some_and(|o| o == self.config.issuer_origin)

@@ -177,6 +177,12 @@ impl Gateway {
         }))
     }
 
+    /// Whether everything a decision may need is loaded: keys and the revocation list fresh
+    /// ([`Gateway::ready`]) and the status lists fetched at start held.
+    pub fn warm(&self) -> bool {
+        self.ready().is_ok() && self.revocation.prefetched()
+    }
+
     /// Whether keys and revocation data are fresh enough to decide.
     pub fn ready(&self) -> Result<(), Vec<&'static str>> {
         let mut problems = Vec::new();
@@ -225,13 +231,33 @@ impl std::fmt::Debug for GatewayHandle {
     }
 }
 
+/// How the gateway starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartMode {
+    /// Bind the configured listeners.
+    #[default]
+    Fresh,
+    /// Take the listening sockets over from a running gateway (Pingora's graceful upgrade): wait
+    /// (at most [`WARM_UP_LIMIT`]) until keys, revocation list and status lists are loaded, then
+    /// receive the sockets on `server.upgrade_sock` once the running process gets `SIGQUIT`.
+    /// The admin address is taken as soon as the old process lets go of it.
+    Upgrade,
+}
+
+/// Longest a process started in [`StartMode::Upgrade`] waits for its issuer data before it takes
+/// the sockets over anyway (it then answers as a fresh start does until the data arrives). The
+/// running process keeps trying to hand its sockets over for 5 s after `SIGQUIT`, so this
+/// leaves room to spare.
+pub const WARM_UP_LIMIT: Duration = Duration::from_secs(3);
+
 struct WatchShutdown(tokio::sync::watch::Receiver<bool>);
 
 /// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
 /// own watcher does: `SIGTERM` graceful terminate (in-flight requests finish within the grace
-/// period), `SIGINT` fast. `SIGQUIT` is Pingora's graceful upgrade, which hands the listening
-/// sockets to a new process started with `--upgrade`; `proofgate run` has no such flag yet, so
-/// there is no process to take them and `SIGQUIT` amounts to a graceful stop.
+/// period), `SIGINT` fast, `SIGQUIT` graceful upgrade: the listening sockets are sent over
+/// `server.upgrade_sock` to a process started with `proofgate run --upgrade` (for up to 5 s),
+/// both accept on them for 5 s more, then this one stops accepting and drains like `SIGTERM`.
+/// Without a new process to take them, `SIGQUIT` amounts to a graceful stop 5 s later.
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {
@@ -260,6 +286,19 @@ impl GatewayHandle {
         secrets: Secrets,
         config_path: Option<PathBuf>,
     ) -> Result<Self, String> {
+        Self::start_with(config, secrets, config_path, StartMode::Fresh)
+    }
+
+    /// [`GatewayHandle::start`], fresh or as the new process of a graceful upgrade. In
+    /// [`StartMode::Upgrade`] this blocks until the sockets arrive; when none arrive within
+    /// Pingora's limit (about 6 s), the process exits with status 1 (Pingora's behaviour), so
+    /// a failed upgrade never leaves two half-started gateways behind.
+    pub fn start_with(
+        config: Config,
+        secrets: Secrets,
+        config_path: Option<PathBuf>,
+        mode: StartMode,
+    ) -> Result<Self, String> {
         let gateway = Gateway::new(&config, &secrets)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -283,7 +322,14 @@ impl GatewayHandle {
                             return;
                         }
                     };
-                    rt.block_on(side_tasks(gateway, admin, config_path, stop_rx, admin_tx));
+                    rt.block_on(side_tasks(
+                        gateway,
+                        admin,
+                        config_path,
+                        mode,
+                        stop_rx,
+                        admin_tx,
+                    ));
                 })
                 .map_err(|e| e.to_string())?
         };
@@ -299,9 +345,20 @@ impl GatewayHandle {
             graceful_shutdown_timeout_seconds: Some(
                 config.server.graceful_shutdown_timeout.as_secs(),
             ),
+            upgrade_sock: config.server.upgrade_sock.to_string_lossy().into_owned(),
             ..ServerConf::default()
         };
-        let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+        let opt = Opt {
+            upgrade: mode == StartMode::Upgrade,
+            ..Opt::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(opt, conf);
+        if mode == StartMode::Upgrade {
+            tracing::info!(
+                upgrade_sock = %config.server.upgrade_sock.display(),
+                "waiting for the running proofgate to hand over its listening sockets (send it SIGQUIT)"
+            );
+        }
         server.bootstrap();
         let mut service = pingora::proxy::http_proxy_service(
             &server.configuration,
@@ -364,6 +421,7 @@ async fn side_tasks(
     gateway: Arc<Gateway>,
     admin: Option<SocketAddr>,
     config_path: Option<PathBuf>,
+    mode: StartMode,
     stop: tokio::sync::watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<Result<Option<SocketAddr>, String>>,
 ) {
@@ -372,6 +430,18 @@ async fn side_tasks(
     };
     tokio::spawn(gateway.keys.clone().run(stopped(stop.clone())));
     tokio::spawn(gateway.revocation.clone().run(stopped(stop.clone())));
+    if mode == StartMode::Upgrade {
+        // Take no traffic over before the data to decide it is here (bounded).
+        let start = tokio::time::Instant::now();
+        while !gateway.warm() && start.elapsed() < WARM_UP_LIMIT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if gateway.warm() {
+            tracing::info!(took = ?start.elapsed(), "issuer data loaded; ready to take the sockets over");
+        } else {
+            tracing::warn!(waited = ?WARM_UP_LIMIT, problems = ?gateway.ready().err(), "issuer data not loaded yet; taking the sockets over anyway");
+        }
+    }
     let admin_addr = match admin {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
@@ -382,6 +452,12 @@ async fn side_tasks(
                     stopped(stop.clone()),
                 ));
                 bound
+            }
+            Err(e) if mode == StartMode::Upgrade && e.kind() == std::io::ErrorKind::AddrInUse => {
+                // The old process serves the admin address until it exits.
+                tracing::info!(%addr, "admin address still held by the old process; taking it when it lets go");
+                tokio::spawn(admin_when_free(addr, gateway.clone(), stop.clone()));
+                Some(addr)
             }
             Err(e) => {
                 let _ = ready.send(Err(format!("admin listener {addr}: {e}")));
@@ -402,6 +478,35 @@ async fn side_tasks(
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Binds `addr` as soon as it is free (the old process of an upgrade exits), then serves admin.
+async fn admin_when_free(
+    addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, "admin listener bound");
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                crate::admin::serve(listener, gateway, stopped).await;
+                return;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "admin listener cannot be bound");
+                return;
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
 }
 
 /// Runs each upstream's health check on its interval; a backend that fails is skipped by

@@ -3,6 +3,7 @@
 //! ```text
 //! proofgate dev                          # sandbox + demo upstream + gateway, on loopback
 //! proofgate run -c config/examples/zero-trust.toml
+//! proofgate run -c config/examples/zero-trust.toml --upgrade   # then: kill -QUIT <old pid>
 //! proofgate check -c config/examples/zero-trust.toml
 //! proofgate verify TOKEN -c config/examples/dev.toml
 //! ```
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use proofgate::app::GatewayHandle;
+use proofgate::app::{GatewayHandle, StartMode};
 use proofgate::dev;
 use proofgate_config::{Config, Secrets};
 
@@ -34,6 +35,11 @@ enum Command {
         /// The configuration file.
         #[arg(short, long)]
         config: PathBuf,
+        /// Take the listening sockets over from the running proofgate (graceful upgrade): start
+        /// this, then send the old process SIGQUIT within 5 s. Both must use the same
+        /// `server.upgrade_sock`. See docs/operations.md.
+        #[arg(short, long)]
+        upgrade: bool,
     },
     /// Validate a configuration file and print every problem.
     Check {
@@ -90,12 +96,20 @@ fn main() -> ExitCode {
                 c.upstreams.len()
             );
         }),
-        Command::Run { config: path } => (|| {
+        Command::Run {
+            config: path,
+            upgrade,
+        } => (|| {
             let config = load(&path)?;
             init_logging(config.logging.json, config.logging.level.as_str());
             let secrets = Secrets::from_env().map_err(|e| e.to_string())?;
             secrets.require_for(&config).map_err(|e| e.to_string())?;
-            let handle = GatewayHandle::start(config, secrets, Some(path))?;
+            let mode = if upgrade {
+                StartMode::Upgrade
+            } else {
+                StartMode::Fresh
+            };
+            let handle = GatewayHandle::start_with(config, secrets, Some(path), mode)?;
             tracing::info!(proxy = ?handle.proxy_addrs, admin = ?handle.admin_addr, "proofgate running");
             handle.wait();
             Ok(())

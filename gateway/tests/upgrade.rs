@@ -1,0 +1,393 @@
+//! Pingora's graceful upgrade with the real binary: a second `proofgate run --upgrade` takes the
+//! listening sockets over from a running one on `SIGQUIT`, under load, and no connection is
+//! refused, reset or answered with anything but the expected status — including a request that
+//! is in flight on the old process when it stops accepting.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{free_port, mint};
+use proofgate_sandbox::{Sandbox, SandboxConfig};
+
+/// An upstream that answers at once, except `/public/slow`, which takes `SLOW`.
+async fn upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/public/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(SLOW).await;
+                "slow and done"
+            }),
+        )
+        .fallback(|| async { "ok" });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Long enough to outlive the old process's 5 s of shared accepting after `SIGQUIT`, short
+/// enough to finish within its grace period and shutdown timeout (3 s + 3 s after that).
+const SLOW: Duration = Duration::from_secs(7);
+
+fn spawn(config: &Path, upgrade: bool, log: &Path) -> Child {
+    let mut args = vec!["run", "-c", config.to_str().unwrap()];
+    if upgrade {
+        args.push("--upgrade");
+    }
+    let log_file = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_proofgate"))
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+async fn wait_exit(child: &mut Child, limit: Duration, logs: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "process did not exit\n{logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn logs(dir: &Path) -> String {
+    ["old.log", "new.log"]
+        .iter()
+        .map(|f| {
+            format!(
+                "--- {f}\n{}",
+                std::fs::read_to_string(dir.join(f)).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// What one request came to: a status, or a transport error.
+type Outcome = Result<u16, String>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrade_hands_sockets_over_without_dropping_a_connection() {
+    let mut sc = SandboxConfig::default();
+    sc.rate_limit_per_minute = None;
+    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
+    let (token, _) = mint(sandbox.base_url(), "phone", "sms", "+447700900123").await;
+    let upstream = upstream().await;
+    let (proxy, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("proofgate-upgrade-{proxy}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("upgrade.sock");
+    let config = dir.join("proofgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+default_policy = "deny-all"
+default_upstream = "app"
+
+[[listeners]]
+address = "127.0.0.1:{proxy}"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[server]
+threads = 2
+grace_period = "3s"
+graceful_shutdown_timeout = "3s"
+upgrade_sock = "{sock}"
+
+[[upstreams]]
+name = "app"
+addresses = ["{upstream}"]
+read_timeout = "20s"
+
+[issuer]
+api_base = "{base}"
+
+[[policies]]
+name = "deny-all"
+rule = "deny"
+
+[[policies]]
+name = "public"
+rule = "public"
+
+[[policies]]
+name = "payouts"
+rule = "any_of"
+on_failure = "deny"
+requirements = [{{ types = ["phone"] }}]
+
+[[routes]]
+name = "public"
+path = "/public/**"
+policy = "public"
+
+[[routes]]
+name = "payouts"
+path = "/payouts/**"
+policy = "payouts"
+"#,
+            sock = sock.display(),
+            base = sandbox.base_url(),
+        ),
+    )
+    .unwrap();
+
+    let mut old = spawn(&config, false, &dir.join("old.log"));
+    // A client that opens a new connection for every request: each one is accepted by whichever
+    // process holds the socket at that moment.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let payouts = format!("http://127.0.0.1:{proxy}/payouts/x");
+    let start = Instant::now();
+    loop {
+        let ok = match fresh.get(&payouts).bearer_auth(&token).send().await {
+            Ok(r) => r.status() == 200,
+            Err(_) => false,
+        };
+        if ok {
+            break;
+        }
+        assert!(
+            old.try_wait().unwrap().is_none(),
+            "the old gateway exited\n{}",
+            logs(&dir)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the old gateway never allowed the token\n{}",
+            logs(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Load: four clients on fresh connections, alternating a public and a token-protected route,
+    // and one keep-alive client, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for i in 0..5 {
+        let client = if i == 4 {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap()
+        } else {
+            fresh.clone()
+        };
+        let (stop, token) = (stop.clone(), token.clone());
+        load.push(tokio::spawn(async move {
+            let mut outcomes: Vec<(Instant, &'static str, Outcome)> = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let path = if n % 2 == 0 {
+                    "/payouts/x"
+                } else {
+                    "/public/x"
+                };
+                let r = client
+                    .get(format!("http://127.0.0.1:{proxy}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                let outcome = match r {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        match r.text().await {
+                            Ok(_) => Ok(status),
+                            Err(e) => Err(format!("body: {e:?}")),
+                        }
+                    }
+                    Err(e) => Err(format!("{e:?}")),
+                };
+                outcomes.push((Instant::now(), path, outcome));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            outcomes
+        }));
+    }
+    // A request the old process is still serving when it stops accepting.
+    let in_flight = tokio::spawn({
+        let fresh = fresh.clone();
+        async move {
+            let r = fresh
+                .get(format!("http://127.0.0.1:{proxy}/public/slow"))
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            Ok::<_, reqwest::Error>((status, r.text().await?))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The upgrade: start the new process, then tell the old one to hand its sockets over.
+    let mut new = spawn(&config, true, &dir.join("new.log"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&old, "-QUIT");
+    let quit_at = Instant::now();
+
+    let status = wait_exit(&mut old, Duration::from_secs(30), &logs(&dir)).await;
+    let old_gone = Instant::now();
+    assert!(status.success(), "old process: {status:?}\n{}", logs(&dir));
+    assert!(
+        old_gone - quit_at >= Duration::from_secs(5),
+        "the old process left before its 5 s of shared accepting"
+    );
+    // The new process is the only one now; it keeps answering and takes the admin address.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut outcomes = Vec::new();
+    for task in load {
+        outcomes.extend(task.await.unwrap());
+    }
+    let (status, body) = in_flight
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the in-flight request failed: {e:?}\n{}", logs(&dir)));
+    assert_eq!((status, body.as_str()), (200, "slow and done"));
+
+    let failures: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, _, o)| o != &Ok(200))
+        .map(|(at, path, o)| {
+            (
+                at.saturating_duration_since(quit_at).as_millis(),
+                path,
+                o.clone(),
+            )
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed (ms after SIGQUIT, path, outcome): {:?}\n{}",
+        failures.len(),
+        outcomes.len(),
+        &failures[..failures.len().min(20)],
+        logs(&dir)
+    );
+    let after = outcomes.iter().filter(|(at, _, _)| *at > old_gone).count();
+    assert!(
+        after >= 10,
+        "only {after} requests after the old process exited"
+    );
+    let during = outcomes
+        .iter()
+        .filter(|(at, _, _)| *at > quit_at && *at < old_gone)
+        .count();
+    assert!(during >= 10, "only {during} requests during the handover");
+    eprintln!(
+        "{} requests, all 200: {during} between SIGQUIT and the old process's exit ({} ms), \
+         {after} after",
+        outcomes.len(),
+        (old_gone - quit_at).as_millis()
+    );
+
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let metrics = loop {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{admin}/metrics"))
+            .send()
+            .await
+        {
+            break r.text().await.unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the new process never took the admin address\n{}",
+            logs(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Served by the new process: its own decisions, counted since it started.
+    assert!(metrics.contains("proofgate_decisions_total{"), "{metrics}");
+    let r = http
+        .get(format!("http://127.0.0.1:{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    signal(&new, "-TERM");
+    let status = wait_exit(&mut new, Duration::from_secs(30), &logs(&dir)).await;
+    assert!(status.success(), "new process: {status:?}\n{}", logs(&dir));
+    if std::env::var_os("PROOFGATE_TEST_LOGS").is_some() {
+        eprintln!("{}", logs(&dir));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_without_a_running_process_exits_with_an_error() {
+    let (proxy, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("proofgate-upgrade-alone-{proxy}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proofgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+default_policy = "public"
+default_upstream = "app"
+
+[[listeners]]
+address = "127.0.0.1:{proxy}"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[server]
+upgrade_sock = "{sock}"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:9"]
+
+[issuer]
+api_base = "http://127.0.0.1:9"
+
+[[policies]]
+name = "public"
+rule = "public"
+"#,
+            sock = dir.join("upgrade.sock").display(),
+        ),
+    )
+    .unwrap();
+    let mut new = spawn(&config, true, &dir.join("new.log"));
+    let status = wait_exit(&mut new, Duration::from_secs(30), &logs(&dir)).await;
+    let log = std::fs::read_to_string(dir.join("new.log")).unwrap();
+    assert!(!status.success(), "{status:?}\n{log}");
+    assert!(log.contains("hand over its listening sockets"), "{log}");
+    // It never served: nothing listens on the proxy address.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
