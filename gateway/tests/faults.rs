@@ -34,6 +34,8 @@ async fn stack_with(o: Options, before: impl FnOnce(&SandboxHandle)) -> Stack {
     config.issuer.jwks_refresh = Duration::from_secs(1);
     config.issuer.jwks_max_staleness = o.jwks_max_staleness;
     config.issuer.revocation_refresh = Duration::from_millis(500);
+    // Failed fetches retry at least once a second, so recovery is quick once the issuer is back.
+    config.issuer.retry_max_delay = Duration::from_secs(1);
     config.server.work_stealing = true;
     let secrets = Secrets {
         api_key: Some(Secret::new(common::API_KEY)),
