@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::policy::{OnFailure, Policy, Rule};
 use crate::revocation::RevocationStore;
 use crate::routes::RouteTable;
-use crate::verify::{unix_now, VerifiedProof, Verifier};
+use crate::verify::{Now, VerifiedProof, Verifier};
 
 /// Why a request was not allowed (or why a token was refused). The same names are used in
 /// responses, metrics labels and logs.
@@ -349,8 +349,13 @@ impl Enforcer {
 
     /// Verifies one token fully: signature and claims (cached), then revocation (never cached).
     pub fn check_token(&self, token: &str) -> Result<Arc<VerifiedProof>, Reason> {
-        let proof = self.verifier.verify(token)?;
-        self.revocation.check(&proof.claims)?;
+        self.check_token_at(token, Now::read())
+    }
+
+    /// [`Enforcer::check_token`] as of `now`.
+    pub fn check_token_at(&self, token: &str, now: Now) -> Result<Arc<VerifiedProof>, Reason> {
+        let proof = self.verifier.verify_with(token, now)?;
+        self.revocation.check_at(&proof.claims, now)?;
         Ok(proof)
     }
 
@@ -389,10 +394,11 @@ impl Enforcer {
             Err(_) if optional => return Decision::Allow { proofs: Vec::new() },
             Err(reason) => return fail(policy, reason),
         };
+        let now = Now::read();
         let mut proofs = Vec::with_capacity(tokens.len());
         let mut first_failure: Option<Reason> = None;
         for token in tokens {
-            match self.check_token(token) {
+            match self.check_token_at(token, now) {
                 Ok(p) => proofs.push(p),
                 Err(r) => {
                     // A "cannot check now" failure outranks a bad token: it must not turn into a
@@ -409,7 +415,7 @@ impl Enforcer {
         if optional {
             return Decision::Allow { proofs };
         }
-        match policy.evaluate(&proofs, unix_now()) {
+        match policy.evaluate(&proofs, now.unix) {
             Some(used) => {
                 let proofs = if used.len() == proofs.len() {
                     proofs

@@ -395,7 +395,15 @@ impl KeyStore {
     /// Whether decisions must fail closed: never fetched, or not refreshed for longer than the
     /// maximum staleness.
     pub fn is_stale(&self) -> bool {
-        self.age().is_none_or(|age| age > self.config.max_staleness)
+        self.is_stale_at(Instant::now())
+    }
+
+    /// [`KeyStore::is_stale`] as of `now` (a reading of the monotonic clock).
+    pub fn is_stale_at(&self, now: Instant) -> bool {
+        self.current
+            .load()
+            .fetched_at
+            .is_none_or(|t| now.saturating_duration_since(t) > self.config.max_staleness)
     }
 
     /// Consecutive failed fetches so far.

@@ -44,4 +44,4 @@ pub use decision::{Decision, Enforcer, Reason, RequestView};
 pub use keys::{KeyStore, KeysConfig};
 pub use policy::{Policy, Requirement};
 pub use revocation::{RevocationConfig, RevocationStore};
-pub use verify::{VerifiedProof, Verifier, VerifierConfig};
+pub use verify::{Now, VerifiedProof, Verifier, VerifierConfig};

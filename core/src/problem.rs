@@ -208,39 +208,57 @@ pub const IDENTITY_PREFIX: &str = "x-proof-";
 pub fn identity_headers(
     proofs: &[std::sync::Arc<VerifiedProof>],
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let names = IDENTITY_FIELDS.map(|(name, _)| HeaderName::from_static(name));
+    let mut out = Vec::new();
+    push_identity_headers(proofs, &mut out);
+    out
+}
+
+/// [`identity_headers`] appended to `out`.
+fn push_identity_headers(
+    proofs: &[std::sync::Arc<VerifiedProof>],
+    out: &mut Vec<(HeaderName, HeaderValue)>,
+) {
     match proofs {
-        [] => Vec::new(),
+        [] => {}
         // The common case: values built when the token was verified, shared by every hit.
-        [one] => names
-            .into_iter()
-            .zip(one.identity.iter())
-            .filter_map(|(name, v)| v.clone().map(|v| (name, v)))
-            .collect(),
-        many => names
-            .into_iter()
-            .zip(IDENTITY_FIELDS)
-            .filter_map(|(name, (_, get))| {
-                let joined = many
-                    .iter()
-                    .map(|p| get(p).unwrap_or(""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                HeaderValue::from_str(&joined).ok().map(|v| (name, v))
-            })
-            .collect(),
+        [one] => out.extend(
+            IDENTITY_FIELDS
+                .into_iter()
+                .zip(one.identity.iter())
+                .filter_map(|((name, _), v)| v.clone().map(|v| (name, v))),
+        ),
+        many => out.extend(IDENTITY_FIELDS.into_iter().filter_map(|(name, get)| {
+            let joined = many
+                .iter()
+                .map(|p| get(p).unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            HeaderValue::from_str(&joined).ok().map(|v| (name, v))
+        })),
     }
 }
 
 type IdentityField = fn(&VerifiedProof) -> Option<&str>;
 
 /// The identity headers and the claim each carries.
-const IDENTITY_FIELDS: [(&str, IdentityField); 5] = [
-    ("x-proof-subject", |p| p.claims.sub.as_deref()),
-    ("x-proof-type", |p| p.claims.proof_type.as_deref()),
-    ("x-proof-channel", |p| p.claims.channel.as_deref()),
-    ("x-proof-identifier-hash", |p| p.identifier_hash.as_deref()),
-    ("x-proof-verified-at", |p| p.claims.verified_at.as_deref()),
+/// The names are built at compile time: `HeaderName::from_static` at run time would validate
+/// each name on every request.
+const IDENTITY_FIELDS: [(HeaderName, IdentityField); 5] = [
+    (HeaderName::from_static("x-proof-subject"), |p| {
+        p.claims.sub.as_deref()
+    }),
+    (HeaderName::from_static("x-proof-type"), |p| {
+        p.claims.proof_type.as_deref()
+    }),
+    (HeaderName::from_static("x-proof-channel"), |p| {
+        p.claims.channel.as_deref()
+    }),
+    (HeaderName::from_static("x-proof-identifier-hash"), |p| {
+        p.identifier_hash.as_deref()
+    }),
+    (HeaderName::from_static("x-proof-verified-at"), |p| {
+        p.claims.verified_at.as_deref()
+    }),
 ];
 
 /// One proof's identity header values (a value that is not a valid header value is `None` and
@@ -322,6 +340,9 @@ pub fn upstream_edits(
             }
         }
     }
-    edits.set.extend(identity_headers(proofs));
+    if !proofs.is_empty() {
+        edits.set.reserve(IDENTITY_FIELDS.len());
+        push_identity_headers(proofs, &mut edits.set);
+    }
     edits
 }

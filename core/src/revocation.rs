@@ -30,7 +30,7 @@ use crate::decision::Reason;
 use crate::fetch::{self, FetchError};
 use crate::jws;
 use crate::keys::KeyStore;
-use crate::verify::unix_now;
+use crate::verify::{unix_now, Now};
 
 /// Settings of the revocation store.
 #[derive(Debug, Clone)]
@@ -356,7 +356,12 @@ impl RevocationStore {
 
     /// Checks a verified token's claims against every source of revocation data.
     pub fn check(&self, claims: &ProofClaims) -> Result<(), Reason> {
-        match self.check_strict(claims) {
+        self.check_at(claims, Now::read())
+    }
+
+    /// [`RevocationStore::check`] as of `now`.
+    pub fn check_at(&self, claims: &ProofClaims, now: Now) -> Result<(), Reason> {
+        match self.check_strict(claims, now) {
             Err(Reason::StatusUnavailable) if self.config.fail_open => {
                 self.fail_open_allowed.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -365,7 +370,7 @@ impl RevocationStore {
         }
     }
 
-    fn check_strict(&self, claims: &ProofClaims) -> Result<(), Reason> {
+    fn check_strict(&self, claims: &ProofClaims, now: Now) -> Result<(), Reason> {
         let overlay = self.overlay.load();
         if !overlay.is_empty() {
             for id in claims.revocation_ids() {
@@ -383,7 +388,7 @@ impl RevocationStore {
             }
             if list
                 .fetched_at
-                .is_none_or(|t| t.elapsed() > self.config.max_staleness)
+                .is_none_or(|t| now.mono.saturating_duration_since(t) > self.config.max_staleness)
             {
                 return Err(Reason::StatusUnavailable);
             }
@@ -397,7 +402,7 @@ impl RevocationStore {
                 }
                 return Err(Reason::StatusUnavailable);
             };
-            if list.expires_at <= unix_now() {
+            if list.expires_at <= now.unix {
                 let _ = self.wanted.try_send(slot.uri.clone());
                 return Err(Reason::StatusUnavailable);
             }

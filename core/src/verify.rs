@@ -111,6 +111,26 @@ impl moka::Expiry<String, Arc<VerifiedProof>> for UntilExp {
     }
 }
 
+/// One reading of both clocks, taken once per decision and passed down, so that a decision
+/// reads the time twice rather than once per check (each reading is a `clock_gettime`).
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Seconds since the Unix epoch, for claims (`exp`, `iat`, `verified_at`).
+    pub unix: i64,
+    /// The monotonic clock, for the age of keys and revocation data.
+    pub mono: Instant,
+}
+
+impl Now {
+    /// Reads both clocks.
+    pub fn read() -> Self {
+        Self {
+            unix: unix_now(),
+            mono: Instant::now(),
+        }
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -165,20 +185,32 @@ impl Verifier {
 
     /// Verifies `token` as of `now` (Unix seconds).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Arc<VerifiedProof>, Reason> {
+        self.verify_with(
+            token,
+            Now {
+                unix: now,
+                mono: Instant::now(),
+            },
+        )
+    }
+
+    /// Verifies `token` as of `now`, from the cache when possible.
+    pub fn verify_with(&self, token: &str, now: Now) -> Result<Arc<VerifiedProof>, Reason> {
         if token.len() > self.config.max_token_bytes {
             return Err(Reason::Malformed);
         }
         if let Some(hit) = self.cache.get(token) {
             if hit.generation == self.keys.generation() {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                self.check_time(&hit.claims, now)?;
-                if self.keys.is_stale() {
+                self.check_time(&hit.claims, now.unix)?;
+                if self.keys.is_stale_at(now.mono) {
                     return Err(Reason::JwksStale);
                 }
                 return Ok(hit);
             }
             self.cache.invalidate(token);
         }
+        let now = now.unix;
         self.misses.fetch_add(1, Ordering::Relaxed);
         let proof = Arc::new(self.verify_uncached(token, now)?);
         self.cache.insert(token.to_owned(), proof.clone());

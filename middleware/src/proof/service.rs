@@ -96,6 +96,7 @@ where
                 for name in &edits.remove {
                     headers.remove(name);
                 }
+                headers.reserve(edits.set.len());
                 for (name, value) in edits.set {
                     headers.insert(name, value);
                 }
