@@ -18,13 +18,7 @@ const REVOCATION_REFRESH: Duration = Duration::from_secs(10);
 /// Time for one fetch and one request on a loaded two-core machine.
 const SLACK: Duration = Duration::from_secs(3);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use proofgate_core::testing::free_port;
 
 /// One `proofgate run` process; killed on drop.
 struct Replica {

@@ -2,7 +2,7 @@
 //! Pingora listener, all on loopback ephemeral ports.
 #![allow(dead_code, missing_docs)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -13,13 +13,7 @@ use proofgate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 pub const API_KEY: &str = "pk_test_gateway_tests";
 pub const COOKIE_KEY: &str = "0123456789abcdef0123456789abcdef";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use proofgate_core::testing::free_port;
 
 pub struct Stack {
     pub sandbox: SandboxHandle,
