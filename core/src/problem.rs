@@ -238,25 +238,34 @@ fn push_identity_headers(
     }
 }
 
+/// The identity headers' names, in the order they are set.
+pub const IDENTITY_HEADER_NAMES: [&str; 5] = [
+    "x-proof-subject",
+    "x-proof-type",
+    "x-proof-channel",
+    "x-proof-identifier-hash",
+    "x-proof-verified-at",
+];
+
 type IdentityField = fn(&VerifiedProof) -> Option<&str>;
 
 /// The identity headers and the claim each carries.
 /// The names are built at compile time: `HeaderName::from_static` at run time would validate
 /// each name on every request.
 const IDENTITY_FIELDS: [(HeaderName, IdentityField); 5] = [
-    (HeaderName::from_static("x-proof-subject"), |p| {
+    (HeaderName::from_static(IDENTITY_HEADER_NAMES[0]), |p| {
         p.claims.sub.as_deref()
     }),
-    (HeaderName::from_static("x-proof-type"), |p| {
+    (HeaderName::from_static(IDENTITY_HEADER_NAMES[1]), |p| {
         p.claims.proof_type.as_deref()
     }),
-    (HeaderName::from_static("x-proof-channel"), |p| {
+    (HeaderName::from_static(IDENTITY_HEADER_NAMES[2]), |p| {
         p.claims.channel.as_deref()
     }),
-    (HeaderName::from_static("x-proof-identifier-hash"), |p| {
+    (HeaderName::from_static(IDENTITY_HEADER_NAMES[3]), |p| {
         p.identifier_hash.as_deref()
     }),
-    (HeaderName::from_static("x-proof-verified-at"), |p| {
+    (HeaderName::from_static(IDENTITY_HEADER_NAMES[4]), |p| {
         p.claims.verified_at.as_deref()
     }),
 ];

@@ -1,9 +1,15 @@
 //! Prometheus metrics, registered once per gateway.
 
+use std::collections::HashMap;
+
+use arc_swap::ArcSwap;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
+
+/// Decision counters by route, then by `(decision, reason)`.
+type DecisionCounters = HashMap<String, HashMap<(&'static str, &'static str), IntCounter>>;
 
 /// The gateway's metrics.
 pub struct Metrics {
@@ -31,6 +37,12 @@ pub struct Metrics {
     /// `proofgate_cache_lookups_total{result}`: verified-token cache lookups, `hit` or `miss`
     /// (a miss costs a signature check). Brought up to date at each scrape.
     pub cache_lookups: IntCounterVec,
+    /// The children of `decisions` already used. `with_label_values` hashes the labels and takes
+    /// the vector's lock on every call; the request path reads this instead (lock-free) and
+    /// only a combination never seen before goes through the vector.
+    decision_counters: ArcSwap<DecisionCounters>,
+    /// `decision_seconds` for `allow`, `deny` and `step_up`.
+    decision_timers: [Histogram; 3],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,8 +145,12 @@ impl Metrics {
         ] {
             registry.register(c).expect("register metric");
         }
+        let decision_timers =
+            ["allow", "deny", "step_up"].map(|k| decision_seconds.with_label_values(&[k]));
         Self {
             registry,
+            decision_counters: ArcSwap::from_pointee(HashMap::new()),
+            decision_timers,
             decisions,
             decision_seconds,
             cache_entries,
@@ -158,6 +174,41 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Counts one decision in `proofgate_decisions_total{route, decision, reason}`.
+    pub fn count_decision(&self, route: &str, decision: &'static str, reason: &'static str) {
+        if let Some(c) = self
+            .decision_counters
+            .load()
+            .get(route)
+            .and_then(|by_kind| by_kind.get(&(decision, reason)))
+        {
+            c.inc();
+            return;
+        }
+        let c = self.decisions.with_label_values(&[route, decision, reason]);
+        c.inc();
+        self.decision_counters.rcu(|current| {
+            let mut next = DecisionCounters::clone(current);
+            next.entry(route.to_owned())
+                .or_default()
+                .insert((decision, reason), c.clone());
+            next
+        });
+    }
+
+    /// Observes the time one decision of `kind` ([`proofgate_core::Decision::kind`]) took.
+    pub fn observe_decision(&self, kind: &'static str, seconds: f64) {
+        match kind {
+            "allow" => self.decision_timers[0].observe(seconds),
+            "deny" => self.decision_timers[1].observe(seconds),
+            "step_up" => self.decision_timers[2].observe(seconds),
+            other => self
+                .decision_seconds
+                .with_label_values(&[other])
+                .observe(seconds),
+        }
+    }
+
     /// Brings `proofgate_cache_lookups_total` up to the verifier's own totals.
     pub fn sync_cache_lookups(&self, hits: u64, misses: u64) {
         for (label, total) in [("hit", hits), ("miss", misses)] {

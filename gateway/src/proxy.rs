@@ -53,6 +53,15 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
     Ok(())
 }
 
+/// The identity headers' names as `&'static str`. Pingora keeps each request header's spelling
+/// beside it: from a `&'static str` it keeps the string as is, from a `HeaderName` it spells a
+/// new title-cased copy on every insert.
+fn wire_name(name: &http::HeaderName) -> Option<&'static str> {
+    problem::IDENTITY_HEADER_NAMES
+        .into_iter()
+        .find(|n| name.as_str() == *n)
+}
+
 fn host_of(session: &Session) -> Option<String> {
     let req = session.req_header();
     req.uri.host().map(str::to_owned).or_else(|| {
@@ -184,13 +193,9 @@ impl ProxyHttp for Proxy {
         ctx.decision = decision.kind();
         ctx.reason = decision.reason().map_or("", |r| r.as_str());
         g.metrics
-            .decision_seconds
-            .with_label_values(&[ctx.decision])
-            .observe(started.elapsed().as_secs_f64());
+            .observe_decision(ctx.decision, started.elapsed().as_secs_f64());
         g.metrics
-            .decisions
-            .with_label_values(&[&ctx.route, ctx.decision, ctx.reason])
-            .inc();
+            .count_decision(&ctx.route, ctx.decision, ctx.reason);
         match decision {
             Decision::Allow { proofs } => {
                 ctx.upstream = m.upstream.map(str::to_owned);
@@ -216,7 +221,10 @@ impl ProxyHttp for Proxy {
                     req.remove_header(name);
                 }
                 for (name, value) in edits.set {
-                    req.insert_header(name, value)?;
+                    match wire_name(&name) {
+                        Some(name) => req.insert_header(name, value)?,
+                        None => req.insert_header(name, value)?,
+                    }
                 }
                 Ok(false)
             }
