@@ -369,13 +369,16 @@ impl GatewayHandle {
             let addr = l.address.to_string();
             match &l.tls {
                 None => service.add_tcp(&addr),
-                Some(tls) => service
-                    .add_tls(
-                        &addr,
-                        &tls.cert_path.to_string_lossy(),
-                        &tls.key_path.to_string_lossy(),
-                    )
-                    .map_err(|e| format!("TLS listener {addr}: {e}"))?,
+                Some(tls) => {
+                    let (cert, key) = (
+                        tls.cert_path.to_string_lossy(),
+                        tls.key_path.to_string_lossy(),
+                    );
+                    check_tls(&cert, &key).map_err(|e| format!("TLS listener {addr}: {e}"))?;
+                    service
+                        .add_tls(&addr, &cert, &key)
+                        .map_err(|e| format!("TLS listener {addr}: {e}"))?
+                }
             }
             proxy_addrs.push(l.address);
         }
@@ -409,10 +412,14 @@ impl GatewayHandle {
         }
     }
 
-    /// Blocks until the server stops.
-    pub fn wait(mut self) {
-        if let Some(t) = self.pingora.take() {
-            let _ = t.join();
+    /// Blocks until the server stops. An error if it stopped by panicking (the process should
+    /// then exit with a failure status, not 0).
+    pub fn wait(mut self) -> Result<(), String> {
+        match self.pingora.take().map(std::thread::JoinHandle::join) {
+            Some(Err(_)) => {
+                Err("the proxy server stopped on an internal error (see the log)".into())
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -478,6 +485,29 @@ async fn side_tasks(
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Loads a listener's certificate chain and key the way Pingora will when the listener starts,
+/// so that a missing file, a file without a certificate or key, or a key that does not match
+/// the certificate is an error from [`GatewayHandle::start`]. (Pingora panics on its own
+/// thread instead, leaving a process without its listener.)
+fn check_tls(cert: &str, key: &str) -> Result<(), String> {
+    use pingora::tls::{version, ServerConfig};
+    let (certs, private_key) = match pingora::tls::load_certs_and_key_files(cert, key) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => {
+            return Err(format!(
+                "no certificate in {cert} or no private key (PKCS#1, PKCS#8 or SEC1) in {key}"
+            ))
+        }
+        Err(e) => return Err(format!("cannot read {cert} or {key}: {e}")),
+    };
+    pingora::tls::install_default_crypto_provider();
+    ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(certs, private_key)
+        .map_err(|e| format!("certificate {cert} and key {key} unusable: {e}"))?;
+    Ok(())
 }
 
 /// Binds `addr` as soon as it is free (the old process of an upgrade exits), then serves admin.

@@ -118,8 +118,7 @@ fn main() -> ExitCode {
             };
             let handle = GatewayHandle::start_with(config, secrets, Some(path), mode)?;
             tracing::info!(proxy = ?handle.proxy_addrs, admin = ?handle.admin_addr, "proofgate running");
-            handle.wait();
-            Ok(())
+            handle.wait()
         })(),
         Command::Verify { token, config } => verify(&token, &config),
         Command::Dev {
@@ -134,8 +133,7 @@ fn main() -> ExitCode {
                 sandbox,
             })?;
             println!("{}", dev::banner(&stack));
-            stack.gateway.wait();
-            Ok(())
+            stack.gateway.wait()
         })(),
     };
     match result {

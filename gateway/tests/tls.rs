@@ -1,0 +1,205 @@
+//! The TLS listener (`[listeners.tls]`, rustls): HTTPS on a real Pingora listener beside a plain
+//! one, a token-protected route, a whole browser step-up whose callback comes back over
+//! `https://`, and a clear start-up error for a certificate that cannot be loaded.
+//!
+//! The certificates in `tests/data/tls/` are test fixtures (see the README there).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{free_port, stack, Options};
+use proofgate::app::GatewayHandle;
+use proofgate_config::{Config, Secrets};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tls")
+        .join(name)
+}
+
+/// A client that trusts only the test CA and keeps no cookies (the test carries them).
+fn https_client() -> reqwest::Client {
+    let ca = std::fs::read(fixture("ca.pem")).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// `Options` whose extra text adds a TLS listener on `port`.
+fn with_tls_listener(port: u16) -> Options {
+    let extra = format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:{port}"
+[listeners.tls]
+cert = "{cert}"
+key = "{key}"
+"#,
+        cert = fixture("cert.pem").display(),
+        key = fixture("key.pem").display(),
+    );
+    Options {
+        extra: Box::leak(extra.into_boxed_str()),
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_listener_serves_decisions_and_a_whole_step_up() {
+    let port = free_port();
+    let s = stack(with_tls_listener(port)).await;
+    let https = https_client();
+    let base = format!("https://localhost:{port}");
+
+    // Public route over TLS, and the plain listener still answering beside it.
+    let r = https
+        .get(format!("{base}/public/ping"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    let r = s.http.get(s.url("/public/ping")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A token-protected route: allowed with identity headers, denied without a token.
+    let (token, _) = s.token("phone", "sms", "+447700900123").await;
+    let r = https
+        .get(format!("{base}/payouts/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["identity"]["x-proof-type"], "phone");
+    let r = https.get(format!("{base}/payouts/x")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A browser step-up started over TLS comes back to an https:// callback.
+    let html = |rb: reqwest::RequestBuilder| rb.header("accept", "text/html");
+    let r = html(https.get(format!("{base}/admin/reports")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let start = r.headers()["location"].to_str().unwrap().to_string();
+    let r = html(https.get(format!("{base}{start}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    let hosted = r.headers()["location"].to_str().unwrap().to_string();
+    let state_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = s
+        .http
+        .post(format!("{hosted}/complete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        callback.starts_with(&format!("{base}/.proofgate/callback")),
+        "{callback}"
+    );
+    let r = html(https.get(&callback))
+        .header("cookie", &state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/admin/reports");
+    let proof_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("proof_token="))
+        .expect("proof cookie");
+    let pair = proof_cookie.split(';').next().unwrap().to_string();
+    let r = html(https.get(format!("{base}/admin/reports")))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Plain HTTP to the TLS port is not served.
+    let plain = s
+        .http
+        .get(format!("http://127.0.0.1:{port}/public/ping"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        plain.as_ref().map_or(true, |r| r.status() != 200),
+        "{plain:?}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_cannot_be_loaded_is_a_start_up_error() {
+    let port = free_port();
+    let text = |cert: &str| {
+        format!(
+            r#"
+default_policy = "public"
+default_upstream = "app"
+
+[[listeners]]
+address = "127.0.0.1:{port}"
+[listeners.tls]
+cert = "{cert}"
+key = "{key}"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:9"]
+
+[issuer]
+api_base = "http://127.0.0.1:9"
+
+[[policies]]
+name = "public"
+rule = "public"
+"#,
+            key = fixture("key.pem").display(),
+        )
+    };
+    // No such file; a key where the certificate should be; a certificate (the CA's) that does
+    // not belong to the key.
+    for cert in ["missing.pem", "key.pem", "ca.pem"] {
+        let cert = fixture(cert).display().to_string();
+        let mut config = Config::from_toml_str(&text(&cert)).unwrap();
+        config.server.work_stealing = true;
+        let started = tokio::task::spawn_blocking(move || {
+            GatewayHandle::start(config, Secrets::default(), None)
+        })
+        .await
+        .expect("no panic");
+        let err = match started {
+            Ok(g) => {
+                tokio::task::spawn_blocking(move || g.shutdown())
+                    .await
+                    .unwrap();
+                panic!("started with certificate {cert}");
+            }
+            Err(e) => e,
+        };
+        assert!(err.contains("TLS listener"), "{err}");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+}
