@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{problem, stack, Options};
+use proofgate_core::testing::browser::{self, html};
 use proofgate_sandbox::{Failure, FailureRule};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,63 +116,14 @@ async fn deny_reasons_and_status_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_step_up_through_the_hosted_page_and_back() {
     let s = stack(Options::default()).await;
-    let html = |rb: reqwest::RequestBuilder| rb.header("accept", "text/html,application/xhtml+xml");
-    let r = html(s.http.get(s.url("/admin/reports?page=2")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let start = r.headers()["location"].to_str().unwrap().to_string();
-    let r = html(s.http.get(s.url(&start))).send().await.unwrap();
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    let hosted = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(hosted.starts_with(s.sandbox.base_url()), "{hosted}");
-    let state_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(state_cookie.starts_with("proofgate_state="));
-    // The person sees the hosted page and completes it.
-    let page = s.http.get(&hosted).send().await.unwrap();
+    let path = "/admin/reports?page=2";
+    let started = browser::start(&s.http, &s.proxy, path, s.sandbox.base_url()).await;
+    // The person sees the hosted page (a form) and completes it.
+    let page = s.http.get(&started.hosted).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<form"));
-    let r = s
-        .http
-        .post(format!("{hosted}/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let callback = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.starts_with(&s.url("/.proofgate/callback")),
-        "{callback}"
-    );
-    // Back at the gateway with the state cookie.
-    let r = html(s.http.get(&callback))
-        .header("cookie", &state_cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "/admin/reports?page=2");
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
-    let proof_cookie = cookies
-        .iter()
-        .find(|c| c.starts_with("proof_token="))
-        .expect("proof cookie");
-    assert!(
-        proof_cookie.contains("HttpOnly") && proof_cookie.contains("SameSite=Lax"),
-        "{proof_cookie}"
-    );
+    let callback = browser::complete(&s.http, &started, &s.proxy).await;
+    let (pair, proof_cookie) = browser::finish(&s.http, &started, &callback, path).await;
     let max_age: i64 = proof_cookie
         .split("Max-Age=")
         .nth(1)
@@ -182,7 +134,6 @@ async fn browser_step_up_through_the_hosted_page_and_back() {
         .parse()
         .unwrap();
     assert!(max_age > 0 && max_age <= 30 * 86400 + 5);
-    let pair = proof_cookie.split(';').next().unwrap().to_string();
     // The cookie now opens the original URL.
     let r = html(s.http.get(s.url("/admin/reports?page=2")))
         .header("cookie", &pair)

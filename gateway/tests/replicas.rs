@@ -18,6 +18,7 @@ const REVOCATION_REFRESH: Duration = Duration::from_secs(10);
 /// Time for one fetch and one request on a loaded two-core machine.
 const SLACK: Duration = Duration::from_secs(3);
 
+use proofgate_core::testing::browser::{self, html};
 use proofgate_core::testing::free_port;
 
 /// One `proofgate run` process; killed on drop.
@@ -287,67 +288,23 @@ impl Cluster {
     }
 }
 
-fn html(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    rb.header("accept", "text/html,application/xhtml+xml")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_up_started_on_one_replica_finishes_on_another() {
     let c = cluster().await;
-    // A browser without a proof is sent to the start link.
-    let r = html(c.http.get(c.front.url("/admin/reports?page=2")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let start = r.headers()["location"].to_str().unwrap().to_string();
-    // One replica starts the flow: a hosted verification and a signed state cookie.
-    let r = html(c.http.get(c.front.url(&start))).send().await.unwrap();
+    let (front, path) = (c.front.url(""), "/admin/reports?page=2");
+    // A browser without a proof is sent to the start link; one replica starts the flow: a
+    // hosted verification and a signed state cookie.
+    let started = browser::start(&c.http, &front, path, c.sandbox.base_url()).await;
     let started_on = c.front.last();
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    let hosted = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(hosted.starts_with(c.sandbox.base_url()), "{hosted}");
-    let state_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
     // The person completes the hosted page, which sends them back through the front.
-    let r = c
-        .http
-        .post(format!("{hosted}/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let callback = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.starts_with(&c.front.url("/.proofgate/callback")),
-        "{callback}"
-    );
+    let callback = browser::complete(&c.http, &started, &front).await;
     // Another replica finishes it: it has never seen this flow, only the cookie.
-    let r = html(c.http.get(&callback))
-        .header("cookie", &state_cookie)
-        .send()
-        .await
-        .unwrap();
+    let (pair, _) = browser::finish(&c.http, &started, &callback, path).await;
     let finished_on = c.front.last();
     assert_ne!(
         started_on, finished_on,
         "the front balanced both to one replica"
     );
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    assert_eq!(r.headers()["location"], "/admin/reports?page=2");
-    let proof_cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("proof_token="))
-        .expect("proof cookie");
-    let pair = proof_cookie.split(';').next().unwrap().to_string();
     // The proof opens the page on every replica.
     for replica in &c.replicas {
         let r = html(c.http.get(replica.url("/admin/reports?page=2")))
@@ -367,9 +324,9 @@ async fn step_up_started_on_one_replica_finishes_on_another() {
         "another-key-another-key-another-key!",
     );
     stranger.wait_ready(&c.http).await;
-    let path = callback.trim_start_matches(&format!("http://{}", c.front.addr));
-    let r = html(c.http.get(stranger.url(path)))
-        .header("cookie", &state_cookie)
+    let callback_path = callback.trim_start_matches(&front);
+    let r = html(c.http.get(stranger.url(callback_path)))
+        .header("cookie", &started.state_cookie)
         .send()
         .await
         .unwrap();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{free_port, stack, Options};
 use proofgate::app::GatewayHandle;
 use proofgate_config::{Config, Secrets};
+use proofgate_core::testing::browser;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -81,56 +82,12 @@ async fn https_listener_serves_decisions_and_a_whole_step_up() {
     let r = https.get(format!("{base}/payouts/x")).send().await.unwrap();
     assert_eq!(r.status(), 401);
 
-    // A browser step-up started over TLS comes back to an https:// callback.
-    let html = |rb: reqwest::RequestBuilder| rb.header("accept", "text/html");
-    let r = html(https.get(format!("{base}/admin/reports")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let start = r.headers()["location"].to_str().unwrap().to_string();
-    let r = html(https.get(format!("{base}{start}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    let hosted = r.headers()["location"].to_str().unwrap().to_string();
-    let state_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = s
-        .http
-        .post(format!("{hosted}/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let callback = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.starts_with(&format!("{base}/.proofgate/callback")),
-        "{callback}"
-    );
-    let r = html(https.get(&callback))
-        .header("cookie", &state_cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "/admin/reports");
-    let proof_cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("proof_token="))
-        .expect("proof cookie");
-    let pair = proof_cookie.split(';').next().unwrap().to_string();
-    let r = html(https.get(format!("{base}/admin/reports")))
-        .header("cookie", &pair)
+    // A browser step-up started over TLS comes back to an https:// callback, and its cookie
+    // opens the page.
+    let walk = browser::step_up(&https, &base, "/admin/reports", s.sandbox.base_url()).await;
+    assert!(walk.callback.starts_with("https://"), "{}", walk.callback);
+    let r = browser::html(https.get(format!("{base}/admin/reports")))
+        .header("cookie", &walk.cookie)
         .send()
         .await
         .unwrap();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{json, parts, stack};
 use proofgate_core::identifier::identifier_hash;
+use proofgate_core::testing::browser::{self, html};
 use proofgate_core::testing::{self, table_cases, REVOKED_SUBJECT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,68 +134,18 @@ async fn extractor_rejection_is_the_layers_problem_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_up_browser_flow_through_the_hosted_page_sets_the_cookie() {
     let s = stack().await;
-    let html = |rb: reqwest::RequestBuilder| rb.header("accept", "text/html,application/xhtml+xml");
-    let r = html(s.http.get(s.url("/admin/reports?page=2")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let start = r.headers()["location"].to_str().unwrap().to_string();
+    let path = "/admin/reports?page=2";
+    let walk = browser::step_up(&s.http, &s.base, path, s.sandbox.base_url()).await;
     assert_eq!(
-        start,
+        walk.started.start,
         "/.proofgate/start?policy=staff&return_to=%2Fadmin%2Freports%3Fpage%3D2"
     );
-    let r = html(s.http.get(s.url(&start))).send().await.unwrap();
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    let hosted = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(hosted.starts_with(s.sandbox.base_url()), "{hosted}");
-    let state_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(state_cookie.starts_with("proofgate_state="));
-    let r = s
-        .http
-        .post(format!("{hosted}/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let callback = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.starts_with(&s.url("/.proofgate/callback")),
-        "{callback}"
-    );
-    let r = html(s.http.get(&callback))
-        .header("cookie", &state_cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "/admin/reports?page=2");
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
-    let proof_cookie = cookies
-        .iter()
-        .find(|c| c.starts_with("proof_token="))
-        .expect("proof cookie");
-    assert!(
-        proof_cookie.contains("HttpOnly") && proof_cookie.contains("SameSite=Lax"),
-        "{proof_cookie}"
-    );
-    let pair = proof_cookie.split(';').next().unwrap().to_string();
+    let (pair, callback) = (walk.cookie, walk.callback);
     // The cookie now opens the original URL (retrying a 503 while the new status-list slot is
     // fetched).
     let started = Instant::now();
     let r = loop {
-        let r = html(s.http.get(s.url("/admin/reports?page=2")))
+        let r = html(s.http.get(s.url(path)))
             .header("cookie", &pair)
             .send()
             .await

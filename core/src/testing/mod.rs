@@ -3,6 +3,7 @@
 //! answer garbage. Enabled by the `testing` feature; used by the project's tests, benches and
 //! the sandbox.
 
+pub mod browser;
 mod mint;
 mod server;
 mod table;
