@@ -66,11 +66,16 @@ rule = "public"
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{proxy}/x");
     let start = Instant::now();
+    // Both listeners up: the admin one (bound first, on the side runtime) and the proxy one
+    // (bound a moment later by Pingora's thread).
     while http
         .get(format!("http://127.0.0.1:{admin}/healthz"))
         .send()
         .await
         .is_err()
+        || tokio::net::TcpStream::connect(("127.0.0.1", proxy))
+            .await
+            .is_err()
     {
         assert!(
             start.elapsed() < Duration::from_secs(20),
