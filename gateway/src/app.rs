@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +116,8 @@ pub struct Gateway {
     pub keys: Arc<KeyStore>,
     /// The revocation store (for readiness and metrics).
     pub revocation: Arc<RevocationStore>,
+    /// Whether the proxy listeners accept connections (set once by [`GatewayHandle::start`]).
+    pub listening: AtomicBool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -174,18 +177,24 @@ impl Gateway {
             metrics: Metrics::new(),
             keys,
             revocation,
+            listening: AtomicBool::new(false),
         }))
     }
 
-    /// Whether everything a decision may need is loaded: keys and the revocation list fresh
-    /// ([`Gateway::ready`]) and the status lists fetched at start held.
+    /// Whether everything a decision may need is loaded: keys and the revocation list fresh and
+    /// the status lists fetched at start held.
     pub fn warm(&self) -> bool {
-        self.ready().is_ok() && self.revocation.prefetched()
+        !self.keys.is_stale() && !self.revocation.is_stale() && self.revocation.prefetched()
     }
 
-    /// Whether keys and revocation data are fresh enough to decide.
+    /// Whether the proxy listeners accept connections and keys and revocation data are fresh
+    /// enough to decide; otherwise what is missing (`starting`, `jwks_stale`,
+    /// `revocation_stale`).
     pub fn ready(&self) -> Result<(), Vec<&'static str>> {
         let mut problems = Vec::new();
+        if !self.listening.load(Ordering::Relaxed) {
+            problems.push("starting");
+        }
         if self.keys.is_stale() {
             problems.push("jwks_stale");
         }
@@ -391,6 +400,21 @@ impl GatewayHandle {
                 })
             })
             .map_err(|e| e.to_string())?;
+        // Pingora binds the listeners on its own thread; return (and report ready) only once
+        // they accept, and turn a listener that cannot be bound into an error here.
+        let plain: Vec<SocketAddr> = config
+            .listeners
+            .iter()
+            .filter(|l| l.tls.is_none())
+            .map(|l| l.address)
+            .collect();
+        if let Err(e) = wait_listening(&plain, &pingora) {
+            let _ = stop_tx.send(true);
+            let _ = pingora.join();
+            let _ = side.join();
+            return Err(e);
+        }
+        gateway.listening.store(true, Ordering::Relaxed);
         Ok(Self {
             gateway,
             proxy_addrs,
@@ -446,7 +470,7 @@ async fn side_tasks(
         if gateway.warm() {
             tracing::info!(took = ?start.elapsed(), "issuer data loaded; ready to take the sockets over");
         } else {
-            tracing::warn!(waited = ?WARM_UP_LIMIT, problems = ?gateway.ready().err(), "issuer data not loaded yet; taking the sockets over anyway");
+            tracing::warn!(waited = ?WARM_UP_LIMIT, jwks_stale = gateway.keys.is_stale(), revocation_stale = gateway.revocation.is_stale(), "issuer data not loaded yet; taking the sockets over anyway");
         }
     }
     let admin_addr = match admin {
@@ -485,6 +509,48 @@ async fn side_tasks(
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Longest [`GatewayHandle::start`] waits for Pingora to accept on its listeners.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until a TCP connection to each of `addrs` (plain listeners; the unspecified address is
+/// probed on loopback) is accepted. A connection opened and closed without a request is not
+/// logged by Pingora; TLS listeners are not probed, as a connection without a handshake would
+/// be logged as an error. Fails if the Pingora thread ends first, or if a listener does not
+/// accept within [`LISTEN_WAIT`].
+fn wait_listening(
+    addrs: &[SocketAddr],
+    pingora: &std::thread::JoinHandle<()>,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + LISTEN_WAIT;
+    for addr in addrs {
+        let mut probe = *addr;
+        if probe.ip().is_unspecified() {
+            probe.set_ip(match probe {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        while std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_err() {
+            if pingora.is_finished() {
+                return Err(format!(
+                    "the proxy server stopped while starting; is {addr} free to listen on? (see the log)"
+                ));
+            }
+            if std::time::Instant::now() > deadline {
+                // Pingora's service thread panics when it cannot bind (see the log); its server
+                // thread goes on, so this is how that shows here.
+                return Err(format!(
+                    "the proxy listener {addr} does not accept connections after {}s; is the \
+                     address free and this machine's? (see the log)",
+                    LISTEN_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(())
 }
 
 /// Loads a listener's certificate chain and key the way Pingora will when the listener starts,

@@ -1,6 +1,7 @@
-//! The TLS listener (`[listeners.tls]`, rustls): HTTPS on a real Pingora listener beside a plain
-//! one, a token-protected route, a whole browser step-up whose callback comes back over
-//! `https://`, and a clear start-up error for a certificate that cannot be loaded.
+//! Listeners: the TLS listener (`[listeners.tls]`, rustls) — HTTPS on a real Pingora listener
+//! beside a plain one, a token-protected route, a whole browser step-up whose callback comes back
+//! over `https://` — and clear start-up errors for a certificate that cannot be loaded or an
+//! address that cannot be listened on.
 //!
 //! The certificates in `tests/data/tls/` are test fixtures (see the README there).
 
@@ -158,5 +159,46 @@ rule = "public"
         };
         assert!(err.contains("TLS listener"), "{err}");
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_cannot_be_bound_is_a_start_up_error() {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding it fails.
+    let port = free_port();
+    let mut config = Config::from_toml_str(&format!(
+        r#"
+default_policy = "public"
+default_upstream = "app"
+
+[[listeners]]
+address = "192.0.2.1:{port}"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:9"]
+
+[issuer]
+api_base = "http://127.0.0.1:9"
+
+[[policies]]
+name = "public"
+rule = "public"
+"#
+    ))
+    .unwrap();
+    config.server.work_stealing = true;
+    let started =
+        tokio::task::spawn_blocking(move || GatewayHandle::start(config, Secrets::default(), None))
+            .await
+            .expect("no panic");
+    match started {
+        Ok(g) => {
+            tokio::task::spawn_blocking(move || g.shutdown())
+                .await
+                .unwrap();
+            panic!("started on an address it cannot bind");
+        }
+        Err(e) => assert!(e.contains(&format!("192.0.2.1:{port}")), "{e}"),
     }
 }
