@@ -308,6 +308,18 @@ impl GatewayHandle {
         config_path: Option<PathBuf>,
         mode: StartMode,
     ) -> Result<Self, String> {
+        // Certificates are checked first: before any thread starts, and in an upgrade before the
+        // sockets arrive (from then on the old process stops accepting 5 s later, whatever
+        // happens here).
+        for l in &config.listeners {
+            if let Some(tls) = &l.tls {
+                check_tls(
+                    &tls.cert_path.to_string_lossy(),
+                    &tls.key_path.to_string_lossy(),
+                )
+                .map_err(|e| format!("TLS listener {}: {e}", l.address))?;
+            }
+        }
         let gateway = Gateway::new(&config, &secrets)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -378,16 +390,13 @@ impl GatewayHandle {
             let addr = l.address.to_string();
             match &l.tls {
                 None => service.add_tcp(&addr),
-                Some(tls) => {
-                    let (cert, key) = (
-                        tls.cert_path.to_string_lossy(),
-                        tls.key_path.to_string_lossy(),
-                    );
-                    check_tls(&cert, &key).map_err(|e| format!("TLS listener {addr}: {e}"))?;
-                    service
-                        .add_tls(&addr, &cert, &key)
-                        .map_err(|e| format!("TLS listener {addr}: {e}"))?
-                }
+                Some(tls) => service
+                    .add_tls(
+                        &addr,
+                        &tls.cert_path.to_string_lossy(),
+                        &tls.key_path.to_string_lossy(),
+                    )
+                    .map_err(|e| format!("TLS listener {addr}: {e}"))?,
             }
             proxy_addrs.push(l.address);
         }
