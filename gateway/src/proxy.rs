@@ -1,4 +1,4 @@
-//! The Pingora [`ProxyHttp`]: request → [`RequestView`](proofgate_core::RequestView)-style inputs
+//! The Pingora [`ProxyHttp`]: request → [`RequestView`]-style inputs
 //! → the core's decision → forward with identity headers, or a rendered answer.
 
 use std::sync::Arc;

@@ -32,7 +32,7 @@
 //! ```
 //!
 //! Starts are rate limited per client address, which comes from axum's
-//! [`ConnectInfo`](axum::extract::ConnectInfo) (serve with
+//! [`ConnectInfo`] (serve with
 //! `into_make_service_with_connect_info::<SocketAddr>()`); without it all clients share one
 //! bucket, so the global limit still holds.
 
