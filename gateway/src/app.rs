@@ -320,6 +320,15 @@ impl GatewayHandle {
                 .map_err(|e| format!("TLS listener {}: {e}", l.address))?;
             }
         }
+        // Each address must be free for a fresh start. Pingora would retry a busy one for 30 s
+        // on its own thread and then give up, leaving a process without that listener. (In an
+        // upgrade the running process holds them, by design.)
+        if mode == StartMode::Fresh {
+            for l in &config.listeners {
+                std::net::TcpListener::bind(l.address)
+                    .map_err(|e| format!("listener {}: cannot listen there: {e}", l.address))?;
+            }
+        }
         let gateway = Gateway::new(&config, &secrets)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 

@@ -202,3 +202,50 @@ rule = "public"
         Err(e) => assert!(e.contains(&format!("192.0.2.1:{port}")), "{e}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_address_another_process_holds_is_a_start_up_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut config = Config::from_toml_str(&format!(
+        r#"
+default_policy = "public"
+default_upstream = "app"
+
+[[listeners]]
+address = "{addr}"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:9"]
+
+[issuer]
+api_base = "http://127.0.0.1:9"
+
+[[policies]]
+name = "public"
+rule = "public"
+"#
+    ))
+    .unwrap();
+    config.server.work_stealing = true;
+    let started = std::time::Instant::now();
+    let result =
+        tokio::task::spawn_blocking(move || GatewayHandle::start(config, Secrets::default(), None))
+            .await
+            .expect("no panic");
+    match result {
+        Ok(g) => {
+            tokio::task::spawn_blocking(move || g.shutdown())
+                .await
+                .unwrap();
+            panic!("started on {addr}, which another socket listens on");
+        }
+        Err(e) => {
+            assert!(e.contains(&addr.to_string()) && e.contains("in use"), "{e}");
+            // At once, not after Pingora's 30 s of retries.
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+    }
+    drop(taken);
+}
