@@ -248,9 +248,21 @@ policy = "payouts"
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // The upgrade: start the new process, then tell the old one to hand its sockets over.
+    // The upgrade: start the new process, wait until it says it is ready for the sockets (its
+    // issuer data loaded), then tell the old one to hand them over — as docs/operations.md says.
     let mut new = spawn(&config, true, &dir.join("new.log"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    while !std::fs::read_to_string(dir.join("new.log"))
+        .unwrap_or_default()
+        .contains("hand over its listening sockets")
+    {
+        assert!(
+            new.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20),
+            "the new process never got ready for the sockets\n{}",
+            logs(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     signal(&old, "-QUIT");
     let quit_at = Instant::now();
 
