@@ -36,8 +36,9 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
         /// Take the listening sockets over from the running proofgate (graceful upgrade): start
-        /// this, then send the old process SIGQUIT within 5 s. Both must use the same
-        /// `server.upgrade_sock`. See docs/operations.md.
+        /// this, and once it logs that it is waiting for the sockets (within about 3 s), send
+        /// the old process SIGQUIT. Both must use the same `server.upgrade_sock`. See
+        /// docs/operations.md.
         #[arg(short, long)]
         upgrade: bool,
     },
