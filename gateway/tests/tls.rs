@@ -108,71 +108,15 @@ async fn https_listener_serves_decisions_and_a_whole_step_up() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_certificate_that_cannot_be_loaded_is_a_start_up_error() {
-    let port = free_port();
-    let text = |cert: &str| {
-        format!(
-            r#"
-default_policy = "public"
-default_upstream = "app"
-
-[[listeners]]
-address = "127.0.0.1:{port}"
-[listeners.tls]
-cert = "{cert}"
-key = "{key}"
-
-[[upstreams]]
-name = "app"
-addresses = ["127.0.0.1:9"]
-
-[issuer]
-api_base = "http://127.0.0.1:9"
-
-[[policies]]
-name = "public"
-rule = "public"
-"#,
-            key = fixture("key.pem").display(),
-        )
-    };
-    // No such file; a key where the certificate should be; a certificate (the CA's) that does
-    // not belong to the key.
-    for cert in ["missing.pem", "key.pem", "ca.pem"] {
-        let cert = fixture(cert).display().to_string();
-        let mut config = Config::from_toml_str(&text(&cert)).unwrap();
-        config.server.work_stealing = true;
-        let started = tokio::task::spawn_blocking(move || {
-            GatewayHandle::start(config, Secrets::default(), None)
-        })
-        .await
-        .expect("no panic");
-        let err = match started {
-            Ok(g) => {
-                tokio::task::spawn_blocking(move || g.shutdown())
-                    .await
-                    .unwrap();
-                panic!("started with certificate {cert}");
-            }
-            Err(e) => e,
-        };
-        assert!(err.contains("TLS listener"), "{err}");
-        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_that_cannot_be_bound_is_a_start_up_error() {
-    // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding it fails.
-    let port = free_port();
+/// A gateway with one listener, given as its TOML (`[[listeners]]` entry and any sub-table),
+/// and nothing else that could fail.
+fn one_listener(listener: &str) -> Config {
     let mut config = Config::from_toml_str(&format!(
         r#"
 default_policy = "public"
 default_upstream = "app"
 
-[[listeners]]
-address = "192.0.2.1:{port}"
+{listener}
 
 [[upstreams]]
 name = "app"
@@ -188,47 +132,11 @@ rule = "public"
     ))
     .unwrap();
     config.server.work_stealing = true;
-    let started =
-        tokio::task::spawn_blocking(move || GatewayHandle::start(config, Secrets::default(), None))
-            .await
-            .expect("no panic");
-    match started {
-        Ok(g) => {
-            tokio::task::spawn_blocking(move || g.shutdown())
-                .await
-                .unwrap();
-            panic!("started on an address it cannot bind");
-        }
-        Err(e) => assert!(e.contains(&format!("192.0.2.1:{port}")), "{e}"),
-    }
+    config
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_address_another_process_holds_is_a_start_up_error() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap();
-    let mut config = Config::from_toml_str(&format!(
-        r#"
-default_policy = "public"
-default_upstream = "app"
-
-[[listeners]]
-address = "{addr}"
-
-[[upstreams]]
-name = "app"
-addresses = ["127.0.0.1:9"]
-
-[issuer]
-api_base = "http://127.0.0.1:9"
-
-[[policies]]
-name = "public"
-rule = "public"
-"#
-    ))
-    .unwrap();
-    config.server.work_stealing = true;
+/// Starts `config`, which must fail (without a panic); returns the error and how long it took.
+async fn start_error(config: Config) -> (String, Duration) {
     let started = std::time::Instant::now();
     let result =
         tokio::task::spawn_blocking(move || GatewayHandle::start(config, Secrets::default(), None))
@@ -236,16 +144,53 @@ rule = "public"
             .expect("no panic");
     match result {
         Ok(g) => {
+            let addrs = g.proxy_addrs.clone();
             tokio::task::spawn_blocking(move || g.shutdown())
                 .await
                 .unwrap();
-            panic!("started on {addr}, which another socket listens on");
+            panic!("started on {addrs:?}");
         }
-        Err(e) => {
-            assert!(e.contains(&addr.to_string()) && e.contains("in use"), "{e}");
-            // At once, not after Pingora's 30 s of retries.
-            assert!(started.elapsed() < Duration::from_secs(5));
-        }
+        Err(e) => (e, started.elapsed()),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_cannot_be_loaded_is_a_start_up_error() {
+    let port = free_port();
+    // No such file; a key where the certificate should be; a certificate (the CA's) that does
+    // not belong to the key.
+    for cert in ["missing.pem", "key.pem", "ca.pem"] {
+        let config = one_listener(&format!(
+            "[[listeners]]\naddress = \"127.0.0.1:{port}\"\n[listeners.tls]\ncert = \"{}\"\nkey = \"{}\"",
+            fixture(cert).display(),
+            fixture("key.pem").display(),
+        ));
+        let (err, _) = start_error(config).await;
+        assert!(err.contains("TLS listener"), "{cert}: {err}");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_cannot_be_bound_is_a_start_up_error() {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding it fails.
+    let addr = format!("192.0.2.1:{}", free_port());
+    let config = one_listener(&format!("[[listeners]]\naddress = \"{addr}\""));
+    let (err, _) = start_error(config).await;
+    assert!(err.contains(&addr), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_address_another_process_holds_is_a_start_up_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = one_listener(&format!("[[listeners]]\naddress = \"{addr}\""));
+    let (err, took) = start_error(config).await;
+    assert!(
+        err.contains(&addr.to_string()) && err.contains("in use"),
+        "{err}"
+    );
+    // At once, not after Pingora's 30 s of retries.
+    assert!(took < Duration::from_secs(5), "{took:?}");
     drop(taken);
 }
