@@ -5,7 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proofgate_core::testing::free_port;
+mod common;
+
+use common::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
@@ -23,37 +25,13 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let dir = std::env::temp_dir().join(format!("proofgate-sigterm-{proxy}"));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("proofgate.toml");
+    let sections = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:{proxy}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n\
+         [server]\nthreads = 1\ngrace_period = \"3s\"\ngraceful_shutdown_timeout = \"3s\""
+    );
     std::fs::write(
         &config,
-        format!(
-            r#"
-default_policy = "public"
-default_upstream = "app"
-
-[[listeners]]
-address = "127.0.0.1:{proxy}"
-
-[admin]
-address = "127.0.0.1:{admin}"
-
-[server]
-threads = 1
-grace_period = "3s"
-graceful_shutdown_timeout = "3s"
-
-[[upstreams]]
-name = "app"
-addresses = ["{upstream}"]
-read_timeout = "10s"
-
-[issuer]
-api_base = "http://127.0.0.1:9"
-
-[[policies]]
-name = "public"
-rule = "public"
-"#
-        ),
+        common::public_config(&sections, &upstream.to_string()),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_proofgate"))

@@ -111,26 +111,8 @@ async fn https_listener_serves_decisions_and_a_whole_step_up() {
 /// A gateway with one listener, given as its TOML (`[[listeners]]` entry and any sub-table),
 /// and nothing else that could fail.
 fn one_listener(listener: &str) -> Config {
-    let mut config = Config::from_toml_str(&format!(
-        r#"
-default_policy = "public"
-default_upstream = "app"
-
-{listener}
-
-[[upstreams]]
-name = "app"
-addresses = ["127.0.0.1:9"]
-
-[issuer]
-api_base = "http://127.0.0.1:9"
-
-[[policies]]
-name = "public"
-rule = "public"
-"#
-    ))
-    .unwrap();
+    let mut config =
+        Config::from_toml_str(&common::public_config(listener, "127.0.0.1:9")).unwrap();
     config.server.work_stealing = true;
     config
 }

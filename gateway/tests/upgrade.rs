@@ -363,37 +363,12 @@ async fn upgrade_without_a_running_process_exits_with_an_error() {
     let dir = std::env::temp_dir().join(format!("proofgate-upgrade-alone-{proxy}"));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("proofgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-default_policy = "public"
-default_upstream = "app"
-
-[[listeners]]
-address = "127.0.0.1:{proxy}"
-
-[admin]
-address = "127.0.0.1:{admin}"
-
-[server]
-upgrade_sock = "{sock}"
-
-[[upstreams]]
-name = "app"
-addresses = ["127.0.0.1:9"]
-
-[issuer]
-api_base = "http://127.0.0.1:9"
-
-[[policies]]
-name = "public"
-rule = "public"
-"#,
-            sock = dir.join("upgrade.sock").display(),
-        ),
-    )
-    .unwrap();
+    let sections = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:{proxy}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n\
+         [server]\nupgrade_sock = \"{}\"",
+        dir.join("upgrade.sock").display()
+    );
+    std::fs::write(&config, common::public_config(&sections, "127.0.0.1:9")).unwrap();
     let mut new = spawn(&config, true, &dir.join("new.log"));
     let status = wait_exit(&mut new, Duration::from_secs(30), &logs(&dir)).await;
     let log = std::fs::read_to_string(dir.join("new.log")).unwrap();

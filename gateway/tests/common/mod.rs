@@ -147,6 +147,32 @@ upstream = "dead"
     )
 }
 
+/// The smallest configuration, everything public: one upstream `app` at `upstream`, an issuer
+/// nobody answers at (nothing here needs one), and `sections` (listeners, `[admin]`, `[server]`,
+/// TOML) for what the test is about.
+pub fn public_config(sections: &str, upstream: &str) -> String {
+    format!(
+        r#"
+default_policy = "public"
+default_upstream = "app"
+
+{sections}
+
+[[upstreams]]
+name = "app"
+addresses = ["{upstream}"]
+read_timeout = "10s"
+
+[issuer]
+api_base = "http://127.0.0.1:9"
+
+[[policies]]
+name = "public"
+rule = "public"
+"#
+    )
+}
+
 /// An upstream that echoes what it received as JSON.
 pub async fn echo_upstream() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
