@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -259,7 +259,10 @@ pub enum StartMode {
 /// leaves room to spare.
 pub const WARM_UP_LIMIT: Duration = Duration::from_secs(3);
 
-struct WatchShutdown(tokio::sync::watch::Receiver<bool>);
+struct WatchShutdown {
+    stop: tokio::sync::watch::Receiver<bool>,
+    upgrade_sock: PathBuf,
+}
 
 /// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
 /// own watcher does: `SIGTERM` graceful terminate (in-flight requests finish within the grace
@@ -270,12 +273,23 @@ struct WatchShutdown(tokio::sync::watch::Receiver<bool>);
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {
-        let mut rx = self.0.clone();
+        let mut rx = self.stop.clone();
         #[cfg(unix)]
-        {
-            tokio::select! {
+        loop {
+            let signal = tokio::select! {
                 _ = rx.wait_for(|stop| *stop) => ShutdownSignal::FastShutdown,
                 signal = pingora::server::UnixShutdownSignalWatch.recv() => signal,
+            };
+            if !matches!(signal, ShutdownSignal::GracefulUpgrade) {
+                return signal;
+            }
+            // Pingora would send the listening sockets to whatever listens at the path.
+            match upgrade_peer_check(&self.upgrade_sock, own_uid(), UPGRADE_PEER_WAIT).await {
+                Ok(()) => return signal,
+                Err(why) => tracing::error!(
+                    upgrade_sock = %self.upgrade_sock.display(),
+                    "SIGQUIT: not handing the listening sockets over ({why}); still serving"
+                ),
             }
         }
         #[cfg(not(unix))]
@@ -410,11 +424,15 @@ impl GatewayHandle {
             proxy_addrs.push(l.address);
         }
         server.add_service(service);
+        let upgrade_sock = config.server.upgrade_sock.clone();
         let pingora = std::thread::Builder::new()
             .name("proofgate-pingora".into())
             .spawn(move || {
                 server.run(RunArgs {
-                    shutdown_signal: Box::new(WatchShutdown(stop_rx)),
+                    shutdown_signal: Box::new(WatchShutdown {
+                        stop: stop_rx,
+                        upgrade_sock,
+                    }),
                 })
             })
             .map_err(|e| e.to_string())?;
@@ -527,6 +545,59 @@ async fn side_tasks(
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// How long the process that got `SIGQUIT` waits for the new process's upgrade socket to
+/// appear (the new process waits about 6 s for the sockets).
+const UPGRADE_PEER_WAIT: Duration = Duration::from_secs(5);
+
+/// The effective user of this process: the owner of `/proc/self` (no `unsafe` for `geteuid`).
+#[cfg(unix)]
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Before the listening sockets go to whatever listens at `path`: it must be a Unix socket owned
+/// by `uid` (this process's user), in a directory that others cannot write to (or one with the
+/// sticky bit, like `/tmp`, where they cannot remove or replace our socket). Otherwise another
+/// local user who got there first — `/tmp` is the default — would receive the gateway's
+/// listening sockets and its traffic. Waits up to `wait` for the socket to appear.
+#[cfg(unix)]
+async fn upgrade_peer_check(path: &Path, uid: Option<u32>, wait: Duration) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Some(uid) = uid else {
+        return Err("cannot tell this process's user (no /proc/self)".into());
+    };
+    let start = tokio::time::Instant::now();
+    let meta = loop {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) => break m,
+            Err(_) if start.elapsed() < wait => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(format!("no new process is waiting there ({e})")),
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err("it is not a Unix socket".into());
+    }
+    if meta.uid() != uid {
+        return Err(format!(
+            "the socket belongs to uid {}, not to this process's uid {uid}",
+            meta.uid()
+        ));
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (others_write, sticky) = (dir_meta.mode() & 0o002 != 0, dir_meta.mode() & 0o1000 != 0);
+    if others_write && !sticky {
+        return Err(format!(
+            "{} is writable by every user without the sticky bit, so the socket could be replaced",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Longest [`GatewayHandle::start`] waits for Pingora to accept on its listeners.
@@ -644,5 +715,65 @@ async fn health_checks(gateway: Arc<Gateway>, shutdown: impl std::future::Future
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn dir(name: &str, mode: u32) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("proofgate-peer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    const WAIT: Duration = Duration::from_millis(100);
+
+    #[tokio::test]
+    async fn upgrade_peer_must_be_our_own_socket_in_a_safe_directory() {
+        let uid = own_uid();
+        assert!(uid.is_some(), "/proc/self has an owner");
+
+        // Our socket in a private directory, and in a sticky world-writable one like /tmp.
+        for (name, mode) in [("private", 0o700), ("sticky", 0o1777)] {
+            let d = dir(name, mode);
+            let sock = d.join("upgrade.sock");
+            let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+            assert_eq!(upgrade_peer_check(&sock, uid, WAIT).await, Ok(()), "{name}");
+            // The same socket is refused to a process of another user.
+            let other = uid.map(|u| u.wrapping_add(1));
+            let err = upgrade_peer_check(&sock, other, WAIT).await.unwrap_err();
+            assert!(err.contains("belongs to uid"), "{err}");
+            let _ = std::fs::remove_dir_all(&d);
+        }
+
+        // A world-writable directory without the sticky bit: the socket could be swapped.
+        let d = dir("open", 0o777);
+        let sock = d.join("upgrade.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let err = upgrade_peer_check(&sock, uid, WAIT).await.unwrap_err();
+        assert!(err.contains("writable by every user"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
+
+        // Nothing there (no new process), or not a socket.
+        let d = dir("none", 0o700);
+        let err = upgrade_peer_check(&d.join("upgrade.sock"), uid, WAIT)
+            .await
+            .unwrap_err();
+        assert!(err.contains("no new process"), "{err}");
+        std::fs::write(d.join("file"), b"x").unwrap();
+        let err = upgrade_peer_check(&d.join("file"), uid, WAIT)
+            .await
+            .unwrap_err();
+        assert!(err.contains("not a Unix socket"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
+
+        // Without a known user nothing is handed over.
+        assert!(upgrade_peer_check(&d.join("x"), None, WAIT).await.is_err());
     }
 }

@@ -378,3 +378,53 @@ async fn upgrade_without_a_running_process_exits_with_an_error() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigquit_refuses_a_socket_others_could_have_planted() {
+    use std::os::unix::fs::PermissionsExt;
+    let (proxy, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("proofgate-upgrade-planted-{proxy}"));
+    let open = dir.join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    // A directory every user may write to, without the sticky bit: whoever listens there may not
+    // be the new proofgate.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sock = open.join("upgrade.sock");
+    let planted = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    planted.set_nonblocking(true).unwrap();
+    let sections = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:{proxy}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n\
+         [server]\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"",
+        sock.display()
+    );
+    let config = dir.join("proofgate.toml");
+    std::fs::write(&config, common::public_config(&sections, "127.0.0.1:9")).unwrap();
+    let mut old = spawn(&config, false, &dir.join("old.log"));
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", proxy)).is_err() {
+        assert!(
+            old.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20),
+            "the gateway never listened\n{}",
+            logs(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&old, "-QUIT");
+    // Past the 5 s a handover would take: still running, still listening, nothing sent.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(old.try_wait().unwrap().is_none(), "{}", logs(&dir));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_ok());
+    assert!(
+        planted.accept().is_err(),
+        "the planted socket got a connection"
+    );
+    let log = std::fs::read_to_string(dir.join("old.log")).unwrap();
+    assert!(
+        log.contains("not handing the listening sockets over"),
+        "{log}"
+    );
+    signal(&old, "-TERM");
+    let status = wait_exit(&mut old, Duration::from_secs(30), &logs(&dir)).await;
+    assert!(status.success(), "{status:?}\n{}", logs(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
