@@ -646,7 +646,7 @@ fn wait_listening(
 /// so that a missing file, a file without a certificate or key, or a key that does not match
 /// the certificate is an error from [`GatewayHandle::start`]. (Pingora panics on its own
 /// thread instead, leaving a process without its listener.)
-fn check_tls(cert: &str, key: &str) -> Result<(), String> {
+pub fn check_tls(cert: &str, key: &str) -> Result<(), String> {
     use pingora::tls::{version, ServerConfig};
     let (certs, private_key) = match pingora::tls::load_certs_and_key_files(cert, key) {
         Ok(Some(pair)) => pair,

@@ -42,7 +42,8 @@ enum Command {
         #[arg(short, long)]
         upgrade: bool,
     },
-    /// Validate a configuration file and print every problem.
+    /// Validate a configuration file and print every problem; TLS certificate and key files
+    /// that exist on this machine are loaded and matched too.
     Check {
         /// The configuration file.
         #[arg(short, long)]
@@ -95,7 +96,8 @@ fn load(path: &PathBuf) -> Result<Config, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { config } => load(&config).map(|c| {
+        Command::Check { config } => load(&config).and_then(|c| {
+            check_tls_files(&c)?;
             println!(
                 "{}: ok ({} routes, {} policies, {} upstreams)",
                 config.display(),
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
                 c.policies.len(),
                 c.upstreams.len()
             );
+            Ok(())
         }),
         Command::Run {
             config: path,
@@ -144,6 +147,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// TLS files that exist here are loaded and matched as `run` will; missing ones are only
+/// mentioned (the file is often checked away from the machine that holds the certificates).
+fn check_tls_files(config: &Config) -> Result<(), String> {
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else { continue };
+        if !tls.cert_path.exists() || !tls.key_path.exists() {
+            eprintln!(
+                "note: listener {}: {} or {} is not on this machine; not checked",
+                l.address,
+                tls.cert_path.display(),
+                tls.key_path.display()
+            );
+            continue;
+        }
+        proofgate::app::check_tls(
+            &tls.cert_path.to_string_lossy(),
+            &tls.key_path.to_string_lossy(),
+        )
+        .map_err(|e| format!("TLS listener {}: {e}", l.address))?;
+    }
+    Ok(())
 }
 
 fn verify(token: &str, path: &PathBuf) -> Result<(), String> {

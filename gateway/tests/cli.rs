@@ -52,6 +52,35 @@ fn check_accepts_every_example_and_reports_every_problem() {
     assert!(err.contains("/nonexistent/proofgate.toml"), "{err}");
 }
 
+#[test]
+fn check_loads_tls_files_that_are_here() {
+    let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    let dir = std::env::temp_dir().join(format!("proofgate-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tls.toml");
+    let write = |cert: &str| {
+        let listener = format!(
+            "[[listeners]]\naddress = \"127.0.0.1:8443\"\n[listeners.tls]\ncert = \"{cert}\"\nkey = \"{tls}/key.pem\""
+        );
+        std::fs::write(&file, common::public_config(&listener, "127.0.0.1:9")).unwrap();
+    };
+    // The matching pair: ok.
+    write(&format!("{tls}/cert.pem"));
+    let (code, out, err) = proofgate(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A certificate that does not belong to the key: refused, as `run` would.
+    write(&format!("{tls}/ca.pem"));
+    let (code, _, err) = proofgate(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("TLS listener 127.0.0.1:8443"), "{err}");
+    // Files that are not on this machine: a note, not a failure.
+    write("/etc/proofgate/tls/nowhere.pem");
+    let (code, out, err) = proofgate(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("not checked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_prints_claims_and_a_verdict() {
     let sandbox = Sandbox::start_with("127.0.0.1:0", SandboxConfig::default())
