@@ -1,7 +1,11 @@
 //! Pingora's graceful upgrade with the real binary: a second `proofgate run --upgrade` takes the
 //! listening sockets over from a running one on `SIGQUIT`, under load, and no connection is
 //! refused, reset or answered with anything but the expected status — including a request that
-//! is in flight on the old process when it stops accepting.
+//! is in flight on the old process when it stops accepting. Also: an upgrade with nobody to
+//! hand over to, and a socket planted where the new process should be.
+//!
+//! `cargo test -p proofgate --test upgrade -- --nocapture` prints the request counts;
+//! with `PROOFGATE_TEST_LOGS=1` also both processes' logs.
 
 #![cfg(unix)]
 
