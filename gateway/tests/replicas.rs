@@ -3,12 +3,16 @@
 //! configuration and `PROOFGATE_COOKIE_KEY`), and a revocation reaches every replica within one
 //! revocation refresh interval, with no webhook and nothing shared between them.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::free_port;
+use proofgate_core::testing::browser::{self, html};
 use proofgate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 const API_KEY: &str = "pk_test_replica_tests";
@@ -17,9 +21,6 @@ const COOKIE_KEY: &str = "replicas-share-this-cookie-key-0123456789";
 const REVOCATION_REFRESH: Duration = Duration::from_secs(10);
 /// Time for one fetch and one request on a loaded two-core machine.
 const SLACK: Duration = Duration::from_secs(3);
-
-use proofgate_core::testing::browser::{self, html};
-use proofgate_core::testing::free_port;
 
 /// One `proofgate run` process; killed on drop.
 struct Replica {
@@ -115,19 +116,16 @@ policy = "payouts"
         )
         .unwrap();
         let log = dir.join(format!("replica-{n}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_proofgate"))
-            .args(["run", "-c"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env("PROOF_API_KEY", API_KEY)
-            .env("PROOFGATE_COOKIE_KEY", cookie_key)
-            .env("PROOF_WEBHOOK_SECRET", sandbox.webhook_secret())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = common::run_proofgate(
+            &config,
+            &[],
+            &[
+                ("PROOF_API_KEY", API_KEY),
+                ("PROOFGATE_COOKIE_KEY", cookie_key),
+                ("PROOF_WEBHOOK_SECRET", sandbox.webhook_secret()),
+            ],
+            &log,
+        );
         Self {
             child,
             proxy: format!("127.0.0.1:{proxy}"),

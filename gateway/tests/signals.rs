@@ -2,12 +2,11 @@
 
 #![cfg(unix)]
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::free_port;
+use common::{free_port, run_proofgate, signal, wait_exit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
@@ -34,13 +33,8 @@ async fn sigterm_lets_in_flight_requests_finish() {
         common::public_config(&sections, &upstream.to_string()),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proofgate"))
-        .args(["run", "-c", config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let log = dir.join("proofgate.log");
+    let mut child = run_proofgate(&config, &[], &[("RUST_LOG", "warn")], &log);
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{proxy}/x");
     let start = Instant::now();
@@ -67,28 +61,14 @@ async fn sigterm_lets_in_flight_requests_finish() {
         async move { http.get(url).send().await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal(&child, "-TERM");
     let r = in_flight
         .await
         .unwrap()
         .expect("the in-flight request completes");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "slow and done");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "proofgate did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "exit status {status:?}");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let status = wait_exit(&mut child, Duration::from_secs(15), &logs()).await;
+    assert!(status.success(), "exit status {status:?}\n{}", logs());
 }

@@ -12,12 +12,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, mint};
+use common::{free_port, mint, run_proofgate, signal, wait_exit};
 use proofgate_sandbox::{Sandbox, SandboxConfig};
 
 /// An upstream that answers at once, except `/public/slow`, which takes `SLOW`.
@@ -43,39 +43,10 @@ async fn upstream() -> std::net::SocketAddr {
 /// enough to finish within its grace period and shutdown timeout (3 s + 3 s after that).
 const SLOW: Duration = Duration::from_secs(7);
 
+/// `proofgate run`, with `--upgrade` if `upgrade`, logging at `info` to `log`.
 fn spawn(config: &Path, upgrade: bool, log: &Path) -> Child {
-    let mut args = vec!["run", "-c", config.to_str().unwrap()];
-    if upgrade {
-        args.push("--upgrade");
-    }
-    let log_file = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_proofgate"))
-        .args(&args)
-        .env("RUST_LOG", "info")
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &Child, sig: &str) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args([sig, &pid])
-        .status()
-        .unwrap()
-        .success());
-}
-
-async fn wait_exit(child: &mut Child, limit: Duration, logs: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(start.elapsed() < limit, "process did not exit\n{logs}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let args: &[&str] = if upgrade { &["--upgrade"] } else { &[] };
+    run_proofgate(config, args, &[("RUST_LOG", "info")], log)
 }
 
 fn logs(dir: &Path) -> String {

@@ -3,7 +3,8 @@
 #![allow(dead_code, missing_docs)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use proofgate::app::GatewayHandle;
@@ -171,6 +172,45 @@ name = "public"
 rule = "public"
 "#
     )
+}
+
+/// The real binary: `proofgate run -c <config>` and `args`, with `envs` (and no inherited
+/// `RUST_LOG`), its stdout and stderr written to `log`.
+pub fn run_proofgate(config: &Path, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_proofgate"))
+        .args(["run", "-c"])
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `sig` (`-TERM`, `-QUIT`, …) to `child` with kill(1).
+pub fn signal(child: &Child, sig: &str) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Waits for `child` to exit, at most `limit`; `context` (its logs, say) goes in the failure.
+pub async fn wait_exit(child: &mut Child, limit: Duration, context: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "process did not exit\n{context}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// An upstream that echoes what it received as JSON.
