@@ -326,13 +326,7 @@ impl GatewayHandle {
         // sockets arrive (from then on the old process stops accepting 5 s later, whatever
         // happens here).
         for l in &config.listeners {
-            if let Some(tls) = &l.tls {
-                check_tls(
-                    &tls.cert_path.to_string_lossy(),
-                    &tls.key_path.to_string_lossy(),
-                )
-                .map_err(|e| format!("TLS listener {}: {e}", l.address))?;
-            }
+            check_listener_tls(l)?;
         }
         // Each address must be free for a fresh start. Pingora would retry a busy one for 30 s
         // on its own thread and then give up, leaving a process without that listener. (In an
@@ -642,11 +636,23 @@ fn wait_listening(
     Ok(())
 }
 
-/// Loads a listener's certificate chain and key the way Pingora will when the listener starts,
-/// so that a missing file, a file without a certificate or key, or a key that does not match
-/// the certificate is an error from [`GatewayHandle::start`]. (Pingora panics on its own
-/// thread instead, leaving a process without its listener.)
-pub fn check_tls(cert: &str, key: &str) -> Result<(), String> {
+/// Loads a TLS listener's certificate chain and key the way Pingora will when the listener
+/// starts, so that a missing file, a file without a certificate or key, or a key that does not
+/// match the certificate is an error from [`GatewayHandle::start`] (and `proofgate check`).
+/// Pingora panics on its own thread instead, leaving a process without its listener. A plain
+/// listener passes.
+pub fn check_listener_tls(listener: &proofgate_config::Listener) -> Result<(), String> {
+    let Some(tls) = &listener.tls else {
+        return Ok(());
+    };
+    check_tls(
+        &tls.cert_path.to_string_lossy(),
+        &tls.key_path.to_string_lossy(),
+    )
+    .map_err(|e| format!("TLS listener {}: {e}", listener.address))
+}
+
+fn check_tls(cert: &str, key: &str) -> Result<(), String> {
     use pingora::tls::{version, ServerConfig};
     let (certs, private_key) = match pingora::tls::load_certs_and_key_files(cert, key) {
         Ok(Some(pair)) => pair,

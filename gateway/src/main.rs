@@ -163,11 +163,7 @@ fn check_tls_files(config: &Config) -> Result<(), String> {
             );
             continue;
         }
-        proofgate::app::check_tls(
-            &tls.cert_path.to_string_lossy(),
-            &tls.key_path.to_string_lossy(),
-        )
-        .map_err(|e| format!("TLS listener {}: {e}", l.address))?;
+        proofgate::app::check_listener_tls(l)?;
     }
     Ok(())
 }
