@@ -32,25 +32,8 @@ async fn shared_table_gives_the_expected_answers() {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.bytes().await.unwrap();
-        if let Err(e) = case.expect.check(status, &headers, &body) {
+        if let Err(e) = case.check_answer(status, &headers, &body) {
             failures.push(format!("{}: {e}", case.name));
-            continue;
-        }
-        if status == 200 {
-            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let subject = body["identity"]["x-proof-subject"].as_str();
-            if subject != case.expect.subject {
-                failures.push(format!("{}: subject {subject:?}", case.name));
-            }
-            if body["identity"]
-                .as_object()
-                .is_some_and(|m| m.values().any(|v| v == "spoofed"))
-            {
-                failures.push(format!(
-                    "{}: a spoofed header reached the upstream",
-                    case.name
-                ));
-            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -224,6 +224,35 @@ pub struct Case {
 }
 
 impl Case {
+    /// Checks an adapter's whole answer to this case: [`Expected::check`], then, for an allowed
+    /// request, the body of the application behind the adapter — an `identity` object of the
+    /// `x-proof-*` headers it received, as the gateway's demo upstream and the middleware tests'
+    /// handler return — must carry the expected subject and no client-sent (`spoofed`) value.
+    pub fn check_answer(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), String> {
+        self.expect.check(status, headers, body)?;
+        if status != 200 {
+            return Ok(());
+        }
+        let body: Value = serde_json::from_slice(body)
+            .map_err(|e| format!("the application's answer is not JSON: {e}"))?;
+        let subject = body["identity"]["x-proof-subject"].as_str();
+        if subject != self.expect.subject {
+            return Err(format!("subject {subject:?}"));
+        }
+        if body["identity"]
+            .as_object()
+            .is_some_and(|m| m.values().any(|v| v == "spoofed"))
+        {
+            return Err("a spoofed header reached the application".into());
+        }
+        Ok(())
+    }
+
     /// The request, with tokens minted by `issuer`. The URI is the path alone: the harness sets
     /// scheme and authority as its client needs.
     pub fn request(&self, issuer: &SigningKey) -> Request<()> {
@@ -269,7 +298,7 @@ impl Expected {
     /// Compares an adapter's answer with this expectation: status; for a 302 the `Location`;
     /// for an error the content type, `Cache-Control: no-store`, `WWW-Authenticate` (exact, on a
     /// 401), `Retry-After` (on a 503) and every field of the problem body, nothing more and
-    /// nothing less. The subject of an allowed request is the harness's to check.
+    /// nothing less. [`Case::check_answer`] adds the allowed request's subject.
     pub fn check(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
         if status != self.status {
             return Err(format!(
