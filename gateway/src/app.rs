@@ -184,7 +184,20 @@ impl Gateway {
     /// Whether everything a decision may need is loaded: keys and the revocation list fresh and
     /// the status lists fetched at start held.
     pub fn warm(&self) -> bool {
-        !self.keys.is_stale() && !self.revocation.is_stale() && self.revocation.prefetched()
+        self.data_problems().is_empty() && self.revocation.prefetched()
+    }
+
+    /// What makes keys or revocation data too old to decide on: `jwks_stale`,
+    /// `revocation_stale`.
+    fn data_problems(&self) -> Vec<&'static str> {
+        let mut problems = Vec::new();
+        if self.keys.is_stale() {
+            problems.push("jwks_stale");
+        }
+        if self.revocation.is_stale() {
+            problems.push("revocation_stale");
+        }
+        problems
     }
 
     /// Whether the proxy listeners accept connections and keys and revocation data are fresh
@@ -195,12 +208,7 @@ impl Gateway {
         if !self.listening.load(Ordering::Relaxed) {
             problems.push("starting");
         }
-        if self.keys.is_stale() {
-            problems.push("jwks_stale");
-        }
-        if self.revocation.is_stale() {
-            problems.push("revocation_stale");
-        }
+        problems.extend(self.data_problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -500,7 +508,7 @@ async fn side_tasks(
         if gateway.warm() {
             tracing::info!(took = ?start.elapsed(), "issuer data loaded; ready to take the sockets over");
         } else {
-            tracing::warn!(waited = ?WARM_UP_LIMIT, jwks_stale = gateway.keys.is_stale(), revocation_stale = gateway.revocation.is_stale(), "issuer data not loaded yet; taking the sockets over anyway");
+            tracing::warn!(waited = ?WARM_UP_LIMIT, problems = ?gateway.data_problems(), "issuer data not loaded yet; taking the sockets over anyway");
         }
     }
     let admin_addr = match admin {
