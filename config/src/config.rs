@@ -358,8 +358,13 @@ pub struct StepUpSettings {
     pub cookie_secure: bool,
     /// Absolute URL of this site (`https://app.example`), used to build the `redirect_url` back
     /// to `callback`. Defaults to none: the request's own scheme and `Host` are used, which is
-    /// right only when clients reach the gateway directly.
+    /// right only when clients reach the gateway directly, and only for a host in
+    /// `allowed_hosts`, a route's hosts, or a loopback name.
     pub public_url: Option<String>,
+    /// Host patterns (as route hosts: `app.example`, `*.example.com`) whose `Host` a step-up
+    /// may build its `redirect_url` on when `public_url` is not set; the routes' own hosts and
+    /// loopback names are allowed as well, any other `Host` is refused. Defaults to none.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Log verbosity.

@@ -266,6 +266,8 @@ pub struct StepUpFile {
     pub cookie_secure: Option<bool>,
     /// Absolute URL people reach this site at, for the verification's `redirect_url`.
     pub public_url: Option<String>,
+    /// Hosts a step-up may build its `redirect_url` on when `public_url` is not set.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// `[logging]`.

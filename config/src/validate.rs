@@ -1373,7 +1373,14 @@ fn step_up(
             }
         }
     });
+    let allowed_hosts = f.allowed_hosts.clone().unwrap_or_default();
+    for (i, h) in allowed_hosts.iter().enumerate() {
+        if let Err(e) = check_host_pattern(h) {
+            c.err(format!("step_up.allowed_hosts[{i}]"), e.to_string());
+        }
+    }
     StepUpSettings {
+        allowed_hosts,
         prefix,
         state_ttl,
         state_cookie,

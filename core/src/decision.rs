@@ -281,17 +281,29 @@ pub fn extract_tokens<'h>(
     Ok(tokens)
 }
 
-/// A routed request: either refused for its path, or decided under its route's policy.
+/// A routed request: either refused for its target or host, or decided under its route's
+/// policy.
 #[derive(Debug)]
 pub enum Routed<'t> {
-    /// The path is ambiguous or malformed (an encoded `/`, `\`, NUL, a bad escape): answer 400.
+    /// The request-target is not accepted, or its path is ambiguous or malformed (an encoded
+    /// `/`, `\`, NUL, a bad escape, `foo:/admin`): answer 400 `invalid_path`.
     InvalidPath(crate::routes::PathError),
+    /// The request names no host, or more than one `Host` (RFC 9112 §3.2): answer 400
+    /// `invalid_host`. Deciding it anyway would skip every host-restricted route.
+    InvalidHost,
     /// The route and the decision.
     Decided {
         /// The matched route (or the default).
         route: crate::routes::RouteMatch<'t>,
-        /// The normalized path the decision was made on; forward this one.
+        /// The normalized path the decision was made on (`*` for `OPTIONS *`).
         normalized: String,
+        /// The origin-form request-target to send upstream — the normalized path and the query
+        /// as received — when it differs from the target as received; `None` when the received
+        /// target is already exactly that.
+        rewrite: Option<String>,
+        /// The host the route was chosen for, when it is not the `Host` header as received (an
+        /// absolute-form target's authority): the adapter sets `Host` to it upstream.
+        host: Option<String>,
         /// The decision.
         decision: Decision,
     },
@@ -302,10 +314,12 @@ pub enum Routed<'t> {
 pub struct RequestView<'a> {
     /// The method.
     pub method: &'a http::Method,
-    /// The host, from the URI or the `Host` header.
+    /// The host as the adapter received it: the `Host` header, or HTTP/2's `:authority`.
+    /// An absolute-form target's authority takes precedence over it.
     pub host: Option<&'a str>,
-    /// The path as received (no query).
-    pub path: &'a str,
+    /// The request-target exactly as received (path and query, or an absolute-form URI, or
+    /// `*`); see [`crate::routes::request_target`].
+    pub target: &'a [u8],
     /// The headers.
     pub headers: &'a http::HeaderMap,
 }
@@ -359,19 +373,63 @@ impl Enforcer {
         Ok(proof)
     }
 
-    /// Routes a request and decides it: the path is normalized (an ambiguous one is refused),
-    /// the route table picks the policy and upstream, and the policy is applied. The gateway's
-    /// whole per-request logic; `normalized` is the path the upstream must be sent.
+    /// Routes a request and decides it: the request-target is checked (origin-form, `http`/`https`
+    /// absolute-form, or `OPTIONS *`; anything else refused), its path normalized (an ambiguous
+    /// one is refused), the host taken from the target or the one `Host` header (none, or two,
+    /// is refused), the route table picks the policy and upstream, and the policy is applied.
+    /// The gateway's whole per-request logic. The upstream must be sent the normalized path
+    /// ([`Routed::Decided::rewrite`]).
     pub fn decide_request<'t>(&self, routes: &'t RouteTable, req: &RequestView<'_>) -> Routed<'t> {
-        let normalized = match crate::routes::normalize_path(req.path) {
-            Ok(p) => p,
+        use crate::routes::{normalize_path, request_target, RequestTarget};
+        let target = match request_target(req.target, req.method) {
+            Ok(t) => t,
             Err(e) => return Routed::InvalidPath(e),
         };
-        let m = routes.route(req.method, req.host, &normalized);
+        if req
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Routed::InvalidHost;
+        }
+        let (normalized, rewrite, authority) = match target {
+            RequestTarget::Asterisk => ("*".to_owned(), None, None),
+            RequestTarget::Path {
+                path,
+                query,
+                authority,
+            } => {
+                let normalized = match normalize_path(path) {
+                    Ok(p) => p,
+                    Err(e) => return Routed::InvalidPath(e),
+                };
+                let exact = authority.is_none()
+                    && path == normalized
+                    && req.target.len() == path.len() + query.map_or(0, |q| q.len() + 1);
+                let rewrite = (!exact).then(|| match query {
+                    Some(q) => format!("{normalized}?{q}"),
+                    None => normalized.clone(),
+                });
+                (normalized, rewrite, authority)
+            }
+        };
+        let Some(host) = authority.or(req.host).filter(|h| !h.is_empty()) else {
+            return Routed::InvalidHost;
+        };
+        // `OPTIONS *` names no resource: no route's path can match it, so the default applies.
+        let m = if normalized == "*" {
+            routes.default_match()
+        } else {
+            routes.route(req.method, Some(host), &normalized)
+        };
         let decision = self.decide(m.policy, req.headers);
         Routed::Decided {
             route: m,
             normalized,
+            rewrite,
+            host: authority.map(str::to_owned),
             decision,
         }
     }

@@ -39,14 +39,63 @@ impl Default for StepUpLinks {
 }
 
 impl StepUpLinks {
-    /// The start link that returns to `return_to` (a relative path) for `policy`.
+    /// The start link that returns to `return_to` (a relative path) for `policy`. Query
+    /// parameters of `return_to` that carry a token are left out ([`without_tokens`]): the link
+    /// is written into response bodies and the state cookie.
     pub fn start_url(&self, policy: &str, return_to: &str) -> String {
         format!(
             "{}start?policy={}&return_to={}",
             self.prefix,
             urlencode(policy),
-            urlencode(return_to)
+            urlencode(&without_tokens(return_to))
         )
+    }
+}
+
+/// `target` (a path and query) without the query parameters that carry a token: a parameter
+/// whose name contains `token` (any case), or whose value, percent-decoded, has the shape of a
+/// compact JWS (three or more base64url segments joined by `.`). A client that sent its proof in
+/// the query must not find it echoed in an answer, a `Location` or a cookie.
+///
+/// ```
+/// use proofgate_core::problem::without_tokens;
+/// assert_eq!(without_tokens("/a?x=1&proof_token=abc&y=2"), "/a?x=1&y=2");
+/// assert_eq!(without_tokens("/a?t=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"), "/a");
+/// assert_eq!(without_tokens("/a?v=1.2.3&q=x"), "/a?v=1.2.3&q=x");
+/// ```
+pub fn without_tokens(target: &str) -> std::borrow::Cow<'_, str> {
+    fn carries_token(pair: &str) -> bool {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = |s: &str| crate::stepup::query_param(&format!("k={s}"), "k");
+        if decoded(name).is_some_and(|n| n.to_ascii_lowercase().contains("token")) {
+            return true;
+        }
+        let value = decoded(value).unwrap_or_else(|| value.to_owned());
+        let value = value.trim();
+        let value = value
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("bearer "))
+            .map_or(value, |_| value[7..].trim_start());
+        value.len() >= 16
+            && value.split('.').count() >= 3
+            && value.split('.').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~')
+            })
+    }
+    let Some((path, query)) = target.split_once('?') else {
+        return target.into();
+    };
+    if !query.split('&').any(carries_token) {
+        return target.into();
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !carries_token(p)).collect();
+    if kept.is_empty() {
+        path.to_owned().into()
+    } else {
+        format!("{path}?{}", kept.join("&")).into()
     }
 }
 
@@ -203,6 +252,18 @@ pub fn simple(status: u16, code: &str, title: &str) -> Rendered {
 /// removed before they are added.
 pub const IDENTITY_PREFIX: &str = "x-proof-";
 
+/// Whether a (lowercase) header name reads as an `x-proof-*` header once `_` is taken as `-`:
+/// CGI, WSGI, PHP and Rack map `x_proof_subject` and `x-proof-subject` to the same
+/// `HTTP_X_PROOF_SUBJECT`, so a client's underscore spelling must not reach the upstream beside
+/// (or instead of) ours.
+pub fn is_identity_spelling(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= IDENTITY_PREFIX.len()
+        && b.iter()
+            .zip(IDENTITY_PREFIX.as_bytes())
+            .all(|(&c, &p)| c.to_ascii_lowercase() == p || (p == b'-' && c == b'_'))
+}
+
 /// The identity headers for allowed proofs. With several proofs, values are comma-joined in the
 /// same order. A claim value that is not a valid header value is left out rather than sent.
 pub fn identity_headers(
@@ -303,7 +364,7 @@ pub fn upstream_edits(
             .any(|s| matches!(s, TokenSource::Header(h) if h == k))
     };
     for name in headers.keys() {
-        if name.as_str().starts_with(IDENTITY_PREFIX) && (strip_token || !is_token_header(name)) {
+        if is_identity_spelling(name.as_str()) && (strip_token || !is_token_header(name)) {
             edits.remove.push(name.clone());
         }
     }

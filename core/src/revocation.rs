@@ -335,8 +335,15 @@ impl RevocationStore {
 
     /// Applies a pushed event at once (from a verified webhook).
     pub fn push(&self, proof_id: &str, what: Option<Pushed>) {
+        // A revocation is final: no later suspension or unsuspension undoes it.
+        if self.overlay.load().get(proof_id) == Some(&Pushed::Revoked) {
+            return;
+        }
         self.overlay.rcu(|current| {
             let mut next = HashMap::clone(current);
+            if next.get(proof_id) == Some(&Pushed::Revoked) {
+                return next;
+            }
             match what {
                 Some(w) => {
                     next.insert(proof_id.into(), w);

@@ -172,6 +172,16 @@ impl RouteTable {
         self.default_upstream.as_deref()
     }
 
+    /// The default route's match, for requests no route can name (`OPTIONS *`).
+    pub fn default_match(&self) -> RouteMatch<'_> {
+        RouteMatch {
+            name: DEFAULT_ROUTE_NAME,
+            policy: &self.default_policy,
+            upstream: self.default_upstream.as_deref(),
+            route: None,
+        }
+    }
+
     /// The route for a request: the first that matches, or the default.
     ///
     /// `host` is the request's host (the `Host` header or the URI's authority; a port is
@@ -188,12 +198,7 @@ impl RouteTable {
                     .or(self.default_upstream.as_deref()),
                 route: Some(route),
             },
-            None => RouteMatch {
-                name: DEFAULT_ROUTE_NAME,
-                policy: &self.default_policy,
-                upstream: self.default_upstream.as_deref(),
-                route: None,
-            },
+            None => self.default_match(),
         }
     }
 }
@@ -232,7 +237,7 @@ pub fn check_host_pattern(pattern: &str) -> Result<(), PatternError> {
 }
 
 /// `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`, and a trailing dot dropped.
-fn host_without_port(host: &str) -> &str {
+pub(crate) fn host_without_port(host: &str) -> &str {
     let host = if host.starts_with('[') {
         match host.find(']') {
             Some(end) => &host[..=end],
@@ -242,6 +247,12 @@ fn host_without_port(host: &str) -> &str {
         host.split(':').next().unwrap_or(host)
     };
     host.strip_suffix('.').unwrap_or(host)
+}
+
+/// Whether a request's `host` (a `Host` value; port and trailing dot ignored) is covered by a
+/// route host `pattern` (`app.example` or `*.example.com`), as [`Route::hosts`] says.
+pub fn host_matches_pattern(pattern: &str, host: &str) -> bool {
+    host_matches(pattern, host_without_port(host))
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
@@ -532,6 +543,95 @@ pub enum PathError {
     /// A `.` or `..` segment with `;` parameters (`/..;/`), which some servers treat as `..`.
     #[error("dot segment with parameters in path")]
     DotSegmentParameters,
+    /// Percent escapes that decode to bytes which are not UTF-8 (an overlong `%C0%AE` for `.`,
+    /// a lone continuation byte, …): some servers decode them leniently into other characters.
+    #[error("percent escapes that are not UTF-8 in path")]
+    InvalidUtf8,
+    /// The request-target is neither origin-form (`/path`), absolute-form with an `http` or
+    /// `https` scheme, nor `*` of an `OPTIONS` request: `foo:/admin` and the like, which an
+    /// upstream may read as `/admin` while no route saw that path.
+    #[error("request-target form not accepted")]
+    TargetForm,
+}
+
+/// A request-target the gateway accepts (RFC 9112 §3.2), split from the raw request line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestTarget<'a> {
+    /// Origin-form (`/path?query`), or the path and query of an `http`/`https` absolute-form
+    /// target (`http://host/path?query`).
+    Path {
+        /// The path, not yet normalized; `/` for an absolute-form target without one.
+        path: &'a str,
+        /// The query without its `?`, if any.
+        query: Option<&'a str>,
+        /// The authority of an absolute-form target (which then replaces the `Host` header, as
+        /// RFC 9112 §3.2.2 says a proxy must).
+        authority: Option<&'a str>,
+    },
+    /// `*` of an `OPTIONS` request: the server as a whole, no resource.
+    Asterisk,
+}
+
+/// Splits a raw request-target into the forms the gateway accepts; anything else (a scheme
+/// other than `http`/`https`, `foo:/admin`, authority-form outside `CONNECT`, an empty target,
+/// non-ASCII bytes) is [`PathError::TargetForm`] and answered 400, so a route is never chosen
+/// for a path other than the one the upstream will read.
+///
+/// ```
+/// use http::Method;
+/// use proofgate_core::routes::{request_target, RequestTarget, PathError};
+///
+/// assert_eq!(
+///     request_target(b"/admin?x=1", &Method::GET),
+///     Ok(RequestTarget::Path { path: "/admin", query: Some("x=1"), authority: None })
+/// );
+/// assert_eq!(
+///     request_target(b"HTTP://app.example", &Method::GET),
+///     Ok(RequestTarget::Path { path: "/", query: None, authority: Some("app.example") })
+/// );
+/// assert_eq!(request_target(b"*", &Method::OPTIONS), Ok(RequestTarget::Asterisk));
+/// for hostile in ["foo:/admin", "urn:/public/../admin", "x-y:/admin", "*", "admin", ""] {
+///     assert_eq!(request_target(hostile.as_bytes(), &Method::GET), Err(PathError::TargetForm));
+/// }
+/// ```
+pub fn request_target<'a>(raw: &'a [u8], method: &Method) -> Result<RequestTarget<'a>, PathError> {
+    let raw = std::str::from_utf8(raw)
+        .ok()
+        .filter(|r| r.is_ascii())
+        .ok_or(PathError::TargetForm)?;
+    if raw == "*" {
+        return if *method == Method::OPTIONS {
+            Ok(RequestTarget::Asterisk)
+        } else {
+            Err(PathError::TargetForm)
+        };
+    }
+    let split = |path_and_query: &'a str, authority| {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        RequestTarget::Path {
+            path: if path.is_empty() { "/" } else { path },
+            query,
+            authority,
+        }
+    };
+    if raw.starts_with('/') {
+        return Ok(split(raw, None));
+    }
+    let rest = ["http://", "https://"]
+        .iter()
+        .find(|s| raw.len() >= s.len() && raw[..s.len()].eq_ignore_ascii_case(s))
+        .map(|s| &raw[s.len()..])
+        .ok_or(PathError::TargetForm)?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(end);
+    // No user information (`user@host`): it has no place in a request and hides the real host.
+    if authority.is_empty() || authority.contains('@') || path_and_query.starts_with('#') {
+        return Err(PathError::TargetForm);
+    }
+    Ok(split(path_and_query, Some(authority)))
 }
 
 /// Normalizes a request path so that every spelling of a resource gives the same string.
@@ -610,7 +710,12 @@ fn push_decoded_segment(out: &mut String, segment: &str) -> Result<(), PathError
 fn push_decoded_bytes(out: &mut String, segment: &str) -> Result<(), PathError> {
     let bytes = segment.as_bytes();
     let mut i = 0;
+    // Escapes of bytes above 0x7F must decode to UTF-8 (checked only when one occurs).
+    let mut high = Vec::new();
     while i < bytes.len() {
+        if !high.is_empty() && bytes[i] != b'%' {
+            check_utf8(&mut high)?;
+        }
         let b = bytes[i];
         if b == b'%' {
             let (Some(hi), Some(lo)) = (
@@ -628,6 +733,11 @@ fn push_decoded_bytes(out: &mut String, segment: &str) -> Result<(), PathError> 
                 d if is_unreserved(d) => out.push(d as char),
                 d => push_escape(out, d),
             }
+            if decoded >= 0x80 {
+                high.push(decoded);
+            } else if !high.is_empty() {
+                check_utf8(&mut high)?;
+            }
             i += 3;
             continue;
         }
@@ -642,7 +752,19 @@ fn push_decoded_bytes(out: &mut String, segment: &str) -> Result<(), PathError> 
         }
         i += 1;
     }
-    Ok(())
+    check_utf8(&mut high)
+}
+
+/// Refuses a run of percent-decoded bytes above 0x7F that is not UTF-8 (overlong forms such as
+/// `%C0%AE`, surrogates, stray continuation bytes), then empties it.
+fn check_utf8(high: &mut Vec<u8>) -> Result<(), PathError> {
+    let ok = std::str::from_utf8(high).is_ok();
+    high.clear();
+    if ok {
+        Ok(())
+    } else {
+        Err(PathError::InvalidUtf8)
+    }
 }
 
 fn push_escape(out: &mut String, byte: u8) {

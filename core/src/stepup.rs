@@ -47,8 +47,15 @@ pub struct StepUpConfig {
     /// Starts per minute across all clients. Defaults to 60 (below the API's 100/min).
     pub global_per_minute: u32,
     /// Absolute URL of this site (e.g. `https://app.example`), used for `redirect_url`; when
-    /// `None`, the request's own scheme and host are used.
+    /// `None`, the request's own scheme and host are used — if that host is allowed
+    /// ([`StepUpConfig::allowed_hosts`]).
     pub public_url: Option<String>,
+    /// Host patterns (`app.example`, `*.example.com`, as route hosts) a start may take its
+    /// `redirect_url` from when `public_url` is not set. Loopback names (`localhost`,
+    /// `127.0.0.1`, `[::1]`) are always allowed; any other `Host` is refused, so that a link
+    /// started with `Host: evil.example` cannot send the person, and the flow's state, to
+    /// another site. Defaults to none.
+    pub allowed_hosts: Vec<String>,
     /// Secret of incoming webhooks (from the environment).
     pub webhook_secret: Option<Vec<u8>>,
 }
@@ -80,6 +87,7 @@ impl StepUpConfig {
             per_client_per_minute: 10,
             global_per_minute: 60,
             public_url: None,
+            allowed_hosts: Vec::new(),
             webhook_secret: None,
         }
     }
@@ -274,6 +282,15 @@ pub struct StepUp {
     config: StepUpConfig,
     api: Option<ProofApiClient>,
     limiter: StartLimiter,
+    /// Verification request ids whose flow has completed: a state completes once. Kept for the
+    /// state's lifetime (after which the state itself is refused as expired). Per replica.
+    completed: moka::sync::Cache<String, ()>,
+    /// Webhook deliveries already applied (`X-Proof-Delivery`, or timestamp and signature),
+    /// kept as long as their timestamp is inside the accepted window.
+    deliveries: moka::sync::Cache<String, ()>,
+    /// Per proof id, the timestamp of the last webhook event applied: an older event that
+    /// arrives later (a replayed `proof.unsuspended` after a `proof.suspended`) is ignored.
+    last_event: moka::sync::Cache<String, i64>,
 }
 
 impl std::fmt::Debug for StepUp {
@@ -297,6 +314,21 @@ pub enum Endpoint {
     Logout,
 }
 
+/// Most completed flows, webhook deliveries and proof event times remembered, each.
+const MAX_REMEMBERED: u64 = 100_000;
+
+/// Whether `host` (a `Host` value, port allowed) is a loopback name: a redirect there can only
+/// reach the person's own machine.
+fn is_loopback_host(host: &str) -> bool {
+    let name = crate::routes::host_without_port(host).to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "[::1]"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn problem(status: u16, code: &str, detail: &str) -> Rendered {
     crate::problem::simple(status, code, detail)
 }
@@ -309,7 +341,20 @@ impl StepUp {
     /// Step-up with an API client (`None`: step-up is answered 503, e.g. no API key).
     pub fn new(config: StepUpConfig, api: Option<ProofApiClient>) -> Self {
         let limiter = StartLimiter::new(config.per_client_per_minute, config.global_per_minute);
+        let window = 2 * webhook::DEFAULT_TOLERANCE + Duration::from_secs(60);
         Self {
+            completed: moka::sync::Cache::builder()
+                .max_capacity(MAX_REMEMBERED)
+                .time_to_live(config.state_ttl + Duration::from_secs(60))
+                .build(),
+            deliveries: moka::sync::Cache::builder()
+                .max_capacity(MAX_REMEMBERED)
+                .time_to_live(window)
+                .build(),
+            last_event: moka::sync::Cache::builder()
+                .max_capacity(MAX_REMEMBERED)
+                .time_to_live(window)
+                .build(),
             config,
             api,
             limiter,
@@ -371,14 +416,37 @@ impl StepUp {
         req
     }
 
-    /// `GET <prefix>start?policy=…&return_to=…`. `origin` is this site's `scheme://host` as the
-    /// request saw it (ignored when `public_url` is configured); `client` identifies the client
-    /// for rate limiting (its address).
+    /// The origin the verification's `redirect_url` is built on: `public_url` when configured,
+    /// else `scheme://host` of the request if `host` is allowed ([`StepUpConfig::allowed_hosts`],
+    /// or a loopback name); `None` (refuse) otherwise.
+    pub fn origin(&self, scheme: &str, host: Option<&str>) -> Option<String> {
+        if let Some(url) = &self.config.public_url {
+            return Some(url.trim_end_matches('/').to_owned());
+        }
+        let host = host?;
+        let valid = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
+        let allowed = valid
+            && (is_loopback_host(host)
+                || self
+                    .config
+                    .allowed_hosts
+                    .iter()
+                    .any(|p| crate::routes::host_matches_pattern(p, host)));
+        allowed.then(|| format!("{scheme}://{host}"))
+    }
+
+    /// `GET <prefix>start?policy=…&return_to=…`. `scheme` and `host` are the request's as the
+    /// adapter received them (see [`StepUp::origin`]: an unlisted host is refused when
+    /// `public_url` is not set); `client` identifies the client for rate limiting (its address).
     pub async fn start(
         &self,
         policy: Option<&Policy>,
         query: &str,
-        origin: &str,
+        scheme: &str,
+        host: Option<&str>,
         client: &str,
         html: bool,
     ) -> Rendered {
@@ -397,6 +465,14 @@ impl StepUp {
                 "No step-up is available for this policy",
             );
         };
+        let Some(base) = self.origin(scheme, host) else {
+            return problem(
+                400,
+                "untrusted_host",
+                "This site's address is not one step-up may return to; the operator sets \
+                 step_up.public_url or step_up.allowed_hosts",
+            );
+        };
         if let Err(retry) = self.limiter.take(client) {
             let mut r = problem(
                 429,
@@ -410,12 +486,6 @@ impl StepUp {
         let Some(api) = &self.api else {
             return problem(503, "step_up_unavailable", "Step-up is not configured");
         };
-        let base = self
-            .config
-            .public_url
-            .as_deref()
-            .unwrap_or(origin)
-            .trim_end_matches('/');
         let mut req = Self::request_for(policy);
         req.redirect_url = Some(format!("{base}{}callback", self.config.prefix));
         req.expires_in = Some(self.config.state_ttl.as_secs());
@@ -488,18 +558,33 @@ impl StepUp {
     ///
     /// A browser is sent back to the flow's `return_to` with the proof cookie set; a client that
     /// asks for JSON (`Accept: application/json`) gets `{proof_tokens, expires_in, return_to}`.
+    ///
+    /// A flow completes once: a second callback with the same state (from anyone who saw it) is
+    /// refused `state_used` (per replica; see docs/security.md). The proof cookie is set only
+    /// when the state came from this browser's own state cookie: a `state` in the query proves
+    /// nothing about who opened the link, so it earns only the JSON answer — otherwise an
+    /// attacker could complete a flow as themselves and plant their proof in a victim's browser.
     pub async fn callback(
         &self,
         enforcer: &Enforcer,
         request_headers: &http::HeaderMap,
         query: &str,
     ) -> Rendered {
-        let sealed = cookie(request_headers, &self.config.state_cookie)
-            .map(str::to_owned)
-            .or_else(|| query_param(query, "state"));
-        let Some(sealed) = sealed else {
-            return problem(400, "state_missing", "No step-up is in progress");
+        let json_client = headers_accept_json(request_headers);
+        let (sealed, from_cookie) = match cookie(request_headers, &self.config.state_cookie) {
+            Some(c) => (c.to_owned(), true),
+            None => match query_param(query, "state") {
+                Some(q) => (q, false),
+                None => return problem(400, "state_missing", "No step-up is in progress"),
+            },
         };
+        if !from_cookie && !json_client {
+            return problem(
+                400,
+                "state_missing",
+                "No step-up is in progress in this browser; start again from the page you wanted",
+            );
+        }
         let state = match open_state(&self.config.cookie_key, &sealed, unix_now()) {
             Ok(s) => s,
             Err(e) => {
@@ -566,6 +651,19 @@ impl StepUp {
                 "The verification was not completed",
             );
         }
+        // Atomic: of two callbacks racing with one state, exactly one gets the tokens.
+        if !self
+            .completed
+            .entry(state.rid.clone())
+            .or_insert(())
+            .is_fresh()
+        {
+            return problem(
+                400,
+                "state_used",
+                "This step-up has already been completed; start again",
+            );
+        }
         let max_age = (min_exp - unix_now()).max(0);
         let clear_state = format!(
             "{}=; Path={}; Max-Age=0{}",
@@ -583,9 +681,10 @@ impl StepUp {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         )];
-        headers.extend(header(http::header::SET_COOKIE, clear_state));
-        headers.extend(header(http::header::SET_COOKIE, proof));
-        let json_client = headers_accept_json(request_headers);
+        if from_cookie {
+            headers.extend(header(http::header::SET_COOKIE, clear_state));
+            headers.extend(header(http::header::SET_COOKIE, proof));
+        }
         if json_client {
             // An API client gets its tokens in the answer, to present as a bearer token.
             headers.push((
@@ -613,8 +712,13 @@ impl StepUp {
         }
     }
 
-    /// `POST <prefix>webhook`: checks the signature and applies `proof.revoked`,
-    /// `proof.suspended` and `proof.unsuspended` at once.
+    /// `POST <prefix>webhook`: checks the content type and the signature and applies
+    /// `proof.revoked`, `proof.suspended` and `proof.unsuspended` at once.
+    ///
+    /// A delivery is applied once: a repeat (same `X-Proof-Delivery` id, or same timestamp and
+    /// signature) is acknowledged `204` without effect. Per proof, events apply in timestamp
+    /// order: an event older than the last one applied (a replayed `proof.unsuspended` after a
+    /// later `proof.suspended`) is ignored. `proof.revoked` is final whatever its order.
     pub fn webhook(&self, enforcer: &Enforcer, headers: &http::HeaderMap, body: &[u8]) -> Rendered {
         let Some(secret) = &self.config.webhook_secret else {
             return problem(404, "webhooks_disabled", "Webhooks are not configured");
@@ -626,15 +730,62 @@ impl StepUp {
                 &format!("The webhook was refused: {e}"),
             );
         }
+        let json = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return problem(
+                415,
+                "unsupported_media_type",
+                "Webhooks are sent as application/json",
+            );
+        }
         let Ok(event) = serde_json::from_slice::<webhook::WebhookEvent>(body) else {
             return problem(400, "invalid_webhook", "The webhook body is not an event");
         };
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Both headers are present: the signature check above required them.
+        let timestamp = text(webhook::TIMESTAMP_HEADER).unwrap_or("").trim();
+        let delivery = match text(webhook::DELIVERY_HEADER).filter(|d| !d.is_empty()) {
+            Some(id) => format!("id:{id}"),
+            None => format!(
+                "sig:{timestamp}.{}",
+                text(webhook::SIGNATURE_HEADER).unwrap_or("")
+            ),
+        };
+        if !self.deliveries.entry(delivery).or_insert(()).is_fresh() {
+            return Rendered {
+                status: 204,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+        }
+        let at: i64 = timestamp.parse().unwrap_or(0);
         let store = enforcer.revocation();
-        match (event.event.as_str(), event.subject_proof_id()) {
-            ("proof.revoked", Some(id)) => store.push(id, Some(Pushed::Revoked)),
-            ("proof.suspended", Some(id)) => store.push(id, Some(Pushed::Suspended)),
-            ("proof.unsuspended", Some(id)) => store.push(id, None),
-            _ => {}
+        if let Some(id) = event.subject_proof_id() {
+            let change = match event.event.as_str() {
+                "proof.revoked" => Some(Some(Pushed::Revoked)),
+                "proof.suspended" => Some(Some(Pushed::Suspended)),
+                "proof.unsuspended" => Some(None),
+                _ => None,
+            };
+            if let Some(change) = change {
+                let revoked = change == Some(Pushed::Revoked);
+                // Events as new as the last one applied for this proof, or newer, go through.
+                let mut in_order = true;
+                self.last_event
+                    .entry(id.to_owned())
+                    .and_upsert_with(|last| {
+                        let last = last.map_or(i64::MIN, |e| e.into_value());
+                        in_order = at >= last;
+                        last.max(at)
+                    });
+                if revoked || in_order {
+                    store.push(id, change);
+                }
+            }
         }
         Rendered {
             status: 204,

@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 pub const SIGNATURE_HEADER: &str = "x-proof-signature";
 /// The header that carries the Unix timestamp (seconds) the signature covers.
 pub const TIMESTAMP_HEADER: &str = "x-proof-timestamp";
+/// The header that carries the delivery's id, the same on every retry of one delivery (sent by
+/// the sandbox; optional: without it a delivery is known by its timestamp and signature).
+pub const DELIVERY_HEADER: &str = "x-proof-delivery";
 /// How far a webhook's timestamp may be from now, either way: 300 s, as the contract says.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 

@@ -152,6 +152,13 @@ impl Gateway {
         step_up_config.proof_cookie = s.cookie_name.clone();
         step_up_config.secure_cookies = s.cookie_secure;
         step_up_config.public_url = s.public_url.clone();
+        // The hosts routes name are this site's own: a start may return to them.
+        step_up_config.allowed_hosts = s
+            .allowed_hosts
+            .iter()
+            .chain(config.routes.routes().iter().flat_map(|r| r.hosts.iter()))
+            .cloned()
+            .collect();
         step_up_config.per_client_per_minute = s.per_client_per_minute;
         step_up_config.global_per_minute = s.global_per_minute;
         step_up_config.webhook_secret = secrets

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// `proofgate_webhooks_total`: webhooks received.
     pub webhooks: IntCounter,
+    /// `proofgate_client_errors_total`: requests whose body the client sent malformed (a bad
+    /// chunk, …) or too slowly, answered 400/408 without reaching the upstream's answer.
+    pub client_errors: IntCounter,
     /// `proofgate_cache_lookups_total{result}`: verified-token cache lookups, `hit` or `miss`
     /// (a miss costs a signature check). Brought up to date at each scrape.
     pub cache_lookups: IntCounterVec,
@@ -130,8 +133,14 @@ impl Metrics {
             &["result"],
         )
         .expect("metric");
+        let client_errors = IntCounter::new(
+            "proofgate_client_errors_total",
+            "Requests refused for a malformed or too slow request body.",
+        )
+        .expect("metric");
         for c in [
-            Box::new(decisions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(client_errors.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(decisions.clone()),
             Box::new(decision_seconds.clone()),
             Box::new(cache_entries.clone()),
             Box::new(jwks_age.clone()),
@@ -161,6 +170,7 @@ impl Metrics {
             step_up_starts,
             reloads,
             webhooks,
+            client_errors,
             cache_lookups,
         }
     }

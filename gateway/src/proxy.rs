@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use proofgate_core::decision::{Decision, RequestView, Routed};
@@ -62,18 +62,62 @@ fn wire_name(name: &http::HeaderName) -> Option<&'static str> {
         .find(|n| name.as_str() == *n)
 }
 
-fn host_of(session: &Session) -> Option<String> {
+/// The host as received: the `Host` header, or HTTP/2's `:authority` (which Pingora keeps in
+/// the URI). An absolute-form target's authority is the core's to prefer.
+fn host_of(session: &Session) -> Option<&str> {
     let req = session.req_header();
-    req.uri.host().map(str::to_owned).or_else(|| {
-        req.headers
-            .get(http::header::HOST)?
-            .to_str()
-            .ok()
-            .map(str::to_owned)
-    })
+    match req.headers.get(http::header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None if req.version == http::Version::HTTP_2 => req.uri.authority().map(|a| a.as_str()),
+        None => None,
+    }
+}
+
+/// One `Content-Length` for the upstream (RFC 9112 §6.3): a repeated header or a list of equal
+/// values (`5, 5`), which Pingora accepts for framing, is sent on as one value; unequal or
+/// unparsable values are refused (`Err`).
+fn normalize_content_length(req: &mut RequestHeader) -> std::result::Result<(), ()> {
+    let values = req.headers.get_all(http::header::CONTENT_LENGTH);
+    let mut iter = values.iter();
+    match (iter.next(), iter.next()) {
+        (None, _) => return Ok(()),
+        (Some(one), None) if !one.as_bytes().contains(&b',') => return Ok(()),
+        _ => {}
+    }
+    let mut length: Option<u64> = None;
+    for value in values {
+        for token in value.to_str().map_err(|_| ())?.split(',') {
+            let n: u64 = token.trim().parse().map_err(|_| ())?;
+            if length.is_some_and(|l| l != n) {
+                return Err(());
+            }
+            length = Some(n);
+        }
+    }
+    let n = length.ok_or(())?;
+    req.insert_header(http::header::CONTENT_LENGTH, n.to_string())
+        .map_err(|_| ())
 }
 
 impl Proxy {
+    /// Answers 400 for a request refused before any route was chosen, counted under route
+    /// `none` so that such refusals show in `proofgate_decisions_total` too.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        reason: &'static str,
+        title: &str,
+    ) -> Result<bool> {
+        ctx.decision = "deny";
+        ctx.reason = reason;
+        self.gateway
+            .metrics
+            .count_decision("none", ctx.decision, ctx.reason);
+        respond(session, problem::simple(400, reason, title)).await?;
+        Ok(true)
+    }
+
     async fn step_up(
         &self,
         session: &mut Session,
@@ -89,16 +133,22 @@ impl Proxy {
                 let html = problem::wants_html(&req.headers, &req.method);
                 let policy = proofgate_core::stepup::query_param(&query, "policy")
                     .and_then(|name| g.live.load().policies.get(&name).cloned());
-                let host = host_of(session).unwrap_or_else(|| "localhost".into());
                 let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-                let origin = format!("{}://{host}", if tls { "https" } else { "http" });
+                let scheme = if tls { "https" } else { "http" };
                 let client = session
                     .client_addr()
                     .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
                     .unwrap_or_default();
                 let r = g
                     .step_up
-                    .start(policy.as_deref(), &query, &origin, &client, html)
+                    .start(
+                        policy.as_deref(),
+                        &query,
+                        scheme,
+                        host_of(session),
+                        &client,
+                        html,
+                    )
                     .await;
                 let outcome = match r.status {
                     200 | 302 => "started",
@@ -160,34 +210,39 @@ impl ProxyHttp for Proxy {
         let g = self.gateway.clone();
         let path = session.req_header().uri.path().to_owned();
         if let Some(endpoint) = g.step_up.endpoint(&path) {
-            return self.step_up(session, ctx, endpoint).await;
+            if session.req_header().raw_path().starts_with(b"/") {
+                return self.step_up(session, ctx, endpoint).await;
+            }
         }
-        let host = host_of(session);
+        if normalize_content_length(session.req_header_mut()).is_err() {
+            let title = "The request's Content-Length is ambiguous";
+            return self.refuse(session, ctx, "invalid_request", title).await;
+        }
         let live = g.live.load();
         let req = session.req_header();
         let view = RequestView {
             method: &req.method,
-            host: host.as_deref(),
-            path: &path,
+            host: host_of(session),
+            target: req.raw_path(),
             headers: &req.headers,
         };
         let started = Instant::now();
-        let (m, normalized, decision) = match g.enforcer.decide_request(&live.routes, &view) {
+        let (m, rewrite, host, decision) = match g.enforcer.decide_request(&live.routes, &view) {
             Routed::InvalidPath(_) => {
-                ctx.decision = "deny";
-                ctx.reason = "invalid_path";
-                respond(
-                    session,
-                    problem::simple(400, "invalid_path", "The request path is not acceptable"),
-                )
-                .await?;
-                return Ok(true);
+                let title = "The request path is not acceptable";
+                return self.refuse(session, ctx, "invalid_path", title).await;
+            }
+            Routed::InvalidHost => {
+                let title = "The request must name exactly one host";
+                return self.refuse(session, ctx, "invalid_host", title).await;
             }
             Routed::Decided {
                 route,
-                normalized,
+                rewrite,
+                host,
                 decision,
-            } => (route, normalized, decision),
+                ..
+            } => (route, rewrite, host, decision),
         };
         ctx.route = m.name.to_owned();
         ctx.decision = decision.kind();
@@ -199,17 +254,24 @@ impl ProxyHttp for Proxy {
         match decision {
             Decision::Allow { proofs } => {
                 ctx.upstream = m.upstream.map(str::to_owned);
-                // The upstream sees the path the decision was made on, so the two can never
-                // disagree about which resource was asked for.
-                let forwarded = if normalized != path {
-                    let query = req.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-                    Some(format!("{normalized}{query}"))
-                } else {
-                    None
-                };
                 let req = session.req_header_mut();
-                if let Some(uri) = forwarded.and_then(|f| f.parse::<http::Uri>().ok()) {
-                    req.set_uri(uri);
+                // The upstream sees exactly the target the decision was made on (origin-form,
+                // normalized path, the query as received), so the two can never disagree about
+                // which resource was asked for.
+                if let Some(target) = rewrite {
+                    match target.parse::<http::Uri>() {
+                        Ok(uri) => req.set_uri(uri),
+                        // Fail closed: never forward a target other than the decided one.
+                        Err(_) => {
+                            let title = "The request path is not acceptable";
+                            return self.refuse(session, ctx, "invalid_path", title).await;
+                        }
+                    }
+                }
+                if let Some(host) = host {
+                    // An absolute-form target's authority replaces `Host` (RFC 9112 §3.2.2): the
+                    // route was chosen for it.
+                    req.insert_header(http::header::HOST, host)?;
                 }
                 let edits = problem::upstream_edits(
                     &req.headers,
@@ -277,8 +339,17 @@ impl ProxyHttp for Proxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let downstream = e.esource() == &ErrorSource::Downstream;
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+                if downstream =>
+            {
+                0
+            }
+            ErrorType::ReadTimedout if downstream => 408,
+            // The client sent a body Pingora could not frame (a malformed chunk, …): its fault.
+            _ if downstream => 400,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ if e.esource() == &ErrorSource::Upstream => 502,
             ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
@@ -288,18 +359,41 @@ impl ProxyHttp for Proxy {
         // The connection is not reused after a failed proxy (below); say so in the answer, as
         // Pingora's own error responses do, or a pooling client's next request on it fails.
         session.set_keepalive(None);
+        let (reason, title) = match code {
+            504 => ("upstream_timeout", "The upstream did not answer in time"),
+            408 => ("request_timeout", "The request body did not arrive in time"),
+            400..=499 => ("invalid_request", "The request body is malformed"),
+            _ => ("upstream_unavailable", "The upstream could not be reached"),
+        };
+        ctx.reason = reason;
+        if (400..500).contains(&code) {
+            self.gateway.metrics.client_errors.inc();
+        }
         if code > 0 {
-            let (reason, title) = if code == 504 {
-                ("upstream_timeout", "The upstream did not answer in time")
-            } else {
-                ("upstream_unavailable", "The upstream could not be reached")
-            };
             let _ = respond(session, problem::simple(code, reason, title)).await;
         }
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// A client's malformed request is counted and logged at `info` in the access log, not as
+    /// Pingora's `ERROR Fail to proxy` line.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        e.esource() == &ErrorSource::Downstream
+    }
+
+    /// What Pingora's own error and warning lines say about a request: the method, the path
+    /// without its query (which may carry a token) and the host.
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        format!("{} {}, Host: {host}", req.method, req.uri.path())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {

@@ -90,24 +90,17 @@ impl Proofgate {
                 let policy = stepup::query_param(&query, "policy").and_then(|n| self.policy(&n));
                 let host = req
                     .uri()
-                    .host()
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        req.headers()
-                            .get(http::header::HOST)?
-                            .to_str()
-                            .ok()
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_else(|| "localhost".into());
-                let origin = format!("http://{host}");
+                    .authority()
+                    .map(|a| a.as_str())
+                    .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
+                let scheme = req.uri().scheme_str().unwrap_or("http");
                 let client = req
                     .extensions()
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|c| c.0.ip().to_string())
                     .unwrap_or_default();
                 step_up
-                    .start(policy.as_deref(), &query, &origin, &client, html)
+                    .start(policy.as_deref(), &query, scheme, host, &client, html)
                     .await
             }
             Endpoint::Callback => {

@@ -96,9 +96,24 @@ impl ProofgateBuilder {
     /// Absolute URL of this site (e.g. `https://app.example`), used for the step-up
     /// `redirect_url`.
     ///
-    /// Defaults to the request's own host, over `http`.
+    /// Defaults to the request's own host, over `http` (or the scheme of an absolute request
+    /// URI), and only for a host in [`ProofgateBuilder::allowed_hosts`] or a loopback name;
+    /// any other `Host` is refused.
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
         self.step_up.public_url = Some(url.into());
+        self
+    }
+
+    /// Host patterns (`app.example`, `*.example.com`) a step-up may build its `redirect_url` on
+    /// when no [`ProofgateBuilder::public_url`] is set.
+    ///
+    /// Defaults to none (loopback names only).
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.step_up.allowed_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 
@@ -135,7 +150,7 @@ impl ProofgateBuilder {
     }
 
     /// The step-up settings (prefix, cookie names, state lifetime, rate limits). The cookie key,
-    /// webhook secret, `Secure` flag and public URL set on this builder are kept.
+    /// webhook secret, `Secure` flag, public URL and allowed hosts set on this builder are kept.
     ///
     /// Defaults to `StepUpConfig::new(cookie_key)`.
     pub fn step_up_config(mut self, config: StepUpConfig) -> Self {
@@ -144,6 +159,9 @@ impl ProofgateBuilder {
         self.step_up.webhook_secret = kept.webhook_secret.or(self.step_up.webhook_secret.take());
         self.step_up.secure_cookies = kept.secure_cookies && self.step_up.secure_cookies;
         self.step_up.public_url = kept.public_url.or(self.step_up.public_url.take());
+        if self.step_up.allowed_hosts.is_empty() {
+            self.step_up.allowed_hosts = kept.allowed_hosts;
+        }
         self
     }
 
