@@ -57,8 +57,10 @@ pub fn demo_upstream() -> Router {
         |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
             let identity: serde_json::Map<String, serde_json::Value> = headers
                 .iter()
+                // Every spelling an application could read as an identity header (`_` or `-`).
                 .filter(|(k, _)| {
-                    k.as_str().starts_with("x-proof-") && k.as_str() != "x-proof-token"
+                    proofgate_core::problem::is_identity_spelling(k.as_str())
+                        && k.as_str() != "x-proof-token"
                 })
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
                 .collect();

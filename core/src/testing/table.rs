@@ -628,6 +628,31 @@ pub fn table_cases() -> Vec<Case> {
             allow(None),
         )
     });
+    // CGI, WSGI, PHP and Rack read `x_proof_subject` as `HTTP_X_PROOF_SUBJECT`, the real header.
+    let underscores = vec![
+        ("x_proof_subject", "spoofed"),
+        ("X_Proof_Type", "spoofed"),
+        ("x-proof_channel", "spoofed"),
+        ("x_proof-identifier_hash", "spoofed"),
+    ];
+    cases.push(Case {
+        headers: underscores.clone(),
+        ..get(
+            "staff: identity headers spoofed with underscores",
+            "/admin/panel",
+            Bearer(EmailAlice),
+            allow(Some("table-alice")),
+        )
+    });
+    cases.push(Case {
+        headers: underscores,
+        ..get(
+            "public: identity headers spoofed with underscores",
+            "/public/ping",
+            Nothing,
+            allow(None),
+        )
+    });
     cases
 }
 
@@ -635,7 +660,7 @@ pub fn table_cases() -> Vec<Case> {
 /// with spoofed headers, the harness passes the headers its handler saw.
 pub fn no_spoofed_identity(seen: &HeaderMap) -> bool {
     !seen.iter().any(|(k, v)| {
-        k.as_str().starts_with("x-proof-") && v == HeaderValue::from_static("spoofed")
+        crate::problem::is_identity_spelling(k.as_str()) && v == HeaderValue::from_static("spoofed")
     })
 }
 

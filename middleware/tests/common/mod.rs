@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::routing::any;
 use axum::Router;
+use proofgate_core::problem::is_identity_spelling;
 use proofgate_core::revocation::RevocationConfig;
 use proofgate_core::testing::{table_policies, TABLE_DEFAULT_POLICY, TABLE_ROUTES};
 use proofgate_core::Policy;
@@ -34,7 +35,7 @@ async fn echo(proofs: Option<VerifiedProofs>, req: Request) -> axum::Json<serde_
     let identity: serde_json::Map<String, serde_json::Value> = req
         .headers()
         .iter()
-        .filter(|(k, _)| k.as_str().starts_with("x-proof-") && k.as_str() != "x-proof-token")
+        .filter(|(k, _)| is_identity_spelling(k.as_str()) && k.as_str() != "x-proof-token")
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
         .collect();
     axum::Json(serde_json::json!({
