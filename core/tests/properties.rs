@@ -7,8 +7,10 @@ use std::sync::{Arc, LazyLock};
 
 use http::{HeaderMap, HeaderValue, Method};
 use proofgate_core::decision::{extract_tokens, TokenSource};
+use proofgate_core::decision::{Enforcer, RequestView, Routed};
 use proofgate_core::keys::{KeySet, KeyStore, KeysConfig};
 use proofgate_core::policy::Policy;
+use proofgate_core::revocation::{RevocationConfig, RevocationStore};
 use proofgate_core::routes::{normalize_path, PathPattern, Route, RouteTable};
 use proofgate_core::stepup::{cookie, query_param, safe_return_to};
 use proofgate_core::testing::{self, b64, SigningKey};
@@ -230,6 +232,77 @@ proptest! {
 
 // ---------------------------------------------------------------------------------------------
 // Token extraction
+
+// ---------------------------------------------------------------------------------------------
+// Request-targets: what the upstream receives
+
+/// An enforcer for public and deny routes: it never reads a token, so nothing is fetched.
+static ENFORCER: LazyLock<Enforcer> = LazyLock::new(|| {
+    let keys = KeyStore::new(KeysConfig::new("http://127.0.0.1:9/jwks"));
+    let revocation =
+        RevocationStore::new(RevocationConfig::new("http://127.0.0.1:9"), keys.clone());
+    let verifier = Arc::new(Verifier::new(keys, VerifierConfig::default()));
+    Enforcer::new(verifier, revocation, TokenSource::defaults())
+});
+
+/// Request-targets of every form: origin-form paths, absolute-form with `http`/`https` or
+/// another scheme, scheme-only (`foo:/admin`), `*`, and anything at all.
+fn request_target() -> impl Strategy<Value = String> {
+    let scheme = prop::sample::select(vec![
+        "http://a.example",
+        "HTTPS://a.example",
+        "http://a.example:8080",
+        "foo:",
+        "x-y:",
+        "urn:",
+        "ftp://a.example",
+        "http:",
+        "",
+        "*",
+        "//",
+    ]);
+    prop_oneof![
+        3 => raw_path(),
+        3 => (scheme, raw_path()).prop_map(|(s, p)| format!("{s}{p}")),
+        1 => ".{0,40}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever the target, the request is refused, or the upstream receives an origin-form
+    /// target whose path — as an HTTP parser reads it — is exactly the normalized path the
+    /// route was chosen for.
+    #[test]
+    fn the_upstream_gets_the_path_the_route_was_chosen_for(
+        target in request_target(),
+        method in prop::sample::select(vec![Method::GET, Method::POST, Method::OPTIONS]),
+    ) {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, HeaderValue::from_static("a.example"));
+        let view = RequestView { method: &method, host: Some("a.example"), target: target.as_bytes(), headers: &headers };
+        match ENFORCER.decide_request(&TABLE, &view) {
+            Routed::InvalidPath(_) | Routed::InvalidHost => {}
+            Routed::Decided { route, normalized, rewrite, .. } => {
+                let forwarded = rewrite.unwrap_or_else(|| target.clone());
+                if normalized == "*" {
+                    prop_assert_eq!(&forwarded, "*");
+                    prop_assert_eq!(&method, &Method::OPTIONS);
+                    prop_assert!(route.is_default());
+                    return Ok(());
+                }
+                prop_assert!(forwarded.starts_with('/'), "{:?} forwarded as {:?}", target, forwarded);
+                // A target `http::Uri` cannot parse is refused by the adapter (fail closed).
+                if let Ok(uri) = forwarded.parse::<http::Uri>() {
+                    prop_assert_eq!(uri.path(), normalized.as_str(), "{:?}", target);
+                    prop_assert_eq!(TABLE.route(&method, Some("a.example"), uri.path()).name, route.name);
+                }
+                prop_assert_eq!(normalize_path(&normalized), Ok(normalized.clone()));
+            }
+        }
+    }
+}
 
 fn token_like() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_-]{1,12}\\.[A-Za-z0-9_-]{1,12}\\.[A-Za-z0-9_-]{0,12}"
