@@ -98,6 +98,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => load(&config).and_then(|c| {
             check_tls_files(&c)?;
+            for warning in step_up_origin_warnings(&c) {
+                eprintln!("warning: {}: {warning}", config.display());
+            }
             println!(
                 "{}: ok ({} routes, {} policies, {} upstreams)",
                 config.display(),
@@ -147,6 +150,48 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where a step-up's return address would come from the request's `Host` on a listener people
+/// reach by a non-loopback address: without `public_url` only the allowed hosts (and routes'
+/// hosts) can start a step-up there, which an operator should know before the first person
+/// meets `untrusted_host`.
+fn step_up_origin_warnings(config: &Config) -> Vec<String> {
+    use proofgate_core::policy::OnFailure;
+    let s = &config.step_up;
+    let uses_step_up = config
+        .policies
+        .iter()
+        .chain(std::iter::once(config.routes.default_policy()))
+        .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty());
+    if !uses_step_up || s.public_url.is_some() {
+        return Vec::new();
+    }
+    let hosts: Vec<&str> = s
+        .allowed_hosts
+        .iter()
+        .chain(config.routes.routes().iter().flat_map(|r| r.hosts.iter()))
+        .map(String::as_str)
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "loopback names only".to_string()
+    } else {
+        format!("{} and loopback names", hosts.join(", "))
+    };
+    config
+        .listeners
+        .iter()
+        .filter(|l| !l.address.ip().is_loopback())
+        .map(|l| {
+            format!(
+                "listener {} offers step-up but step_up.public_url is not set: a verification \
+                 can return only to {hosts} (step_up.allowed_hosts, routes' hosts), any other \
+                 Host is refused (untrusted_host). Set step_up.public_url = \"https://your.site\" \
+                 or list the site's names in step_up.allowed_hosts",
+                l.address
+            )
+        })
+        .collect()
 }
 
 /// TLS files that exist here are loaded and matched as `run` will; missing ones are only

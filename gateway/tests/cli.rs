@@ -130,3 +130,52 @@ async fn verify_prints_claims_and_a_verdict() {
     assert_eq!(code, 1);
     assert!(err.contains("verdict: revoked"), "{err}");
 }
+
+#[test]
+fn check_warns_when_step_up_would_trust_any_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lan.toml");
+    let staff = r#"
+[[listeners]]
+address = "0.0.0.0:8080"
+
+[[policies]]
+name = "staff"
+rule = "any_of"
+on_failure = "step_up"
+requirements = [{ types = ["email"], identifiers = ["alice@corp.example"] }]
+
+[[routes]]
+name = "admin"
+path = "/admin/**"
+policy = "staff"
+"#;
+    std::fs::write(&file, common::public_config(staff, "127.0.0.1:9")).unwrap();
+    let (code, out, err) = proofgate(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("warning:")
+            && err.contains("0.0.0.0:8080")
+            && err.contains("step_up.public_url")
+            && err.contains("loopback names only"),
+        "{err}"
+    );
+    // With public_url set, or only on loopback, there is nothing to warn about.
+    for fix in [
+        "[step_up]\npublic_url = \"https://app.example\"\n",
+        "[step_up]\nallowed_hosts = [\"app.example\"]\n",
+    ] {
+        std::fs::write(
+            &file,
+            common::public_config(&format!("{staff}\n{fix}"), "127.0.0.1:9"),
+        )
+        .unwrap();
+        let (code, out, err) = proofgate(&["check", "-c", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}{err}");
+        if fix.contains("public_url") {
+            assert!(!err.contains("warning:"), "{err}");
+        } else {
+            assert!(err.contains("app.example and loopback names"), "{err}");
+        }
+    }
+}
