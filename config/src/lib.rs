@@ -182,7 +182,8 @@
 //! | `global_per_minute` | Starts per minute for all clients, below the Proof API's 100/min (1–99). Defaults to `30`. |
 //! | `cookie_name` | The proof cookie; must equal `tokens.cookie`. Defaults to `tokens.cookie`. |
 //! | `cookie_secure` | `Secure` on cookies; turn off only for plain-HTTP development. Defaults to `true`. |
-//! | `public_url` | Absolute URL people reach this site at (`"https://app.example"`), for the verification's `redirect_url` back to `callback`; set it whenever a load balancer or TLS terminator sits in front. Defaults to the request's own scheme and `Host`. |
+//! | `public_url` | Absolute URL people reach this site at (`"https://app.example"`), for the verification's `redirect_url` back to `callback`; set it whenever a load balancer or TLS terminator sits in front. Defaults to the request's own scheme and `Host`, if that host is allowed (`allowed_hosts`, a route's hosts, or a loopback name); any other `Host` is refused. |
+//! | `allowed_hosts` | Host patterns (`"app.example"`, `"*.example.com"`) a step-up may return to when `public_url` is not set. Defaults to `[]` (routes' hosts and loopback names only). |
 //!
 //! ## `[logging]`
 //!
