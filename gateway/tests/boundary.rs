@@ -17,12 +17,15 @@ use proofgate_core::webhook;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// What the recorder received: one request head (request line and headers) and body each.
+/// One request as the recorder received it: the head (request line and headers) and the body.
+type Received = (String, Vec<u8>);
+
+/// What the recorder received, in order.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(String, Vec<u8>)>>>);
+struct Recorder(Arc<Mutex<Vec<Received>>>);
 
 impl Recorder {
-    fn take(&self) -> Vec<(String, Vec<u8>)> {
+    fn take(&self) -> Vec<Received> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
 }
