@@ -14,12 +14,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
-use proofgate_core::decision::TokenSource;
+use proofgate_core::clock::unix_now;
 use proofgate_core::keys::{KeySet, KeyStore, KeysConfig};
 use proofgate_core::policy::{Policy, Requirement};
 use proofgate_core::revocation::{RevocationConfig, RevocationStore};
 use proofgate_core::testing::{self, SigningKey};
-use proofgate_core::verify::unix_now;
+use proofgate_core::tokens::TokenSource;
 use proofgate_core::{Enforcer, Verifier, VerifierConfig};
 
 fn bench(c: &mut Criterion) {

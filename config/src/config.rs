@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use proofgate_core::decision::TokenSource;
 use proofgate_core::keys::KeysConfig;
 use proofgate_core::policy::Policy;
 use proofgate_core::revocation::RevocationConfig;
 use proofgate_core::routes::RouteTable;
+use proofgate_core::tokens::TokenSource;
 use proofgate_core::verify::VerifierConfig;
 
 use crate::error::{ConfigError, ConfigErrors, ErrorKind};

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proofgate_core::decision::TokenSource;
 use proofgate_core::identifier;
+use proofgate_core::path::normalize_path;
 use proofgate_core::policy::{Combine, OnFailure, Policy, Requirement, Rule};
-use proofgate_core::routes::{check_host_pattern, normalize_path, PathPattern, Route, RouteTable};
+use proofgate_core::routes::{check_host_pattern, PathPattern, Route, RouteTable};
+use proofgate_core::tokens::TokenSource;
 
 use crate::config::*;
 use crate::duration::parse_duration;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use http::Method;
 use proofgate_config::{Config, ConfigFile, FailMode};
+use proofgate_core::path::normalize_path;
 use proofgate_core::policy::{Combine, OnFailure, Rule};
-use proofgate_core::routes::normalize_path;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")

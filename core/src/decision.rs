@@ -2,154 +2,14 @@
 
 use std::sync::Arc;
 
+use crate::clock::Now;
 use crate::policy::{OnFailure, Policy, Rule};
+use crate::proof::VerifiedProof;
+use crate::reason::{Family, Reason};
 use crate::revocation::RevocationStore;
 use crate::routes::RouteTable;
-use crate::verify::{Now, VerifiedProof, Verifier};
-
-/// Why a request was not allowed (or why a token was refused). The same names are used in
-/// responses, metrics labels and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Reason {
-    /// No token was presented.
-    Missing,
-    /// The token (or how it was presented) is not a well-formed compact JWS within the size cap.
-    Malformed,
-    /// The header names an algorithm outside RS256/ES256 (`none`, `HS256`, …).
-    UnsupportedAlgorithm,
-    /// The header carries a key or key reference (`jwk`, `jku`, `x5u`, `x5c`), `crit` or `cty`.
-    ForbiddenHeader,
-    /// The signature does not verify.
-    InvalidSignature,
-    /// No published key matches the token's `kid` and algorithm.
-    UnknownKey,
-    /// `exp` has passed.
-    Expired,
-    /// `iat` or `nbf` is in the future.
-    NotYetValid,
-    /// `iss` is not the configured issuer.
-    Issuer,
-    /// A required claim is missing or a claim has a refused value (`exp`, `sub`, `aud`, …).
-    InvalidClaims,
-    /// The proof is revoked (list, status list or webhook).
-    Revoked,
-    /// The proof is suspended.
-    Suspended,
-    /// Revocation data is stale or unavailable, so the token cannot be checked now.
-    StatusUnavailable,
-    /// The key set is stale or was never fetched, so no token can be checked now.
-    JwksStale,
-    /// Valid proofs were presented but they do not meet the route's policy.
-    PolicyUnmet,
-    /// The route's policy denies every request.
-    RouteDenied,
-}
-
-/// The HTTP family of a reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// 401: the token is missing or bad.
-    Unauthenticated,
-    /// 403: the token is fine but not enough for this route.
-    Forbidden,
-    /// 503: we cannot check right now.
-    Unavailable,
-}
-
-impl Reason {
-    /// Every reason, for metrics registration and tests.
-    pub const ALL: [Reason; 16] = [
-        Reason::Missing,
-        Reason::Malformed,
-        Reason::UnsupportedAlgorithm,
-        Reason::ForbiddenHeader,
-        Reason::InvalidSignature,
-        Reason::UnknownKey,
-        Reason::Expired,
-        Reason::NotYetValid,
-        Reason::Issuer,
-        Reason::InvalidClaims,
-        Reason::Revoked,
-        Reason::Suspended,
-        Reason::StatusUnavailable,
-        Reason::JwksStale,
-        Reason::PolicyUnmet,
-        Reason::RouteDenied,
-    ];
-
-    /// The machine-readable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Missing => "missing",
-            Reason::Malformed => "malformed",
-            Reason::UnsupportedAlgorithm => "unsupported_algorithm",
-            Reason::ForbiddenHeader => "forbidden_header",
-            Reason::InvalidSignature => "invalid_signature",
-            Reason::UnknownKey => "unknown_key",
-            Reason::Expired => "expired",
-            Reason::NotYetValid => "not_yet_valid",
-            Reason::Issuer => "issuer",
-            Reason::InvalidClaims => "invalid_claims",
-            Reason::Revoked => "revoked",
-            Reason::Suspended => "suspended",
-            Reason::StatusUnavailable => "status_unavailable",
-            Reason::JwksStale => "jwks_stale",
-            Reason::PolicyUnmet => "policy_unmet",
-            Reason::RouteDenied => "route_denied",
-        }
-    }
-
-    /// A sentence for people.
-    pub fn message(self) -> &'static str {
-        match self {
-            Reason::Missing => "A proof token is required.",
-            Reason::Malformed => "The proof token is malformed.",
-            Reason::UnsupportedAlgorithm => {
-                "The proof token uses an algorithm that is not accepted."
-            }
-            Reason::ForbiddenHeader => "The proof token carries a header that is not accepted.",
-            Reason::InvalidSignature => "The proof token's signature is invalid.",
-            Reason::UnknownKey => "The proof token was signed by a key that is not published.",
-            Reason::Expired => "The proof token has expired.",
-            Reason::NotYetValid => "The proof token is not valid yet.",
-            Reason::Issuer => "The proof token was not issued by the expected issuer.",
-            Reason::InvalidClaims => "The proof token's claims are not acceptable.",
-            Reason::Revoked => "The proof has been revoked.",
-            Reason::Suspended => "The proof is suspended.",
-            Reason::StatusUnavailable => {
-                "The proof's revocation status cannot be checked right now."
-            }
-            Reason::JwksStale => "The issuer's signing keys cannot be refreshed right now.",
-            Reason::PolicyUnmet => "The presented proofs do not meet this route's requirements.",
-            Reason::RouteDenied => "This route is not available.",
-        }
-    }
-
-    /// 401, 403 or 503.
-    pub fn family(self) -> Family {
-        match self {
-            Reason::StatusUnavailable | Reason::JwksStale => Family::Unavailable,
-            Reason::PolicyUnmet | Reason::RouteDenied => Family::Forbidden,
-            _ => Family::Unauthenticated,
-        }
-    }
-
-    /// The HTTP status for a denial with this reason.
-    pub fn status(self) -> u16 {
-        match self.family() {
-            Family::Unauthenticated => 401,
-            Family::Forbidden => 403,
-            Family::Unavailable => 503,
-        }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::tokens::{extract_tokens, TokenSource};
+use crate::verify::Verifier;
 
 /// What to do with a request.
 #[derive(Debug, Clone)]
@@ -191,103 +51,13 @@ impl Decision {
     }
 }
 
-/// Where tokens are looked for, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    /// `Authorization: Bearer …` (a request with two `Authorization` headers is malformed).
-    Bearer,
-    /// A header (default `x-proof-token`); repeated headers and comma-separated values give
-    /// several tokens.
-    Header(http::HeaderName),
-    /// A cookie (default `proof_token`); repeated cookies give several tokens.
-    Cookie(String),
-}
-
-impl TokenSource {
-    /// Bearer, then `x-proof-token`, then the `proof_token` cookie.
-    pub fn defaults() -> Vec<TokenSource> {
-        vec![
-            TokenSource::Bearer,
-            TokenSource::Header(http::HeaderName::from_static("x-proof-token")),
-            TokenSource::Cookie("proof_token".into()),
-        ]
-    }
-}
-
-/// Separates several tokens in one proof cookie (never part of a compact JWS).
-pub const COOKIE_TOKEN_SEPARATOR: &str = "~";
-
-/// Most tokens looked at in one request.
-pub const MAX_TOKENS_PER_REQUEST: usize = 4;
-
-/// Collects the tokens of the first source, in order, that has any.
-pub fn extract_tokens<'h>(
-    headers: &'h http::HeaderMap,
-    sources: &[TokenSource],
-) -> Result<Vec<&'h str>, Reason> {
-    let mut tokens = Vec::new();
-    for source in sources {
-        match source {
-            TokenSource::Bearer => {
-                let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-                let (Some(value), rest) = (values.next(), values.next()) else {
-                    continue;
-                };
-                if rest.is_some() {
-                    return Err(Reason::Malformed);
-                }
-                let value = value.to_str().map_err(|_| Reason::Malformed)?;
-                if let Some((scheme, token)) = value.split_once(' ') {
-                    if scheme.eq_ignore_ascii_case("bearer") {
-                        let token = token.trim();
-                        if token.is_empty() {
-                            return Err(Reason::Malformed);
-                        }
-                        tokens.push(token);
-                    }
-                }
-            }
-            TokenSource::Header(name) => {
-                for value in headers.get_all(name) {
-                    let value = value.to_str().map_err(|_| Reason::Malformed)?;
-                    tokens.extend(value.split(',').map(str::trim).filter(|t| !t.is_empty()));
-                }
-            }
-            TokenSource::Cookie(name) => {
-                for value in headers.get_all(http::header::COOKIE) {
-                    let Ok(value) = value.to_str() else { continue };
-                    for pair in value.split(';') {
-                        if let Some((k, v)) = pair.split_once('=') {
-                            if k.trim() == name {
-                                tokens.extend(
-                                    v.trim()
-                                        .trim_matches('"')
-                                        .split(COOKIE_TOKEN_SEPARATOR)
-                                        .filter(|t| !t.is_empty()),
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if tokens.len() > MAX_TOKENS_PER_REQUEST {
-            return Err(Reason::Malformed);
-        }
-        if !tokens.is_empty() {
-            return Ok(tokens);
-        }
-    }
-    Ok(tokens)
-}
-
 /// A routed request: either refused for its target or host, or decided under its route's
 /// policy.
 #[derive(Debug)]
 pub enum Routed<'t> {
     /// The request-target is not accepted, or its path is ambiguous or malformed (an encoded
     /// `/`, `\`, NUL, a bad escape, `foo:/admin`): answer 400 `invalid_path`.
-    InvalidPath(crate::routes::PathError),
+    InvalidPath(crate::path::PathError),
     /// The request names no host, or more than one `Host` (RFC 9112 §3.2): answer 400
     /// `invalid_host`. Deciding it anyway would skip every host-restricted route.
     InvalidHost,
@@ -318,7 +88,7 @@ pub struct RequestView<'a> {
     /// An absolute-form target's authority takes precedence over it.
     pub host: Option<&'a str>,
     /// The request-target exactly as received (path and query, or an absolute-form URI, or
-    /// `*`); see [`crate::routes::request_target`].
+    /// `*`); see [`crate::path::request_target`].
     pub target: &'a [u8],
     /// The headers.
     pub headers: &'a http::HeaderMap,
@@ -380,7 +150,7 @@ impl Enforcer {
     /// The gateway's whole per-request logic. The upstream must be sent the normalized path
     /// ([`Routed::Decided::rewrite`]).
     pub fn decide_request<'t>(&self, routes: &'t RouteTable, req: &RequestView<'_>) -> Routed<'t> {
-        use crate::routes::{normalize_path, request_target, RequestTarget};
+        use crate::path::{normalize_path, request_target, RequestTarget};
         let target = match request_target(req.target, req.method) {
             Ok(t) => t,
             Err(e) => return Routed::InvalidPath(e),

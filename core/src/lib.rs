@@ -24,24 +24,34 @@
 
 pub mod claims;
 pub mod client;
+pub mod clock;
 pub mod decision;
 mod fetch;
+pub mod forward;
 pub mod identifier;
 mod jws;
 pub mod keys;
+pub mod params;
+pub mod path;
 pub mod policy;
-pub mod problem;
+pub mod proof;
+pub mod reason;
+pub mod render;
 pub mod revocation;
 pub mod routes;
 pub mod stepup;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 pub mod verify;
 pub mod webhook;
 
 pub use claims::ProofClaims;
-pub use decision::{Decision, Enforcer, Reason, RequestView};
+pub use clock::Now;
+pub use decision::{Decision, Enforcer, RequestView};
 pub use keys::{KeyStore, KeysConfig};
 pub use policy::{Policy, Requirement};
+pub use proof::VerifiedProof;
+pub use reason::Reason;
 pub use revocation::{RevocationConfig, RevocationStore};
-pub use verify::{Now, VerifiedProof, Verifier, VerifierConfig};
+pub use verify::{Verifier, VerifierConfig};

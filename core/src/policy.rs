@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::identifier;
-use crate::verify::VerifiedProof;
+use crate::proof::VerifiedProof;
 
 /// What happens when a request does not satisfy its route's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -238,8 +238,7 @@ impl Requirement {
                 return false;
             };
             let age = now.saturating_sub(verified_at);
-            if age < -(crate::verify::DEFAULT_LEEWAY_SECS as i64) || age as u64 > max_age.as_secs()
-            {
+            if age < -(crate::clock::DEFAULT_LEEWAY_SECS as i64) || age as u64 > max_age.as_secs() {
                 return false;
             }
         }

@@ -26,11 +26,11 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::claims::ProofClaims;
-use crate::decision::Reason;
+use crate::clock::{unix_now, Now};
 use crate::fetch::{self, FetchError};
 use crate::jws;
 use crate::keys::KeyStore;
-use crate::verify::{unix_now, Now};
+use crate::reason::Reason;
 
 /// Settings of the revocation store.
 #[derive(Debug, Clone)]

@@ -20,11 +20,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::client::{AssetRequest, CreateVerificationRequest, ProofApiClient};
-use crate::decision::{Enforcer, Family, Reason};
+use crate::clock::unix_now;
+use crate::decision::Enforcer;
+use crate::params::percent_decode;
+pub use crate::params::{cookie, query_param};
 use crate::policy::{Combine, Policy, Rule};
-use crate::problem::Rendered;
+use crate::reason::{Family, Reason};
+use crate::render::Rendered;
 use crate::revocation::Pushed;
-use crate::verify::unix_now;
 use crate::webhook;
 
 /// Settings of step-up.
@@ -173,44 +176,6 @@ pub fn safe_return_to(target: &str) -> Option<&str> {
     Some(target)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The value of query parameter `name` (percent-decoded, `+` as space).
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(&v.replace('+', " ")))?
-    })
-}
-
-/// The value of cookie `name` from the request headers.
-pub fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k.trim() == name).then(|| v.trim())
-        })
-}
-
 fn headers_accept_json(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::ACCEPT)
@@ -330,7 +295,7 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 fn problem(status: u16, code: &str, detail: &str) -> Rendered {
-    crate::problem::simple(status, code, detail)
+    crate::render::simple(status, code, detail)
 }
 
 fn header(name: HeaderName, value: String) -> Option<(HeaderName, HeaderValue)> {
@@ -674,7 +639,7 @@ impl StepUp {
         let proof = format!(
             "{}={}; Path=/; Max-Age={max_age}{}",
             self.config.proof_cookie,
-            tokens.join(crate::decision::COOKIE_TOKEN_SEPARATOR),
+            tokens.join(crate::tokens::COOKIE_TOKEN_SEPARATOR),
             self.cookie_attrs()
         );
         let mut headers: Vec<(HeaderName, HeaderValue)> = vec![(

@@ -11,16 +11,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::claims::ProofClaims;
-use crate::decision::Reason;
+use crate::clock::{unix_now, Now, DEFAULT_LEEWAY_SECS};
 use crate::identifier;
 use crate::jws::{self, JwsError};
 use crate::keys::KeyStore;
-
-/// Default clock tolerance, in seconds.
-pub const DEFAULT_LEEWAY_SECS: u64 = 5;
+use crate::proof::VerifiedProof;
+use crate::reason::Reason;
 
 /// Settings of the verifier.
 #[derive(Debug, Clone)]
@@ -43,32 +42,6 @@ impl Default for VerifierConfig {
             max_token_bytes: 8 * 1024,
             cache_capacity: 100_000,
         }
-    }
-}
-
-/// A token whose signature and claims passed. Revocation is not part of it.
-#[derive(Debug, Clone)]
-pub struct VerifiedProof {
-    /// The claims.
-    pub claims: ProofClaims,
-    /// `exp`, Unix seconds.
-    pub exp: i64,
-    /// `verified_at` as Unix seconds, when present and parseable.
-    pub verified_at: Option<i64>,
-    /// `identifier_hash` in canonical form (no `sha256:` prefix, lowercase).
-    pub identifier_hash: Option<String>,
-    /// The `kid` of the key that verified it.
-    pub kid: Option<String>,
-    generation: u64,
-    /// Identity header values, built once when the token is verified so that a cache hit costs
-    /// no formatting (see [`crate::problem::identity_headers`]).
-    pub(crate) identity: [Option<http::HeaderValue>; 5],
-}
-
-impl VerifiedProof {
-    /// The proof id (`sub`).
-    pub fn subject(&self) -> &str {
-        self.claims.sub.as_deref().unwrap_or_default()
     }
 }
 
@@ -109,34 +82,6 @@ impl moka::Expiry<String, Arc<VerifiedProof>> for UntilExp {
             value.exp.saturating_sub(unix_now()).max(0) as u64,
         ))
     }
-}
-
-/// One reading of both clocks, taken once per decision and passed down, so that a decision
-/// reads the time twice rather than once per check (each reading is a `clock_gettime`).
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    /// Seconds since the Unix epoch, for claims (`exp`, `iat`, `verified_at`).
-    pub unix: i64,
-    /// The monotonic clock, for the age of keys and revocation data.
-    pub mono: Instant,
-}
-
-impl Now {
-    /// Reads both clocks.
-    pub fn read() -> Self {
-        Self {
-            unix: unix_now(),
-            mono: Instant::now(),
-        }
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Verifier {
@@ -295,7 +240,7 @@ impl Verifier {
             claims,
             identity: Default::default(),
         };
-        proof.identity = crate::problem::identity_values(&proof);
+        proof.identity = crate::proof::identity_values(&proof);
         Ok(proof)
     }
 

@@ -15,11 +15,14 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::{phone_token, rig, rig_with, Rig, Tuning};
 use http::{HeaderMap, HeaderValue, Method};
-use proofgate_core::decision::{extract_tokens, Decision, TokenSource};
+use proofgate_core::decision::Decision;
+use proofgate_core::forward::upstream_edits;
+use proofgate_core::path::{normalize_path, PathError};
 use proofgate_core::policy::{OnFailure, Policy, Requirement};
-use proofgate_core::problem::{identity_headers, upstream_edits};
-use proofgate_core::routes::{normalize_path, PathError, PathPattern, Route, RouteTable};
+use proofgate_core::proof::identity_headers;
+use proofgate_core::routes::{PathPattern, Route, RouteTable};
 use proofgate_core::testing::{self, b64, SigningKey};
+use proofgate_core::tokens::{extract_tokens, TokenSource};
 use proofgate_core::Reason;
 use serde_json::{json, Value};
 

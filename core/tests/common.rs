@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proofgate_core::decision::TokenSource;
 use proofgate_core::keys::{KeyStore, KeysConfig};
 use proofgate_core::revocation::{RevocationConfig, RevocationStore};
 use proofgate_core::testing::{self, IssuerServer, SigningKey};
+use proofgate_core::tokens::TokenSource;
 use proofgate_core::{Enforcer, Verifier, VerifierConfig};
 
 pub struct Rig {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::rig;
 use http::{HeaderMap, HeaderValue};
 use proofgate_core::policy::{OnFailure, Policy, Requirement};
-use proofgate_core::problem::{self, StepUpLinks};
+use proofgate_core::render::{self, StepUpLinks};
 use proofgate_core::testing;
 use proofgate_core::{Decision, Reason};
 
@@ -184,7 +184,7 @@ async fn unavailable_beats_step_up_and_renders_503() {
         ),
         "{d:?}"
     );
-    let out = problem::render(&d, "p", "/x", false, &StepUpLinks::default()).unwrap();
+    let out = render::render(&d, "p", "/x", false, &StepUpLinks::default()).unwrap();
     assert_eq!(out.status, 503);
     let body: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(body["reason"], "status_unavailable");
@@ -197,7 +197,7 @@ fn rendering_of_step_up_and_deny() {
     let d = Decision::StepUp {
         reason: Reason::Missing,
     };
-    let html = problem::render(&d, "admin", "/admin/x?y=1", true, &links).unwrap();
+    let html = render::render(&d, "admin", "/admin/x?y=1", true, &links).unwrap();
     assert_eq!(html.status, 302);
     assert_eq!(
         html.headers
@@ -207,7 +207,7 @@ fn rendering_of_step_up_and_deny() {
             .1,
         "/.proofgate/start?policy=admin&return_to=%2Fadmin%2Fx%3Fy%3D1"
     );
-    let api = problem::render(&d, "admin", "/admin", false, &links).unwrap();
+    let api = render::render(&d, "admin", "/admin", false, &links).unwrap();
     assert_eq!(api.status, 401);
     let www = api
         .headers
@@ -227,7 +227,7 @@ fn rendering_of_step_up_and_deny() {
         body["step_up"]["start"],
         "/.proofgate/start?policy=admin&return_to=%2Fadmin"
     );
-    let deny = problem::render(
+    let deny = render::render(
         &Decision::Deny {
             reason: Reason::Expired,
         },

@@ -6,14 +6,15 @@
 use std::sync::{Arc, LazyLock};
 
 use http::{HeaderMap, HeaderValue, Method};
-use proofgate_core::decision::{extract_tokens, TokenSource};
 use proofgate_core::decision::{Enforcer, RequestView, Routed};
 use proofgate_core::keys::{KeySet, KeyStore, KeysConfig};
+use proofgate_core::path::normalize_path;
 use proofgate_core::policy::Policy;
 use proofgate_core::revocation::{RevocationConfig, RevocationStore};
-use proofgate_core::routes::{normalize_path, PathPattern, Route, RouteTable};
+use proofgate_core::routes::{PathPattern, Route, RouteTable};
 use proofgate_core::stepup::{cookie, query_param, safe_return_to};
 use proofgate_core::testing::{self, b64, SigningKey};
+use proofgate_core::tokens::{extract_tokens, TokenSource};
 use proofgate_core::{ProofClaims, Reason, Verifier, VerifierConfig};
 use proptest::prelude::*;
 

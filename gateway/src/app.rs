@@ -19,7 +19,7 @@ use proofgate_config::Config;
 use proofgate_config::Secrets;
 use proofgate_core::client::ProofApiClient;
 use proofgate_core::keys::KeyStore;
-use proofgate_core::problem::StepUpLinks;
+use proofgate_core::render::StepUpLinks;
 use proofgate_core::revocation::RevocationStore;
 use proofgate_core::routes::RouteTable;
 use proofgate_core::stepup::{StepUp, StepUpConfig};

@@ -59,7 +59,7 @@ pub fn demo_upstream() -> Router {
                 .iter()
                 // Every spelling an application could read as an identity header (`_` or `-`).
                 .filter(|(k, _)| {
-                    proofgate_core::problem::is_identity_spelling(k.as_str())
+                    proofgate_core::proof::is_identity_spelling(k.as_str())
                         && k.as_str() != "x-proof-token"
                 })
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))

@@ -9,7 +9,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use proofgate_core::decision::{Decision, RequestView, Routed};
-use proofgate_core::problem::{self, Rendered};
+use proofgate_core::render::{self, Rendered};
 use proofgate_core::stepup::Endpoint;
 
 use crate::app::Gateway;
@@ -57,7 +57,7 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
 /// beside it: from a `&'static str` it keeps the string as is, from a `HeaderName` it spells a
 /// new title-cased copy on every insert.
 fn wire_name(name: &http::HeaderName) -> Option<&'static str> {
-    problem::IDENTITY_HEADER_NAMES
+    proofgate_core::proof::IDENTITY_HEADER_NAMES
         .into_iter()
         .find(|n| name.as_str() == *n)
 }
@@ -114,7 +114,7 @@ impl Proxy {
         self.gateway
             .metrics
             .count_decision("none", ctx.decision, ctx.reason);
-        respond(session, problem::simple(400, reason, title)).await?;
+        respond(session, render::simple(400, reason, title)).await?;
         Ok(true)
     }
 
@@ -130,7 +130,7 @@ impl Proxy {
         ctx.route = format!("step_up_{endpoint:?}").to_lowercase();
         let rendered = match endpoint {
             Endpoint::Start => {
-                let html = problem::wants_html(&req.headers, &req.method);
+                let html = render::wants_html(&req.headers, &req.method);
                 let policy = proofgate_core::stepup::query_param(&query, "policy")
                     .and_then(|name| g.live.load().policies.get(&name).cloned());
                 let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
@@ -165,7 +165,7 @@ impl Proxy {
             Endpoint::Logout => g.step_up.logout(&query),
             Endpoint::Webhook => {
                 if req.method != http::Method::POST {
-                    problem::simple(405, "method_not_allowed", "Webhooks are POSTed")
+                    render::simple(405, "method_not_allowed", "Webhooks are POSTed")
                 } else {
                     let headers = req.headers.clone();
                     let mut body = Vec::new();
@@ -179,7 +179,7 @@ impl Proxy {
                     }
                     g.metrics.webhooks.inc();
                     if too_large {
-                        problem::simple(413, "body_too_large", "The webhook body is too large")
+                        render::simple(413, "body_too_large", "The webhook body is too large")
                     } else {
                         g.step_up.webhook(&g.enforcer, &headers, &body)
                     }
@@ -273,7 +273,7 @@ impl ProxyHttp for Proxy {
                     // route was chosen for it.
                     req.insert_header(http::header::HOST, host)?;
                 }
-                let edits = problem::upstream_edits(
+                let edits = proofgate_core::forward::upstream_edits(
                     &req.headers,
                     &proofs,
                     g.enforcer.sources(),
@@ -292,13 +292,13 @@ impl ProxyHttp for Proxy {
             }
             other => {
                 let req = session.req_header();
-                let html = problem::wants_html(&req.headers, &req.method);
+                let html = render::wants_html(&req.headers, &req.method);
                 let return_to = req
                     .uri
                     .path_and_query()
                     .map_or("/", |p| p.as_str())
                     .to_owned();
-                let rendered = problem::render(&other, &m.policy.name, &return_to, html, &g.links);
+                let rendered = render::render(&other, &m.policy.name, &return_to, html, &g.links);
                 drop(live);
                 if let Some(r) = rendered {
                     respond(session, r).await?;
@@ -370,7 +370,7 @@ impl ProxyHttp for Proxy {
             self.gateway.metrics.client_errors.inc();
         }
         if code > 0 {
-            let _ = respond(session, problem::simple(code, reason, title)).await;
+            let _ = respond(session, render::simple(code, reason, title)).await;
         }
         FailToProxy {
             error_code: code,

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{problem, stack, Options, COOKIE_KEY};
+use proofgate_core::clock::unix_now;
 use proofgate_core::stepup::{seal_state, FlowState};
-use proofgate_core::verify::unix_now;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_tricks_do_not_slip_past_a_route() {
@@ -154,7 +154,7 @@ async fn open_redirects_and_forged_state_are_refused() {
     ] {
         let url = s.url(&format!(
             "/.proofgate/start?policy=staff&return_to={}",
-            proofgate_core::problem::urlencode(target)
+            proofgate_core::render::urlencode(target)
         ));
         let (st, body, h) = problem(
             s.http

@@ -523,7 +523,7 @@ async fn post_event(
 async fn webhook_replays_and_out_of_order_events_change_nothing() {
     let (s, _rec) = boundary_stack().await;
     let (token, id) = s.token("phone", "sms", "+447700900123").await;
-    let now = proofgate_core::verify::unix_now();
+    let now = proofgate_core::clock::unix_now();
     let status = |s: &Stack| {
         let s = s.http.get(s.url("/payouts/x")).bearer_auth(&token);
         async move { s.send().await.unwrap().status().as_u16() }

@@ -319,10 +319,10 @@ async fn key_rotation_under_load_denies_no_valid_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_list_of_100k_entries_stays_bounded() {
-    use proofgate_core::decision::TokenSource;
     use proofgate_core::keys::{KeyStore, KeysConfig};
     use proofgate_core::revocation::{RevocationConfig, RevocationStore};
     use proofgate_core::testing::{self, IssuerServer, SigningKey};
+    use proofgate_core::tokens::TokenSource;
     use proofgate_core::{Enforcer, Reason, Verifier, VerifierConfig};
 
     fn rss_kib() -> u64 {

@@ -43,7 +43,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use proofgate_core::problem::{self, Rendered};
+use proofgate_core::render::{self, Rendered};
 use proofgate_core::stepup::{self, Endpoint};
 use proofgate_core::webhook::MAX_BODY_BYTES;
 
@@ -86,7 +86,7 @@ impl Proofgate {
         let query = req.uri().query().unwrap_or("").to_owned();
         match endpoint {
             Endpoint::Start => {
-                let html = problem::wants_html(req.headers(), req.method());
+                let html = render::wants_html(req.headers(), req.method());
                 let policy = stepup::query_param(&query, "policy").and_then(|n| self.policy(&n));
                 let host = req
                     .uri()
@@ -111,13 +111,13 @@ impl Proofgate {
             Endpoint::Logout => step_up.logout(&query),
             Endpoint::Webhook => {
                 if req.method() != http::Method::POST {
-                    return problem::simple(405, "method_not_allowed", "Webhooks are POSTed");
+                    return render::simple(405, "method_not_allowed", "Webhooks are POSTed");
                 }
                 let (parts, body) = req.into_parts();
                 match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
                     Ok(body) => step_up.webhook(self.enforcer(), &parts.headers, &body),
                     Err(_) => {
-                        problem::simple(413, "body_too_large", "The webhook body is too large")
+                        render::simple(413, "body_too_large", "The webhook body is too large")
                     }
                 }
             }

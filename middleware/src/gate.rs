@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use proofgate_core::client::ProofApiClient;
-use proofgate_core::decision::TokenSource;
 use proofgate_core::keys::{KeyStore, KeysConfig};
-use proofgate_core::problem::StepUpLinks;
+use proofgate_core::render::StepUpLinks;
 use proofgate_core::revocation::{RevocationConfig, RevocationStore};
 use proofgate_core::stepup::{StepUp, StepUpConfig};
+use proofgate_core::tokens::TokenSource;
 use proofgate_core::{Enforcer, Policy, Verifier, VerifierConfig};
 
 /// Why a [`Proofgate`] could not be built. Per-request failures are never errors: they are

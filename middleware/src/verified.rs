@@ -25,8 +25,9 @@
 
 use std::sync::Arc;
 
-use proofgate_core::decision::{Decision, Reason};
-use proofgate_core::problem::StepUpLinks;
+use proofgate_core::decision::Decision;
+use proofgate_core::reason::Reason;
+use proofgate_core::render::StepUpLinks;
 
 use crate::proof::LayerState;
 
@@ -99,7 +100,7 @@ impl std::ops::Deref for VerifiedProof {
 /// route's policy, the answer the layer itself gives to a request without a token.
 #[derive(Debug)]
 pub struct ProofRejection {
-    rendered: proofgate_core::problem::Rendered,
+    rendered: proofgate_core::render::Rendered,
 }
 
 impl ProofRejection {
@@ -115,8 +116,8 @@ impl ProofRejection {
         let decision = Decision::Deny {
             reason: Reason::Missing,
         };
-        let rendered = proofgate_core::problem::render(&decision, policy, "/", false, links)
-            .unwrap_or(proofgate_core::problem::Rendered {
+        let rendered = proofgate_core::render::render(&decision, policy, "/", false, links)
+            .unwrap_or(proofgate_core::render::Rendered {
                 status: 401,
                 headers: Vec::new(),
                 body: bytes::Bytes::new(),

@@ -203,7 +203,7 @@ async fn step_up_for_api_clients_through_json() {
         s.http
             .get(s.url(&format!(
                 "/.proofgate/callback?state={}",
-                proofgate_core::problem::urlencode(&state)
+                proofgate_core::render::urlencode(&state)
             )))
             .header("accept", "application/json")
             .send()

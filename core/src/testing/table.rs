@@ -352,16 +352,17 @@ impl Expected {
         let body: Value =
             serde_json::from_slice(body).map_err(|e| format!("problem body is not JSON: {e}"))?;
         let reason_kind = crate::Reason::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|r| r.as_str() == reason)
             .ok_or_else(|| format!("unknown reason {reason}"))?;
         // The body's `status` is the response's own (RFC 9457); its `title` follows the
         // reason's family, so a step-up for `policy_unmet` is a 401 "Proof insufficient".
         let body_status = status;
         let title = match reason_kind.family() {
-            crate::decision::Family::Unauthenticated => "Proof required",
-            crate::decision::Family::Forbidden => "Proof insufficient",
-            crate::decision::Family::Unavailable => "Proof check unavailable",
+            crate::reason::Family::Unauthenticated => "Proof required",
+            crate::reason::Family::Forbidden => "Proof insufficient",
+            crate::reason::Family::Unavailable => "Proof check unavailable",
         };
         let detail = reason_kind.message();
         let mut expected = json!({
@@ -660,7 +661,7 @@ pub fn table_cases() -> Vec<Case> {
 /// with spoofed headers, the harness passes the headers its handler saw.
 pub fn no_spoofed_identity(seen: &HeaderMap) -> bool {
     !seen.iter().any(|(k, v)| {
-        crate::problem::is_identity_spelling(k.as_str()) && v == HeaderValue::from_static("spoofed")
+        crate::proof::is_identity_spelling(k.as_str()) && v == HeaderValue::from_static("spoofed")
     })
 }
 

@@ -11,7 +11,7 @@
 //! | deny | `401`/`403`/`503` `application/problem+json`, with `WWW-Authenticate: Proof realm="proofgate", error="…"` on a 401 |
 //! | step-up | a browser gets a `302` to `/.proofgate/start?policy=…&return_to=…`; an API client a `401` whose body and `WWW-Authenticate` carry that link |
 //!
-//! The answers are rendered by [`proofgate_core::problem`], the code the gateway uses, so a
+//! The answers are rendered by [`proofgate_core::render`], the code the gateway uses, so a
 //! request gets the same status, reason and body from the gateway and from the middleware.
 //!
 //! The inner service is called only on the allow path, through an unboxed future; its

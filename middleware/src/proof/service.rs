@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use proofgate_core::decision::Decision;
-use proofgate_core::problem::{self, Rendered};
+use proofgate_core::render::{self, Rendered};
 use tower::Service;
 
 use super::layer::LayerState;
@@ -86,7 +86,7 @@ where
                 // The gateway's own header edits: incoming `x-proof-*` removed (a handler never
                 // sees a client's own), then the identity headers set.
                 let identity: &[_] = if state.identity_headers { &proofs } else { &[] };
-                let edits = problem::upstream_edits(
+                let edits = proofgate_core::forward::upstream_edits(
                     req.headers(),
                     identity,
                     enforcer.sources(),
@@ -123,8 +123,8 @@ fn return_to<B>(req: &Request<B>) -> &str {
 }
 
 fn render<B>(state: &LayerState, decision: &Decision, req: &Request<B>) -> Rendered {
-    let html = problem::wants_html(req.headers(), req.method());
-    problem::render(
+    let html = render::wants_html(req.headers(), req.method());
+    render::render(
         decision,
         &state.policy.name,
         return_to(req),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::routing::any;
 use axum::Router;
-use proofgate_core::problem::is_identity_spelling;
+use proofgate_core::proof::is_identity_spelling;
 use proofgate_core::revocation::RevocationConfig;
 use proofgate_core::testing::{table_policies, TABLE_DEFAULT_POLICY, TABLE_ROUTES};
 use proofgate_core::Policy;

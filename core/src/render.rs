@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::json;
 
-use crate::decision::{Decision, Family, Reason};
-use crate::verify::VerifiedProof;
+use crate::decision::Decision;
+use crate::reason::{Family, Reason};
 
 /// A response to send instead of forwarding.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl StepUpLinks {
 /// the query must not find it echoed in an answer, a `Location` or a cookie.
 ///
 /// ```
-/// use proofgate_core::problem::without_tokens;
+/// use proofgate_core::render::without_tokens;
 /// assert_eq!(without_tokens("/a?x=1&proof_token=abc&y=2"), "/a?x=1&y=2");
 /// assert_eq!(without_tokens("/a?t=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"), "/a");
 /// assert_eq!(without_tokens("/a?v=1.2.3&q=x"), "/a?v=1.2.3&q=x");
@@ -66,7 +66,7 @@ impl StepUpLinks {
 pub fn without_tokens(target: &str) -> std::borrow::Cow<'_, str> {
     fn carries_token(pair: &str) -> bool {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded = |s: &str| crate::stepup::query_param(&format!("k={s}"), "k");
+        let decoded = |s: &str| crate::params::query_param(&format!("k={s}"), "k");
         if decoded(name).is_some_and(|n| n.to_ascii_lowercase().contains("token")) {
             return true;
         }
@@ -246,173 +246,4 @@ pub fn simple(status: u16, code: &str, title: &str) -> Rendered {
             .to_string(),
         ),
     }
-}
-
-/// Names of the identity headers proofgate sets upstream; every incoming `x-proof-*` header is
-/// removed before they are added.
-pub const IDENTITY_PREFIX: &str = "x-proof-";
-
-/// Whether a (lowercase) header name reads as an `x-proof-*` header once `_` is taken as `-`:
-/// CGI, WSGI, PHP and Rack map `x_proof_subject` and `x-proof-subject` to the same
-/// `HTTP_X_PROOF_SUBJECT`, so a client's underscore spelling must not reach the upstream beside
-/// (or instead of) ours.
-pub fn is_identity_spelling(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() >= IDENTITY_PREFIX.len()
-        && b.iter()
-            .zip(IDENTITY_PREFIX.as_bytes())
-            .all(|(&c, &p)| c.to_ascii_lowercase() == p || (p == b'-' && c == b'_'))
-}
-
-/// The identity headers for allowed proofs. With several proofs, values are comma-joined in the
-/// same order. A claim value that is not a valid header value is left out rather than sent.
-pub fn identity_headers(
-    proofs: &[std::sync::Arc<VerifiedProof>],
-) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::new();
-    push_identity_headers(proofs, &mut out);
-    out
-}
-
-/// [`identity_headers`] appended to `out`.
-fn push_identity_headers(
-    proofs: &[std::sync::Arc<VerifiedProof>],
-    out: &mut Vec<(HeaderName, HeaderValue)>,
-) {
-    match proofs {
-        [] => {}
-        // The common case: values built when the token was verified, shared by every hit.
-        [one] => out.extend(
-            IDENTITY_FIELDS
-                .into_iter()
-                .zip(one.identity.iter())
-                .filter_map(|((name, _), v)| v.clone().map(|v| (name, v))),
-        ),
-        many => out.extend(IDENTITY_FIELDS.into_iter().filter_map(|(name, get)| {
-            let joined = many
-                .iter()
-                .map(|p| get(p).unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            HeaderValue::from_str(&joined).ok().map(|v| (name, v))
-        })),
-    }
-}
-
-/// The identity headers' names, in the order they are set.
-pub const IDENTITY_HEADER_NAMES: [&str; 5] = [
-    "x-proof-subject",
-    "x-proof-type",
-    "x-proof-channel",
-    "x-proof-identifier-hash",
-    "x-proof-verified-at",
-];
-
-type IdentityField = fn(&VerifiedProof) -> Option<&str>;
-
-/// The identity headers and the claim each carries.
-/// The names are built at compile time: `HeaderName::from_static` at run time would validate
-/// each name on every request.
-const IDENTITY_FIELDS: [(HeaderName, IdentityField); 5] = [
-    (HeaderName::from_static(IDENTITY_HEADER_NAMES[0]), |p| {
-        p.claims.sub.as_deref()
-    }),
-    (HeaderName::from_static(IDENTITY_HEADER_NAMES[1]), |p| {
-        p.claims.proof_type.as_deref()
-    }),
-    (HeaderName::from_static(IDENTITY_HEADER_NAMES[2]), |p| {
-        p.claims.channel.as_deref()
-    }),
-    (HeaderName::from_static(IDENTITY_HEADER_NAMES[3]), |p| {
-        p.identifier_hash.as_deref()
-    }),
-    (HeaderName::from_static(IDENTITY_HEADER_NAMES[4]), |p| {
-        p.claims.verified_at.as_deref()
-    }),
-];
-
-/// One proof's identity header values (a value that is not a valid header value is `None` and
-/// left out).
-pub(crate) fn identity_values(proof: &VerifiedProof) -> [Option<HeaderValue>; 5] {
-    IDENTITY_FIELDS.map(|(_, get)| HeaderValue::from_str(get(proof).unwrap_or("")).ok())
-}
-
-/// What to change in a request's headers before forwarding an allowed request.
-#[derive(Debug, Default, Clone)]
-pub struct UpstreamEdits {
-    /// Headers to remove (all values).
-    pub remove: Vec<HeaderName>,
-    /// Headers to set (replacing any value).
-    pub set: Vec<(HeaderName, HeaderValue)>,
-}
-
-/// The header edits for an allowed request: every incoming `x-proof-*` header removed (the token
-/// header itself kept unless `strip_token`), then the identity headers of `proofs` set. With
-/// `strip_token`, the bearer `Authorization`, token headers and the proof cookie (only that
-/// cookie; others are kept) are removed too.
-pub fn upstream_edits(
-    headers: &http::HeaderMap,
-    proofs: &[std::sync::Arc<VerifiedProof>],
-    sources: &[crate::decision::TokenSource],
-    strip_token: bool,
-) -> UpstreamEdits {
-    use crate::decision::TokenSource;
-    let mut edits = UpstreamEdits::default();
-    let is_token_header = |k: &HeaderName| {
-        sources
-            .iter()
-            .any(|s| matches!(s, TokenSource::Header(h) if h == k))
-    };
-    for name in headers.keys() {
-        if is_identity_spelling(name.as_str()) && (strip_token || !is_token_header(name)) {
-            edits.remove.push(name.clone());
-        }
-    }
-    if strip_token {
-        for source in sources {
-            match source {
-                TokenSource::Bearer => {
-                    let bearer = headers
-                        .get(http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
-                    if bearer {
-                        edits.remove.push(http::header::AUTHORIZATION);
-                    }
-                }
-                TokenSource::Header(h) => {
-                    if !edits.remove.contains(h) {
-                        edits.remove.push(h.clone());
-                    }
-                }
-                TokenSource::Cookie(name) => {
-                    let mut kept = Vec::new();
-                    let mut had = false;
-                    for value in headers.get_all(http::header::COOKIE) {
-                        let Ok(value) = value.to_str() else { continue };
-                        for pair in value.split(';') {
-                            let key = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
-                            if key == name {
-                                had = true;
-                            } else if !pair.trim().is_empty() {
-                                kept.push(pair.trim().to_string());
-                            }
-                        }
-                    }
-                    if had {
-                        if kept.is_empty() {
-                            edits.remove.push(http::header::COOKIE);
-                        } else if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-                            edits.set.push((http::header::COOKIE, v));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if !proofs.is_empty() {
-        edits.set.reserve(IDENTITY_FIELDS.len());
-        push_identity_headers(proofs, &mut edits.set);
-    }
-    edits
 }

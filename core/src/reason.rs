@@ -1,0 +1,132 @@
+//! Why a request was refused, in one table: each [`Reason`]'s machine-readable name, its
+//! sentence for people and its HTTP family are written once, in [`reasons!`], and everything
+//! else (`as_str`, `message`, `family`, `ALL`) is generated from that table. The same names are
+//! used in responses, metrics labels and logs.
+//!
+//! Layer 1 (vocabulary): imports nothing from the crate.
+
+/// The HTTP family of a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// 401: the token is missing or bad.
+    Unauthenticated,
+    /// 403: the token is fine but not enough for this route.
+    Forbidden,
+    /// 503: we cannot check right now.
+    Unavailable,
+}
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $family:ident, $message:literal; )*) => {
+        /// Why a request was not allowed (or why a token was refused).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Reason {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Reason {
+            /// Every reason, for metrics registration and tests.
+            pub const ALL: &'static [Reason] = &[ $( Reason::$variant, )* ];
+
+            /// The machine-readable name (`missing`, `policy_unmet`, …).
+            pub fn as_str(self) -> &'static str {
+                match self { $( Reason::$variant => $name, )* }
+            }
+
+            /// A sentence for people.
+            pub fn message(self) -> &'static str {
+                match self { $( Reason::$variant => $message, )* }
+            }
+
+            /// 401, 403 or 503 family.
+            pub fn family(self) -> Family {
+                match self { $( Reason::$variant => Family::$family, )* }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// No token was presented.
+    Missing = "missing", Unauthenticated, "A proof token is required.";
+    /// The token (or how it was presented) is not a well-formed compact JWS within the size cap.
+    Malformed = "malformed", Unauthenticated, "The proof token is malformed.";
+    /// The header names an algorithm outside RS256/ES256 (`none`, `HS256`, …).
+    UnsupportedAlgorithm = "unsupported_algorithm", Unauthenticated,
+        "The proof token uses an algorithm that is not accepted.";
+    /// The header carries a key or key reference (`jwk`, `jku`, `x5u`, `x5c`), `crit` or `cty`.
+    ForbiddenHeader = "forbidden_header", Unauthenticated,
+        "The proof token carries a header that is not accepted.";
+    /// The signature does not verify.
+    InvalidSignature = "invalid_signature", Unauthenticated,
+        "The proof token's signature is invalid.";
+    /// No published key matches the token's `kid` and algorithm.
+    UnknownKey = "unknown_key", Unauthenticated,
+        "The proof token was signed by a key that is not published.";
+    /// `exp` has passed.
+    Expired = "expired", Unauthenticated, "The proof token has expired.";
+    /// `iat` or `nbf` is in the future.
+    NotYetValid = "not_yet_valid", Unauthenticated, "The proof token is not valid yet.";
+    /// `iss` is not the configured issuer.
+    Issuer = "issuer", Unauthenticated,
+        "The proof token was not issued by the expected issuer.";
+    /// A required claim is missing or a claim has a refused value (`exp`, `sub`, `aud`, …).
+    InvalidClaims = "invalid_claims", Unauthenticated,
+        "The proof token's claims are not acceptable.";
+    /// The proof is revoked (list, status list or webhook).
+    Revoked = "revoked", Unauthenticated, "The proof has been revoked.";
+    /// The proof is suspended.
+    Suspended = "suspended", Unauthenticated, "The proof is suspended.";
+    /// Revocation data is stale or unavailable, so the token cannot be checked now.
+    StatusUnavailable = "status_unavailable", Unavailable,
+        "The proof's revocation status cannot be checked right now.";
+    /// The key set is stale or was never fetched, so no token can be checked now.
+    JwksStale = "jwks_stale", Unavailable,
+        "The issuer's signing keys cannot be refreshed right now.";
+    /// Valid proofs were presented but they do not meet the route's policy.
+    PolicyUnmet = "policy_unmet", Forbidden,
+        "The presented proofs do not meet this route's requirements.";
+    /// The route's policy denies every request.
+    RouteDenied = "route_denied", Forbidden, "This route is not available.";
+}
+
+impl Reason {
+    /// The HTTP status for a denial with this reason.
+    pub fn status(self) -> u16 {
+        match self.family() {
+            Family::Unauthenticated => 401,
+            Family::Forbidden => 403,
+            Family::Unavailable => 503,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case_and_statuses_follow_families() {
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reason::ALL.len());
+        for r in Reason::ALL {
+            assert!(r
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(r.message().ends_with('.'));
+        }
+        assert_eq!(Reason::Missing.status(), 401);
+        assert_eq!(Reason::PolicyUnmet.status(), 403);
+        assert_eq!(Reason::JwksStale.status(), 503);
+    }
+}
