@@ -2,7 +2,7 @@
 //!
 //! A local HTTP emulator of the proof.holdings Proof API in test mode: the embedded issuer
 //! behind `proofgate dev`, the issuer in every end-to-end test, and the target of the load
-//! harness. It follows `shared/proof-api/openapi.json` and `test-vectors.json` for shapes,
+//! harness. It follows `spec/proof-api/openapi.json` and `test-vectors.json` for shapes,
 //! status codes and the error envelope, and issues real RS256 (or ES256) proof tokens that the
 //! core verifier accepts against the sandbox's JWKS.
 //!

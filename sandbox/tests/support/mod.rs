@@ -158,7 +158,7 @@ impl Receiver {
 
 const OPENAPI: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/proof-api/openapi.json"
+    "/../spec/proof-api/openapi.json"
 ));
 
 /// OpenAPI 3.0's `nullable: true` becomes a JSON-Schema type union; everything else of draft 4
