@@ -705,7 +705,11 @@ fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         }
     }
     if !status_list_url.is_empty() {
-        let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin().ascii_serialization());
+        let origin = |u: &str| {
+            url::Url::parse(u)
+                .ok()
+                .map(|u| u.origin().ascii_serialization())
+        };
         let list = origin(&status_list_url);
         if list.is_some()
             && list != origin(&api_base)

@@ -814,7 +814,8 @@ fn step_up_public_url_is_an_origin() {
 #[test]
 fn status_list_settings_reach_the_revocation_store() {
     // By default the list at api_base is fetched at start, and only api_base's origin is trusted.
-    let c = Config::from_toml_str(&with("[issuer]\napi_base = \"https://proof.internal\"")).unwrap();
+    let c =
+        Config::from_toml_str(&with("[issuer]\napi_base = \"https://proof.internal\"")).unwrap();
     let r = c.revocation_config();
     assert_eq!(
         r.prefetch_status_lists,

@@ -470,12 +470,7 @@ impl RevocationStore {
     /// [`RevocationConfig::trusted_status_list_origins`], are ever fetched.
     pub fn may_fetch(&self, uri: &str) -> bool {
         origin_of(uri).is_some_and(|o| {
-            o == self.config.issuer_origin
-                || self
-                    .config
-                    .trusted_status_list_origins
-                    .iter()
-                    .any(|t| *t == o)
+            o == self.config.issuer_origin || self.config.trusted_status_list_origins.contains(&o)
         })
     }
 

@@ -488,16 +488,18 @@ async fn status_lists_come_only_from_the_issuer_or_a_trusted_origin() {
     let r = rig().await;
     // An issuer whose API is elsewhere publishes its lists here (say, on a CDN).
     let uri = r.server.status_list_url("4");
-    r.server.set_status_list(
-        "4",
-        testing::status_list_jwt(&r.key, &uri, 2, &[0], 60),
-    );
+    r.server
+        .set_status_list("4", testing::status_list_jwt(&r.key, &uri, 2, &[0], 60));
     let elsewhere = "https://api.proof.example";
     let untrusted = RevocationStore::new(RevocationConfig::new(elsewhere), r.keys.clone());
     assert!(!untrusted.may_fetch(&uri));
     let hits = r.server.status_hits();
     assert!(untrusted.refresh_status_list(&uri).await.is_err());
-    assert_eq!(r.server.status_hits(), hits, "an untrusted origin is never asked");
+    assert_eq!(
+        r.server.status_hits(),
+        hits,
+        "an untrusted origin is never asked"
+    );
 
     let mut rc = RevocationConfig::new(elsewhere);
     rc.trusted_status_list_origins =

@@ -142,11 +142,9 @@ async fn verify_takes_the_sandbox_url_from_the_command_line() {
     let dev = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/dev.toml");
     let (code, out, err) = {
         let (t, b) = (token.clone(), base.clone());
-        tokio::task::spawn_blocking(move || {
-            proofgate(&["verify", &t, "-c", dev, "--issuer", &b])
-        })
-        .await
-        .unwrap()
+        tokio::task::spawn_blocking(move || proofgate(&["verify", &t, "-c", dev, "--issuer", &b]))
+            .await
+            .unwrap()
     };
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&id) && out.contains("verdict: valid"), "{out}");
@@ -155,7 +153,14 @@ async fn verify_takes_the_sandbox_url_from_the_command_line() {
 
     // A URL the file format refuses is reported as such.
     let (code, _, err) = tokio::task::spawn_blocking(move || {
-        proofgate(&["verify", &token, "-c", dev, "--issuer", "http://proof.example"])
+        proofgate(&[
+            "verify",
+            &token,
+            "-c",
+            dev,
+            "--issuer",
+            "http://proof.example",
+        ])
     })
     .await
     .unwrap();

@@ -51,10 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(sessions::create).get(sessions::list),
         )
         .route(&format!("{v1}/sessions/{{id}}"), get(sessions::get_one))
-        .route(
-            &format!("{v1}/webhook-deliveries"),
-            get(deliveries::list),
-        )
+        .route(&format!("{v1}/webhook-deliveries"), get(deliveries::list))
         .route(
             &format!("{v1}/webhook-deliveries/stats"),
             get(deliveries::stats),

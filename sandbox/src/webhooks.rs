@@ -243,9 +243,8 @@ fn spawn_attempts(shared: &Arc<Shared>, id: String, attempts: u32) {
                     "pending"
                 };
                 d.delivered_at = delivered.then_some(now);
-                d.next_retry_at = (!done).then(|| {
-                    now + i64::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(60)
-                });
+                d.next_retry_at = (!done)
+                    .then(|| now + i64::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(60));
             }
             drop(shared);
             if done {

@@ -59,7 +59,10 @@ async fn phone_first_session_learns_the_phone_when_completed() {
 
     let polled = api.get_session(&created.id).await.expect("retrieve");
     assert_eq!(polled.status, "pending");
-    assert!(polled.challenge.is_none(), "the code is shown only on creation");
+    assert!(
+        polled.challenge.is_none(),
+        "the code is shown only on creation"
+    );
 
     // The person opens the link and shares their number in the chat (the sandbox's stand-in).
     let page = raw().get(&link).send().await.expect("bot page");
@@ -227,9 +230,11 @@ async fn webhook_deliveries_are_listed_counted_and_retried() {
     assert!(about
         .data
         .iter()
-        .all(|d| d.verification_request_id.as_deref() == Some(request.id.as_str())
-            && d.status == "delivered"
-            && d.delivered_at.is_some()));
+        .all(
+            |d| d.verification_request_id.as_deref() == Some(request.id.as_str())
+                && d.status == "delivered"
+                && d.delivered_at.is_some()
+        ));
     let by_event = api
         .list_webhook_deliveries(&DeliveryQuery {
             event_type: Some("verification_request.completed".into()),

@@ -202,8 +202,7 @@ pub fn assert_contract(sb: &SandboxHandle) -> usize {
     to_json_schema(&mut doc);
     // Where the official SDKs know more than `openapi.json`, the sandbox answers in both shapes:
     // the SDKs' event types (proof-holdings-sdk 1.2.0) are valid deliveries too.
-    if let Some(Value::Array(events)) =
-        doc.pointer_mut("/components/schemas/WebhookEventType/enum")
+    if let Some(Value::Array(events)) = doc.pointer_mut("/components/schemas/WebhookEventType/enum")
     {
         for extra in SDK_EVENT_TYPES {
             if !events.iter().any(|e| e == extra) {
