@@ -99,6 +99,12 @@ impl Config {
         let i = &self.issuer;
         let mut revocation = RevocationConfig::new(&i.api_base);
         revocation.list_url = Some(i.revocation_url.clone());
+        revocation.prefetch_status_lists = if i.status_list_url.is_empty() {
+            Vec::new()
+        } else {
+            vec![i.status_list_url.clone()]
+        };
+        revocation.trusted_status_list_origins = i.status_list_origins.clone();
         revocation.list_refresh = i.revocation_refresh;
         revocation.max_staleness = i.revocation_max_staleness;
         revocation.fail_open = i.fail_mode == FailMode::Open;
@@ -275,8 +281,14 @@ pub struct IssuerSettings {
     pub jwks_url: String,
     /// Defaults to `{api_base}/api/v1/proofs/revoked`.
     pub revocation_url: String,
-    /// Defaults to `{api_base}/api/v1/proofs/status-list`.
+    /// The Token Status List fetched at start and kept fresh; readiness waits for it. Empty
+    /// when the issuer publishes none (`status_list_url = ""`). Defaults to
+    /// `{api_base}/api/v1/proofs/status-list`.
     pub status_list_url: String,
+    /// Origins (`scheme://host[:port]`) besides `api_base`'s that status lists — the one above
+    /// and those named by tokens — may be fetched from, e.g. the issuer's CDN. Defaults to none:
+    /// status lists come only from `api_base`'s origin.
+    pub status_list_origins: Vec<String>,
     /// The required `iss` claim. Defaults to `proof.holdings`.
     pub issuer: String,
     /// JWKS refresh interval when the response has no `Cache-Control: max-age`.

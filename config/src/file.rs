@@ -144,8 +144,10 @@ pub struct IssuerFile {
     pub jwks_url: Option<String>,
     /// Revocation list URL.
     pub revocation_url: Option<String>,
-    /// Token Status List URL.
+    /// The Token Status List fetched at start; `""` for none.
     pub status_list_url: Option<String>,
+    /// Origins besides `api_base`'s that status lists may be fetched from.
+    pub status_list_origins: Option<Vec<String>>,
     /// Required `iss`.
     pub issuer: Option<String>,
     /// JWKS refresh interval without `Cache-Control`.

@@ -109,7 +109,8 @@
 //! | `api_base` | The Proof API. Defaults to `"https://api.proof.holdings"`. Plain `http` is accepted for loopback hosts only (a local sandbox). |
 //! | `jwks_url` | Defaults to `{api_base}/.well-known/jwks.json`. |
 //! | `revocation_url` | Defaults to `{api_base}/api/v1/proofs/revoked`. |
-//! | `status_list_url` | Defaults to `{api_base}/api/v1/proofs/status-list`. Status lists named by tokens are fetched only from `api_base`'s origin. |
+//! | `status_list_url` | The Token Status List fetched at start and kept fresh; `/readyz` is ready only while it is held and unexpired. `""` for an issuer that publishes none. Must be on `api_base`'s origin or one in `status_list_origins`. Defaults to `{api_base}/api/v1/proofs/status-list`. |
+//! | `status_list_origins` | Origins (`"https://cdn.example"`) besides `api_base`'s that status lists may be fetched from — this one and those named by tokens' `status.status_list.uri`. A token naming a list anywhere else is answered `status_unavailable` and nothing is fetched. Defaults to `[]`: status lists come only from `api_base`'s origin. |
 //! | `issuer` | The required `iss` claim. Defaults to `"proof.holdings"`. |
 //! | `jwks_refresh` | Key refresh interval when the JWKS response has no `Cache-Control: max-age`. Defaults to `"24h"`. |
 //! | `jwks_max_staleness` | Beyond this without a successful refresh every decision fails closed with `jwks_stale`, whatever `fail_mode` says. At least `jwks_refresh`. Defaults to `"24h"`. |

@@ -680,11 +680,51 @@ fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         f.revocation_url.as_ref(),
         "/api/v1/proofs/revoked",
     );
-    let status_list_url = derived(
-        "status_list_url",
-        f.status_list_url.as_ref(),
-        "/api/v1/proofs/status-list",
-    );
+    let status_list_url = match f.status_list_url.as_deref() {
+        // The issuer publishes no status list: nothing is fetched at start.
+        Some("") => String::new(),
+        _ => derived(
+            "status_list_url",
+            f.status_list_url.as_ref(),
+            "/api/v1/proofs/status-list",
+        ),
+    };
+    let mut status_list_origins = Vec::new();
+    for (i, raw) in f.status_list_origins.iter().flatten().enumerate() {
+        let location = format!("issuer.status_list_origins[{i}]");
+        let Some(u) = c.url(&location, raw) else {
+            continue;
+        };
+        match url::Url::parse(&u) {
+            Ok(parsed) if parsed.path() == "/" => {
+                status_list_origins.push(parsed.origin().ascii_serialization());
+            }
+            _ => c.err(
+                &location,
+                format!("{raw:?}: an origin is scheme://host[:port], without a path"),
+            ),
+        }
+    }
+    if !status_list_url.is_empty() {
+        let origin = |u: &str| {
+            url::Url::parse(u)
+                .ok()
+                .map(|u| u.origin().ascii_serialization())
+        };
+        let list = origin(&status_list_url);
+        if list.is_some()
+            && list != origin(&api_base)
+            && !status_list_origins.iter().any(|o| Some(o) == list.as_ref())
+        {
+            c.err(
+                "issuer.status_list_url",
+                format!(
+                    "{status_list_url:?} is not on api_base's origin; status lists are fetched \
+                     only from there unless the origin is listed in issuer.status_list_origins"
+                ),
+            );
+        }
+    }
     let issuer = match &f.issuer {
         Some(s) if s.trim().is_empty() || s.trim() != s => {
             c.err(
@@ -793,6 +833,7 @@ fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         jwks_url,
         revocation_url,
         status_list_url,
+        status_list_origins,
         issuer,
         jwks_refresh,
         jwks_max_staleness,

@@ -810,3 +810,64 @@ fn step_up_public_url_is_an_origin() {
         assert_problem(&e, "step_up.public_url", "absolute http(s) URL");
     }
 }
+
+#[test]
+fn status_list_settings_reach_the_revocation_store() {
+    // By default the list at api_base is fetched at start, and only api_base's origin is trusted.
+    let c =
+        Config::from_toml_str(&with("[issuer]\napi_base = \"https://proof.internal\"")).unwrap();
+    let r = c.revocation_config();
+    assert_eq!(
+        r.prefetch_status_lists,
+        ["https://proof.internal/api/v1/proofs/status-list"]
+    );
+    assert!(r.trusted_status_list_origins.is_empty());
+
+    // A list on a trusted CDN origin: fetched at start, and its origin trusted for tokens too.
+    let c = Config::from_toml_str(&with(
+        r#"
+[issuer]
+api_base = "https://proof.internal"
+status_list_url = "https://status.cdn.example/lists/1"
+status_list_origins = ["https://status.cdn.example/", "https://other.cdn.example:8443"]
+"#,
+    ))
+    .unwrap();
+    let r = c.revocation_config();
+    assert_eq!(
+        r.prefetch_status_lists,
+        ["https://status.cdn.example/lists/1"]
+    );
+    assert_eq!(
+        r.trusted_status_list_origins,
+        [
+            "https://status.cdn.example",
+            "https://other.cdn.example:8443"
+        ]
+    );
+
+    // An issuer without a status list.
+    let c = Config::from_toml_str(&with("[issuer]\nstatus_list_url = \"\"")).unwrap();
+    assert!(c.revocation_config().prefetch_status_lists.is_empty());
+}
+
+#[test]
+fn status_lists_off_the_trusted_origins_are_refused() {
+    let e = errors(&with(
+        r#"
+[issuer]
+api_base = "https://proof.internal"
+status_list_url = "https://status.cdn.example/lists/1"
+"#,
+    ));
+    assert_problem(&e, "issuer.status_list_url", "status_list_origins");
+    let e = errors(&with(
+        r#"
+[issuer]
+status_list_origins = ["https://cdn.example/lists", "http://cdn.example", "not a url"]
+"#,
+    ));
+    assert_problem(&e, "issuer.status_list_origins[0]", "without a path");
+    assert_problem(&e, "issuer.status_list_origins[1]", "plain http");
+    assert_problem(&e, "issuer.status_list_origins[2]", "not a URL");
+}

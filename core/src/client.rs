@@ -577,7 +577,9 @@ impl ProofApiClient {
 
     // ----- sessions -----
 
-    /// `POST /api/v1/sessions`: a phone-first verification through a messenger deep link.
+    /// `POST /api/v1/sessions`: a phone-first verification through a messenger deep link. Without
+    /// a `phone` (the official SDKs' form) the person shares their number in the chat and the
+    /// session learns it when completed.
     pub async fn create_session(&self, request: &CreateSession) -> Result<Session, ApiError> {
         self.call(Method::POST, &["sessions"], Some(request), &[])
             .await
@@ -587,6 +589,51 @@ impl ProofApiClient {
     pub async fn get_session(&self, id: &str) -> Result<Session, ApiError> {
         self.call(Method::GET, &["sessions", id], None::<&()>, &[])
             .await
+    }
+
+    // ----- webhook deliveries -----
+
+    /// `GET /api/v1/webhook-deliveries`: the webhooks sent to this account, newest first.
+    pub async fn list_webhook_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<ListPage<WebhookDelivery>, ApiError> {
+        self.call(
+            Method::GET,
+            &["webhook-deliveries"],
+            None::<&()>,
+            &query.pairs(),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/webhook-deliveries/stats`.
+    pub async fn webhook_delivery_stats(&self) -> Result<DeliveryStats, ApiError> {
+        self.call(
+            Method::GET,
+            &["webhook-deliveries", "stats"],
+            None::<&()>,
+            &[],
+        )
+        .await
+    }
+
+    /// `GET /api/v1/webhook-deliveries/{id}`, with its payload and the receiver's answer.
+    pub async fn get_webhook_delivery(&self, id: &str) -> Result<WebhookDelivery, ApiError> {
+        self.call(Method::GET, &["webhook-deliveries", id], None::<&()>, &[])
+            .await
+    }
+
+    /// `POST /api/v1/webhook-deliveries/{id}/retry`: sends a `failed` delivery again (any other
+    /// status is a 400 [`ApiError::Validation`]).
+    pub async fn retry_webhook_delivery(&self, id: &str) -> Result<RetryDelivery, ApiError> {
+        self.call(
+            Method::POST,
+            &["webhook-deliveries", id, "retry"],
+            None::<&()>,
+            &[],
+        )
+        .await
     }
 
     // ----- proofs -----
@@ -621,6 +668,11 @@ impl ProofApiClient {
         let body = serde_json::json!({ "reason": reason });
         self.call(Method::POST, &["proofs", id, "revoke"], Some(&body), &[])
             .await
+    }
+
+    /// `GET /api/v1`: the API's name and version (no key needed, but sent anyway).
+    pub async fn api_info(&self) -> Result<ApiInfo, ApiError> {
+        self.call(Method::GET, &[], None::<&()>, &[]).await
     }
 
     /// `GET /health` (no key needed, but sent anyway).
@@ -968,6 +1020,12 @@ pub struct Pagination {
     pub next_cursor: Option<String>,
     /// The total count, when given.
     pub total: Option<u64>,
+    /// This page's number (1-based), when given (the official SDKs' form).
+    pub page: Option<u64>,
+    /// The page size, when given.
+    pub limit: Option<u64>,
+    /// How many pages there are, when given.
+    pub total_pages: Option<u64>,
 }
 
 /// Filters of a list call; unset fields are not sent.
@@ -1126,14 +1184,19 @@ pub struct ProofRef {
 /// Body of `POST /api/v1/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CreateSession {
-    /// E.164 phone number.
-    pub phone: String,
+    /// E.164 phone number. `openapi.json` requires it; the official SDKs send none (the person
+    /// shares the number in the chat): both are accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     /// whatsapp (the service's default), telegram, viber or sms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Free-form data echoed in webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_metadata: Option<Value>,
 }
 
-/// A phone-first session.
+/// A phone-first session, in the fields of both `openapi.json` and the official SDKs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Session {
@@ -1141,16 +1204,158 @@ pub struct Session {
     pub id: String,
     /// `pending`, `verified`, `expired`.
     pub status: String,
-    /// The challenge.
+    /// The messenger: whatsapp, telegram, viber or sms.
+    pub channel: Option<String>,
+    /// The challenge (creation response only).
     pub challenge: Option<Challenge>,
     /// The deep link into the messenger bot.
     pub deep_link: Option<String>,
+    /// What the QR code encodes (the deep link).
+    pub qr_text: Option<String>,
+    /// The QR code to show.
+    pub qr_code: Option<String>,
+    /// What to tell the person.
+    pub instructions: Option<String>,
+    /// The phone number, once the person shared it.
+    pub phone_number: Option<String>,
+    /// The verification behind the session (= the proof id), once verified.
+    pub verification_id: Option<String>,
+    /// When it was verified.
+    pub verified_at: Option<String>,
     /// The proof, once verified.
     pub proof: Option<ProofRef>,
     /// When it was created.
     pub created_at: Option<String>,
     /// When it expires.
     pub expires_at: Option<String>,
+}
+
+/// Filters of [`ProofApiClient::list_webhook_deliveries`]; unset fields are not sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeliveryQuery {
+    /// 1-based page.
+    pub page: Option<u32>,
+    /// Page size (1–100).
+    pub limit: Option<u32>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    /// Only this event, e.g. `verification_request.completed`.
+    pub event_type: Option<String>,
+    /// Only deliveries about this verification request.
+    pub verification_request_id: Option<String>,
+}
+
+impl DeliveryQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.page {
+            out.push(("page", v.to_string()));
+        }
+        if let Some(v) = self.limit {
+            out.push(("limit", v.to_string()));
+        }
+        if let Some(v) = &self.status {
+            out.push(("status", v.clone()));
+        }
+        if let Some(v) = &self.event_type {
+            out.push(("event_type", v.clone()));
+        }
+        if let Some(v) = &self.verification_request_id {
+            out.push(("verification_request_id", v.clone()));
+        }
+        out
+    }
+}
+
+/// One webhook delivery: what was sent where, and how it went.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookDelivery {
+    /// Its id.
+    pub id: String,
+    /// The verification request it is about, if any.
+    pub verification_request_id: Option<String>,
+    /// The event, e.g. `verification_request.completed`.
+    pub event_type: String,
+    /// Where it was posted.
+    pub url: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// When the last attempt was made.
+    pub last_attempt_at: Option<String>,
+    /// When the next attempt is due, while `pending`.
+    pub next_retry_at: Option<String>,
+    /// When it was delivered.
+    pub delivered_at: Option<String>,
+    /// The receiver's last HTTP status, if it answered.
+    pub response_status: Option<u16>,
+    /// The receiver's last response body (detail only).
+    pub response_body: Option<String>,
+    /// Why the last attempt failed without an answer.
+    pub error_message: Option<String>,
+    /// The payload sent (detail only).
+    pub payload: Option<Value>,
+    /// When it was created.
+    pub created_at: Option<String>,
+    /// When it last changed.
+    pub updated_at: Option<String>,
+}
+
+/// `GET /api/v1/webhook-deliveries/stats`, in the fields of both `openapi.json` and the
+/// official SDKs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryStats {
+    /// Deliveries in all.
+    pub total: u64,
+    /// Delivered ones.
+    pub delivered: u64,
+    /// Failed ones.
+    pub failed: u64,
+    /// Ones still being attempted.
+    pub pending: u64,
+    /// Delivered, in percent of `total`.
+    pub success_rate: f64,
+    /// Counts by status (the SDKs' form).
+    pub by_status: Option<Value>,
+    /// `success_rate` as text, e.g. `"94.67%"` (the SDKs' form).
+    pub delivery_rate: Option<String>,
+    /// Failures in the last 24 hours (the SDKs' form).
+    pub recent_failures_24h: Option<u64>,
+}
+
+/// Result of [`ProofApiClient::retry_webhook_delivery`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetryDelivery {
+    /// Whether the retry was started.
+    pub success: bool,
+    /// The delivery as it stands now (the `openapi.json` form).
+    pub delivery: Option<WebhookDelivery>,
+    /// Its id (the SDKs' form).
+    pub delivery_id: Option<String>,
+    /// When the new attempt is made (the SDKs' form).
+    pub next_retry_at: Option<String>,
+    /// A message for people.
+    pub message: Option<String>,
+}
+
+/// `GET /api/v1`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiInfo {
+    /// The API's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// What it is.
+    pub description: String,
+    /// Where to read more (the SDKs' form).
+    pub links: Option<Value>,
 }
 
 /// Result of `POST /api/v1/proofs/validate`, in both documented forms.

@@ -72,7 +72,7 @@ pub enum RequestTarget<'a> {
 ///
 /// ```
 /// use http::Method;
-/// use proofgate_core::routes::{request_target, RequestTarget, PathError};
+/// use proofgate_core::path::{request_target, PathError, RequestTarget};
 ///
 /// assert_eq!(
 ///     request_target(b"/admin?x=1", &Method::GET),

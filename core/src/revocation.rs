@@ -5,7 +5,7 @@
 //!   (5 min by default). Its `signature`, when present, is a JWS over the revoked entries and must
 //!   verify against the issuer's keys and name exactly the listed ids.
 //! - A token's **status-list** slot (`status.status_list.{idx,uri}`) is read from a cached list;
-//!   only URIs on the issuer's origin are ever fetched. A list not yet cached is fetched in the
+//!   only URIs on the issuer's origin (or an origin trusted explicitly) are ever fetched. A list not yet cached is fetched in the
 //!   background and the request is answered `status_unavailable` meanwhile — the request path
 //!   never waits on the network.
 //! - The **overlay** holds revocations and suspensions pushed by signed webhooks; they apply at
@@ -37,8 +37,12 @@ use crate::reason::Reason;
 pub struct RevocationConfig {
     /// The revocation list URL; `None` disables the list (status lists and webhooks still apply).
     pub list_url: Option<String>,
-    /// The issuer's origin (`scheme://host[:port]`); status lists are fetched only from there.
+    /// The issuer's origin (`scheme://host[:port]`); status lists are fetched only from there
+    /// and from [`RevocationConfig::trusted_status_list_origins`].
     pub issuer_origin: String,
+    /// Further origins status lists may be fetched from (e.g. the issuer's CDN), each
+    /// `scheme://host[:port]`. Defaults to none.
+    pub trusted_status_list_origins: Vec<String>,
     /// Interval between list refreshes. Defaults to 5 min.
     pub list_refresh: Duration,
     /// Longest the list may go unrefreshed before checks fail. Defaults to 1 h.
@@ -73,6 +77,7 @@ impl RevocationConfig {
         Self {
             list_url: Some(format!("{base}/api/v1/proofs/revoked")),
             issuer_origin: origin_of(base).unwrap_or_else(|| base.to_string()),
+            trusted_status_list_origins: Vec::new(),
             list_refresh: Duration::from_secs(300),
             max_staleness: Duration::from_secs(3600),
             fail_open: false,
@@ -95,6 +100,17 @@ pub fn origin_of(url: &str) -> Option<String> {
         url::Origin::Tuple(..) => Some(u.origin().ascii_serialization()),
         url::Origin::Opaque(_) => None,
     }
+}
+
+/// Whether a JWS `typ` names a status list: `statuslist+jwt`, or the same media type with its
+/// `application/` prefix (RFC 7515 §4.1.9 lets the prefix be omitted; media types compare
+/// case-insensitively).
+pub fn is_status_list_typ(typ: &str) -> bool {
+    let bare = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    bare.eq_ignore_ascii_case("statuslist+jwt")
 }
 
 /// Shortest time between two fetches of one status list asked for by requests (a slot not yet
@@ -444,9 +460,25 @@ impl RevocationStore {
             .all(|uri| self.has_status_list(uri))
     }
 
-    /// Only status lists on the issuer's origin are ever fetched.
+    /// Whether every status list named in [`RevocationConfig::prefetch_status_lists`] that may
+    /// be fetched is held and not past its `exp`: what readiness needs, since a token naming a
+    /// list that is missing or expired is answered `status_unavailable`.
+    pub fn status_lists_usable(&self) -> bool {
+        let now = unix_now();
+        let lists = self.status_lists.load();
+        self.config
+            .prefetch_status_lists
+            .iter()
+            .filter(|uri| self.may_fetch(uri))
+            .all(|uri| lists.get(uri.as_str()).is_some_and(|l| l.expires_at > now))
+    }
+
+    /// Only status lists on the issuer's origin, or on an origin in
+    /// [`RevocationConfig::trusted_status_list_origins`], are ever fetched.
     pub fn may_fetch(&self, uri: &str) -> bool {
-        origin_of(uri).is_some_and(|o| o == self.config.issuer_origin)
+        origin_of(uri).is_some_and(|o| {
+            o == self.config.issuer_origin || self.config.trusted_status_list_origins.contains(&o)
+        })
     }
 
     /// Fetches the revocation list once and installs it.
@@ -521,7 +553,7 @@ impl RevocationStore {
     pub async fn refresh_status_list(&self, uri: &str) -> Result<Instant, FetchError> {
         if !self.may_fetch(uri) {
             return Err(FetchError::Invalid(
-                "status list outside the issuer's origin".into(),
+                "status list outside the issuer's trusted origins".into(),
             ));
         }
         let fetched = fetch::get(
@@ -538,7 +570,7 @@ impl RevocationStore {
         let keys = self.keys.snapshot();
         let verified = jws::verify(text, &keys.set, "status-list")
             .map_err(|e| FetchError::Invalid(format!("status list signature refused: {e:?}")))?;
-        if verified.typ.as_deref() != Some("statuslist+jwt") {
+        if !verified.typ.as_deref().is_some_and(is_status_list_typ) {
             return Err(FetchError::Invalid(
                 "status list typ is not statuslist+jwt".into(),
             ));
@@ -705,6 +737,18 @@ mod tests {
         assert!(StatusList::decode(3, "eJwDAAAAAAE", 0, Instant::now()).is_err());
         assert!(StatusList::decode(2, "!!!", 0, Instant::now()).is_err());
         assert!(StatusList::decode(2, "AAAA", 0, Instant::now()).is_err());
+    }
+
+    #[test]
+    fn both_spellings_of_the_status_list_typ() {
+        assert!(is_status_list_typ("statuslist+jwt"));
+        assert!(is_status_list_typ("application/statuslist+jwt"));
+        assert!(is_status_list_typ("Application/StatusList+JWT"));
+        assert!(!is_status_list_typ("JWT"));
+        assert!(!is_status_list_typ("application/jwt"));
+        assert!(!is_status_list_typ("application/"));
+        assert!(!is_status_list_typ("text/statuslist+jwt"));
+        assert!(!is_status_list_typ("é"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Token → verified proof or a typed [`Reason`], with a bounded cache of verified tokens.
 //!
-//! The rules are the issuer's SDK rules (see CONTRACT.md), with proofgate's three deliberate
+//! The rules are the issuer's SDK rules (see `spec/proof-api/CONTRACT.md`), with proofgate's three deliberate
 //! tightenings: `exp` is required, the revocation list is consulted besides the status list (in
 //! [`crate::revocation`]), and a size cap applies before any parsing.
 //!

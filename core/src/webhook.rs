@@ -243,7 +243,7 @@ mod tests {
 
     const VECTORS: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/proof-api/test-vectors.json"
+        "/../spec/proof-api/test-vectors.json"
     ));
 
     struct Vector {

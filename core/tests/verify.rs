@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{phone_token, rig, rig_with, wait_for, Tuning};
 use proofgate_core::testing::{self, b64, Mode, SigningKey};
-use proofgate_core::Reason;
+use proofgate_core::{Reason, RevocationConfig, RevocationStore};
 use serde_json::json;
 
 fn hs256(secret: &[u8], header: &serde_json::Value, payload: &serde_json::Value) -> String {
@@ -443,4 +443,100 @@ async fn stale_revocation_fails_closed() {
         r.enforcer.check_token(&token).err(),
         Some(Reason::StatusUnavailable)
     );
+}
+
+/// A status list JWT with `typ` and `exp` of one's choosing.
+fn status_list_with(key: &SigningKey, uri: &str, typ: &str, exp: i64, slots: &[u8]) -> String {
+    let header = json!({"alg": key.alg(), "typ": typ, "kid": key.kid()});
+    let payload = json!({
+        "sub": uri,
+        "iat": testing::now(),
+        "exp": exp,
+        "ttl": 60,
+        "status_list": {"bits": 2, "lst": testing::pack_status_list(2, slots)},
+    });
+    key.sign_raw(&header, payload.to_string().as_bytes())
+}
+
+#[tokio::test]
+async fn status_list_typ_with_its_media_type_prefix_is_accepted() {
+    let r = rig().await;
+    let uri = r.server.status_list_url("3");
+    for typ in ["application/statuslist+jwt", "statuslist+jwt"] {
+        r.server.set_status_list(
+            "3",
+            status_list_with(&r.key, &uri, typ, testing::now() + 3600, &[0, 1]),
+        );
+        r.revocation
+            .refresh_status_list(&uri)
+            .await
+            .unwrap_or_else(|e| panic!("typ {typ} refused: {e}"));
+    }
+    let revoked = r.key.sign(&testing::with_status(
+        testing::claims("s1", "email", "email", "a@b.c"),
+        &uri,
+        1,
+    ));
+    assert_eq!(
+        r.enforcer.check_token(&revoked).err(),
+        Some(Reason::Revoked)
+    );
+}
+
+#[tokio::test]
+async fn status_lists_come_only_from_the_issuer_or_a_trusted_origin() {
+    let r = rig().await;
+    // An issuer whose API is elsewhere publishes its lists here (say, on a CDN).
+    let uri = r.server.status_list_url("4");
+    r.server
+        .set_status_list("4", testing::status_list_jwt(&r.key, &uri, 2, &[0], 60));
+    let elsewhere = "https://api.proof.example";
+    let untrusted = RevocationStore::new(RevocationConfig::new(elsewhere), r.keys.clone());
+    assert!(!untrusted.may_fetch(&uri));
+    let hits = r.server.status_hits();
+    assert!(untrusted.refresh_status_list(&uri).await.is_err());
+    assert_eq!(
+        r.server.status_hits(),
+        hits,
+        "an untrusted origin is never asked"
+    );
+
+    let mut rc = RevocationConfig::new(elsewhere);
+    rc.trusted_status_list_origins =
+        vec![proofgate_core::revocation::origin_of(&r.server.base_url()).expect("origin")];
+    let trusted = RevocationStore::new(rc, r.keys.clone());
+    assert!(trusted.may_fetch(&uri));
+    assert!(!trusted.may_fetch("http://evil.example/status/4"));
+    trusted
+        .refresh_status_list(&uri)
+        .await
+        .expect("a trusted origin's list is fetched");
+    assert!(trusted.has_status_list(&uri));
+}
+
+#[tokio::test]
+async fn status_lists_usable_follows_the_prefetched_lists() {
+    let r = rig().await;
+    let uri = r.server.status_list_url("5");
+    let mut rc = RevocationConfig::new(&r.server.base_url());
+    rc.prefetch_status_lists = vec![uri.clone()];
+    rc.backoff_initial = Duration::from_millis(50);
+    rc.backoff_max = Duration::from_millis(200);
+    rc.fetch_timeout = Duration::from_millis(500);
+    let store = RevocationStore::new(rc, r.keys.clone());
+    // Not fetched yet: unusable.
+    assert!(!store.status_lists_usable());
+    // A list that expires in two seconds, and an issuer that then stops answering.
+    r.server.set_status_list(
+        "5",
+        status_list_with(&r.key, &uri, "statuslist+jwt", testing::now() + 2, &[0]),
+    );
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(store.clone().run(async move {
+        let _ = rx.changed().await;
+    }));
+    wait_for("the prefetched list", || store.status_lists_usable()).await;
+    r.server.set_mode(Mode::Fail(500));
+    wait_for("the list to expire", || !store.status_lists_usable()).await;
+    let _ = tx.send(true);
 }

@@ -189,13 +189,14 @@ impl Gateway {
     }
 
     /// Whether everything a decision may need is loaded: keys and the revocation list fresh and
-    /// the status lists fetched at start held.
+    /// the status lists fetched at start held and unexpired.
     pub fn warm(&self) -> bool {
-        self.data_problems().is_empty() && self.revocation.prefetched()
+        self.data_problems().is_empty()
     }
 
-    /// What makes keys or revocation data too old to decide on: `jwks_stale`,
-    /// `revocation_stale`.
+    /// What keeps a decision from being made on fresh data: `jwks_stale`, `revocation_stale`,
+    /// `status_list_unavailable` (a status list fetched at start is missing or past its `exp`,
+    /// so every token naming it would be answered `status_unavailable`).
     fn data_problems(&self) -> Vec<&'static str> {
         let mut problems = Vec::new();
         if self.keys.is_stale() {
@@ -204,12 +205,15 @@ impl Gateway {
         if self.revocation.is_stale() {
             problems.push("revocation_stale");
         }
+        if !self.revocation.status_lists_usable() {
+            problems.push("status_list_unavailable");
+        }
         problems
     }
 
     /// Whether the proxy listeners accept connections and keys and revocation data are fresh
     /// enough to decide; otherwise what is missing (`starting`, `jwks_stale`,
-    /// `revocation_stale`).
+    /// `revocation_stale`, `status_list_unavailable`).
     pub fn ready(&self) -> Result<(), Vec<&'static str>> {
         let mut problems = Vec::new();
         if !self.listening.load(Ordering::Relaxed) {

@@ -167,6 +167,7 @@ Get a proof token from the sandbox and use it:
   TOKEN=$(curl -s -X POST {sandbox}/api/v1/verifications/$ID/test-verify \
         -H 'Authorization: Bearer {DEV_API_KEY}' | sed 's/.*"proof_token":"\([^"]*\)".*/\1/')
   curl -i http://{proxy}/admin -H "Authorization: Bearer $TOKEN"   # allowed, identity headers upstream
+  proofgate verify "$TOKEN" -c config/examples/dev.toml --issuer {sandbox}   # its claims and verdict
 
 Step up in a browser: open http://{proxy}/admin — you are sent to the sandbox's hosted page,
 complete the verification there, and come back to /admin holding a proof cookie.

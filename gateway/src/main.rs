@@ -5,7 +5,7 @@
 //! proofgate run -c config/examples/zero-trust.toml
 //! proofgate run -c config/examples/zero-trust.toml --upgrade   # then: kill -QUIT <old pid>
 //! proofgate check -c config/examples/zero-trust.toml
-//! proofgate verify TOKEN -c config/examples/dev.toml
+//! proofgate verify TOKEN -c config/examples/dev.toml --issuer http://127.0.0.1:7700
 //! ```
 
 use std::net::SocketAddr;
@@ -56,6 +56,11 @@ enum Command {
         /// The configuration file (for the issuer settings).
         #[arg(short, long)]
         config: PathBuf,
+        /// The issuer's base URL, in place of the file's `issuer.api_base` (the JWKS, revocation
+        /// and status-list URLs the file does not set follow it) — e.g. the sandbox `proofgate
+        /// dev` started, which prints this URL.
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
     },
     /// Run the sandbox, a demo upstream and the gateway together, on loopback.
     Dev {
@@ -127,7 +132,11 @@ fn main() -> ExitCode {
             tracing::info!(proxy = ?handle.proxy_addrs, admin = ?handle.admin_addr, "proofgate running");
             handle.wait()
         })(),
-        Command::Verify { token, config } => verify(&token, &config),
+        Command::Verify {
+            token,
+            config,
+            issuer,
+        } => verify(&token, &config, issuer),
         Command::Dev {
             listen,
             admin,
@@ -213,8 +222,18 @@ fn check_tls_files(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn verify(token: &str, path: &PathBuf) -> Result<(), String> {
-    let config = load(path)?;
+fn verify(token: &str, path: &PathBuf, issuer: Option<String>) -> Result<(), String> {
+    let config = match issuer {
+        None => load(path)?,
+        Some(api_base) => {
+            let mut file = proofgate_config::ConfigFile::load(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            file.issuer.api_base = Some(api_base);
+            file.validate()
+                .map_err(|e| format!("{} with --issuer: {e}", path.display()))?
+        }
+    };
+    eprintln!("issuer: {}", config.issuer.api_base);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let keys = proofgate_core::KeyStore::new(config.keys_config());

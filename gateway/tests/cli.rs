@@ -179,3 +179,40 @@ policy = "staff"
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_takes_the_sandbox_url_from_the_command_line() {
+    // The shipped dev file as is, with a sandbox on whatever port it got: `--issuer` names it.
+    let sandbox = Sandbox::start_with("127.0.0.1:0", SandboxConfig::default())
+        .await
+        .unwrap();
+    let base = sandbox.base_url().to_string();
+    let (token, id) = common::mint(&base, "email", "email", "alice@corp.example").await;
+    let dev = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/dev.toml");
+    let (code, out, err) = {
+        let (t, b) = (token.clone(), base.clone());
+        tokio::task::spawn_blocking(move || proofgate(&["verify", &t, "-c", dev, "--issuer", &b]))
+            .await
+            .unwrap()
+    };
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&id) && out.contains("verdict: valid"), "{out}");
+    assert!(err.contains(&format!("issuer: {base}")), "{err}");
+    assert!(!err.contains(&token) && !out.contains(&token));
+
+    // A URL the file format refuses is reported as such.
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        proofgate(&[
+            "verify",
+            &token,
+            "-c",
+            dev,
+            "--issuer",
+            "http://proof.example",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("issuer.api_base"), "{err}");
+}

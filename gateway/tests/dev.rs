@@ -25,6 +25,27 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `script` as a user in a clone would: from the repository root, with `proofgate` on the
+/// `PATH`.
+fn sh_as_user(script: &str) -> String {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_proofgate"))
+        .parent()
+        .expect("bin dir");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("PATH", path)
+        .output()
+        .expect("bash");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn dev_answers_its_printed_curl_lines() {
     let (proxy, admin, sandbox) = (free_port(), free_port(), free_port());
@@ -97,7 +118,8 @@ fn dev_answers_its_printed_curl_lines() {
     assert_eq!(status_of("/admin "), "401");
     assert_eq!(status_of("/nowhere"), "403");
 
-    // The token block, run as printed: the last command must be let through.
+    // The token block, run as printed: the request must be let through, and `proofgate verify`
+    // (with the sandbox's real URL, printed) must call the token valid.
     let block: Vec<&str> = banner
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("ID=$("))
@@ -107,13 +129,17 @@ fn dev_answers_its_printed_curl_lines() {
     let script = block.join("\n");
     let mut last = String::new();
     for _ in 0..20 {
-        last = sh(&format!("set -e\n{script}"));
-        if last.contains("HTTP/1.1 200") {
+        last = sh_as_user(&format!("set -e\n{script}"));
+        if last.contains("HTTP/1.1 200") && last.contains("verdict: valid") {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(last.contains("HTTP/1.1 200"), "{last}");
+    assert!(
+        last.contains("verdict: valid"),
+        "the printed verify line works on these ports: {last}"
+    );
     assert!(
         last.contains("x-proof-subject"),
         "identity headers reach the upstream: {last}"

@@ -144,6 +144,42 @@ async fn issuer_down_at_start_then_recovers_by_itself() {
     s.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_status_list() {
+    // Keys and the revocation list load; the status list does not.
+    let s = stack_with(Options::default(), |sandbox| {
+        sandbox.inject(FailureRule::new(
+            "/api/v1/proofs/status-list",
+            Failure::Status(503),
+        ));
+    })
+    .await;
+    eventually("the proxy listener", Duration::from_secs(10), async || {
+        status_of(&s, &s.url("/public/ping")).await == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = s
+        .http
+        .get(format!("{}/readyz", s.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("status_list_unavailable") && !body.contains("jwks_stale"),
+        "{body}"
+    );
+    // The list comes back: ready, without a restart.
+    s.sandbox.clear_failures();
+    eventually("readiness", Duration::from_secs(20), async || {
+        status_of(&s, &format!("{}/readyz", s.admin)).await == 200
+    })
+    .await;
+    s.shutdown().await;
+}
+
 /// Sends `n` requests with `token` concurrently and returns the statuses and the slowest answer.
 async fn burst(s: &Stack, path: &str, token: &str, n: usize) -> (Vec<u16>, Duration) {
     let mut tasks = Vec::new();

@@ -17,8 +17,8 @@ use serde_json::{json, Map, Value};
 use crate::envelope::{
     self, json_response, opt_bool, opt_object, opt_str, opt_u64, req_str, ApiErr,
 };
-use crate::state::{self, lock, AssetRecord, RequestRecord, SessionRecord, VerificationRecord};
-use crate::{control, hosted, Shared};
+use crate::state::{self, lock, AssetRecord, RequestRecord, VerificationRecord};
+use crate::{control, deliveries, hosted, sessions, Shared};
 
 type S = State<Arc<Shared>>;
 type R = Result<Response, ApiErr>;
@@ -48,9 +48,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             &format!("{v1}/sessions"),
-            post(create_session).get(list_sessions),
+            post(sessions::create).get(sessions::list),
         )
-        .route(&format!("{v1}/sessions/{{id}}"), get(get_session))
+        .route(&format!("{v1}/sessions/{{id}}"), get(sessions::get_one))
+        .route(&format!("{v1}/webhook-deliveries"), get(deliveries::list))
+        .route(
+            &format!("{v1}/webhook-deliveries/stats"),
+            get(deliveries::stats),
+        )
+        .route(
+            &format!("{v1}/webhook-deliveries/{{id}}"),
+            get(deliveries::get_one),
+        )
+        .route(
+            &format!("{v1}/webhook-deliveries/{{id}}/retry"),
+            post(deliveries::retry),
+        )
         .route(
             &format!("{v1}/verification-requests"),
             post(create_request).get(list_requests),
@@ -159,13 +172,21 @@ async fn health() -> Response {
     )
 }
 
-async fn api_info() -> Response {
+async fn api_info(State(s): S) -> Response {
+    let base = &s.base_url;
     json_response(
         StatusCode::OK,
         json!({
             "name": "proof.holdings API (proofgate sandbox)",
             "version": "1.0.0",
             "description": "Proof of Control as a Service — local test-mode emulator",
+            // The official SDKs' form adds where to go next.
+            "links": {
+                "health": format!("{base}/health"),
+                "jwks": format!("{base}/.well-known/jwks.json"),
+                "revocation_list": format!("{base}/api/v1/proofs/revoked"),
+                "status_list": format!("{base}/api/v1/proofs/status-list"),
+            },
         }),
     )
 }
@@ -308,7 +329,8 @@ async fn create_verification(State(s): S, key: ApiKey, body: Body) -> R {
     Ok(json_response(StatusCode::CREATED, body))
 }
 
-fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize), ApiErr> {
+/// `page` and `limit` of a list call (1-based page; 1–100 items, 20 by default).
+pub(crate) fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize), ApiErr> {
     let num = |field: &str, default: usize, max: usize| -> Result<usize, ApiErr> {
         match q.get(field) {
             None => Ok(default),
@@ -325,13 +347,21 @@ fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize), ApiErr> {
     Ok((num("page", 1, 1_000_000)?, num("limit", 20, 100)?))
 }
 
-fn page(items: Vec<Value>, page: usize, limit: usize) -> Value {
+/// One page of `items`, with the pagination of both `openapi.json` (`hasMore`) and the
+/// official SDKs (`page`, `limit`, `total`, `total_pages`).
+pub(crate) fn page(items: Vec<Value>, page: usize, limit: usize) -> Value {
     let total = items.len();
-    let start = (page - 1).saturating_mul(limit).min(total);
+    let start = page.saturating_sub(1).saturating_mul(limit).min(total);
     let end = start.saturating_add(limit).min(total);
     json!({
         "data": items[start..end].to_vec(),
-        "pagination": {"hasMore": end < total, "total": total},
+        "pagination": {
+            "hasMore": end < total,
+            "page": page,
+            "limit": limit,
+            "total": total,
+            "total_pages": total.div_ceil(limit.max(1)),
+        },
     })
 }
 
@@ -496,90 +526,6 @@ async fn test_verify(State(s): S, key: ApiKey, path: Result<Path<String>, PathRe
             "test_mode": true,
         }),
     ))
-}
-
-// ----- sessions -----
-
-fn session_json(s: &Shared, session: &SessionRecord, data: &state::Data, with_code: bool) -> Value {
-    let v = data.verifications.get(&session.verification_id);
-    let proof = data.proofs.get(&session.verification_id);
-    let status = match v.map(|v| v.status) {
-        Some("verified") => "verified",
-        _ if session.expires_at <= state::now() => "expired",
-        _ => "pending",
-    };
-    let mut out = json!({
-        "id": session.id,
-        "status": status,
-        "verification_id": session.verification_id,
-        "deep_link": format!("{}/hosted/sessions/{}", s.base_url, session.id),
-        "created_at": state::time(session.created_at),
-        "expires_at": state::time(session.expires_at),
-    });
-    if let (Some(v), true) = (v, with_code) {
-        let mut challenge = v.challenge(&s.base_url);
-        challenge["deep_link"] = out["deep_link"].clone();
-        out["challenge"] = challenge;
-    }
-    if let Some(p) = proof {
-        out["proof"] = json!({"token": p.token, "expires_at": state::time(p.exp)});
-    }
-    out
-}
-
-async fn create_session(State(s): S, key: ApiKey, body: Body) -> R {
-    let obj = envelope::read_object(body).await?;
-    let phone = req_str(&obj, "phone", 50)?;
-    let channel = opt_str(&obj, "channel", 50)?.unwrap_or_else(|| "whatsapp".into());
-    if !["whatsapp", "telegram", "viber", "sms"].contains(&channel.as_str()) {
-        return Err(ApiErr::field(
-            "channel",
-            "Invalid enum value",
-            "invalid_enum_value",
-        ));
-    }
-    check_identifier("phone", &phone)?;
-    let v = VerificationRecord::new("phone", &channel, &phone, key.test);
-    let now = state::now();
-    let session = SessionRecord {
-        id: state::object_id(),
-        verification_id: v.id.clone(),
-        created_at: now,
-        expires_at: v.challenge_expires_at,
-    };
-    let mut data = lock(&s.data);
-    data.verification_order.push(v.id.clone());
-    data.verifications.insert(v.id.clone(), v);
-    let body = session_json(&s, &session, &data, true);
-    data.session_order.push(session.id.clone());
-    data.sessions.insert(session.id.clone(), session);
-    Ok(json_response(StatusCode::CREATED, body))
-}
-
-async fn get_session(State(s): S, _key: ApiKey, path: Result<Path<String>, PathRejection>) -> R {
-    let id = id_of(path, "Session")?;
-    let data = lock(&s.data);
-    let session = data
-        .sessions
-        .get(&id)
-        .ok_or_else(|| ApiErr::not_found("Session"))?;
-    Ok(json_response(
-        StatusCode::OK,
-        session_json(&s, session, &data, false),
-    ))
-}
-
-async fn list_sessions(State(s): S, _key: ApiKey, Query(q): Query<HashMap<String, String>>) -> R {
-    let (p, limit) = page_params(&q)?;
-    let data = lock(&s.data);
-    let items = data
-        .session_order
-        .iter()
-        .rev()
-        .filter_map(|id| data.sessions.get(id))
-        .map(|session| session_json(&s, session, &data, false))
-        .collect();
-    Ok(json_response(StatusCode::OK, page(items, p, limit)))
 }
 
 // ----- verification requests -----

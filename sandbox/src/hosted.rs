@@ -459,15 +459,35 @@ async fn session_page(
     let id = ids(path)?;
     let data = lock(&s.data);
     let session = data.sessions.get(&id).ok_or(HostedError::NotFound)?;
-    let status = data
-        .verifications
-        .get(&session.verification_id)
-        .map(|v| v.status)
-        .unwrap_or("pending");
-    Ok(single_page(
+    let status = crate::sessions::to_json(&s.base_url, session, &data, false)["status"]
+        .as_str()
+        .unwrap_or("pending")
+        .to_string();
+    let action = format!("/hosted/sessions/{}/complete", escape(&id));
+    let form = if status == "pending" {
+        let phone = match &session.phone {
+            Some(p) => format!("<p>Phone: {}</p>", escape(p)),
+            None => format!(
+                "<label>Your phone number <input name=\"phone\" placeholder=\"{}\"></label> ",
+                state::default_identifier("phone")
+            ),
+        };
+        format!(
+            "<p>In the real service this is a chat with the proof.holdings {} bot, which asks for \
+             your number.</p><form method=\"post\" action=\"{action}\">{phone}\
+             <button>Share and verify (test mode)</button></form>",
+            escape(&session.channel)
+        )
+    } else {
+        String::new()
+    };
+    Ok(page(
+        StatusCode::OK,
         "Confirm your phone",
-        status,
-        &format!("/hosted/sessions/{}/complete", escape(&id)),
+        &format!(
+            "<p>Status: <strong id=\"status\">{}</strong></p>{form}",
+            escape(&status)
+        ),
     ))
 }
 
@@ -488,14 +508,14 @@ fn verify_single(s: &Arc<Shared>, vid: &str) -> Result<(), HostedError> {
 async fn complete_session(
     State(s): State<Arc<Shared>>,
     path: Result<Path<String>, PathRejection>,
+    body: Body,
 ) -> Result<Response, HostedError> {
     let id = ids(path)?;
-    let vid = lock(&s.data)
-        .sessions
-        .get(&id)
-        .map(|x| x.verification_id.clone())
-        .ok_or(HostedError::NotFound)?;
-    verify_single(&s, &vid)?;
+    let form = form(body).await;
+    crate::sessions::complete(&s, &id, field(&form, "phone")).map_err(|e| match e {
+        crate::sessions::CompleteError::NotFound => HostedError::NotFound,
+        crate::sessions::CompleteError::Refused(why) => HostedError::Refused(why),
+    })?;
     Ok(page(
         StatusCode::OK,
         "Verified",

