@@ -20,16 +20,34 @@ pub enum Decision {
         /// The proofs.
         proofs: Vec<Arc<VerifiedProof>>,
     },
+    /// Answer instead of forwarding ([`crate::render::render`] makes the answer).
+    Refuse(Refusal),
+}
+
+/// A refused request: what to answer, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
     /// Answer with the reason's status.
-    Deny {
-        /// Why.
-        reason: Reason,
-    },
+    Deny(Reason),
     /// Offer a hosted verification (302 for browsers, 401 with a start link for API clients).
-    StepUp {
-        /// Why the request did not pass as it was.
-        reason: Reason,
-    },
+    StepUp(Reason),
+}
+
+impl Refusal {
+    /// Why.
+    pub fn reason(self) -> Reason {
+        match self {
+            Refusal::Deny(r) | Refusal::StepUp(r) => r,
+        }
+    }
+
+    /// `deny` or `step_up`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Refusal::Deny(_) => "deny",
+            Refusal::StepUp(_) => "step_up",
+        }
+    }
 }
 
 impl Decision {
@@ -37,7 +55,7 @@ impl Decision {
     pub fn reason(&self) -> Option<Reason> {
         match self {
             Decision::Allow { .. } => None,
-            Decision::Deny { reason } | Decision::StepUp { reason } => Some(*reason),
+            Decision::Refuse(r) => Some(r.reason()),
         }
     }
 
@@ -45,8 +63,7 @@ impl Decision {
     pub fn kind(&self) -> &'static str {
         match self {
             Decision::Allow { .. } => "allow",
-            Decision::Deny { .. } => "deny",
-            Decision::StepUp { .. } => "step_up",
+            Decision::Refuse(r) => r.kind(),
         }
     }
 }
@@ -208,11 +225,7 @@ impl Enforcer {
     pub fn decide(&self, policy: &Policy, headers: &http::HeaderMap) -> Decision {
         let optional = match &policy.rule {
             Rule::Public => return Decision::Allow { proofs: Vec::new() },
-            Rule::Deny => {
-                return Decision::Deny {
-                    reason: Reason::RouteDenied,
-                }
-            }
+            Rule::Deny => return Decision::Refuse(Refusal::Deny(Reason::RouteDenied)),
             Rule::Optional => true,
             Rule::Require { .. } => false,
         };
@@ -266,8 +279,8 @@ impl Enforcer {
 
 fn fail(policy: &Policy, reason: Reason) -> Decision {
     if reason.family() == Family::Unavailable || policy.on_failure == OnFailure::Deny {
-        Decision::Deny { reason }
+        Decision::Refuse(Refusal::Deny(reason))
     } else {
-        Decision::StepUp { reason }
+        Decision::Refuse(Refusal::StepUp(reason))
     }
 }

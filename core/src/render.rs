@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::json;
 
-use crate::decision::Decision;
+use crate::decision::Refusal;
 use crate::reason::{Family, Reason};
 
 /// A response to send instead of forwarding.
@@ -153,20 +153,19 @@ pub fn problem_body(reason: Reason, status: u16, policy: &str, step_up: Option<&
     Bytes::from(body.to_string())
 }
 
-/// Renders a non-`Allow` decision. `return_to` is the original relative path and query; `html`
-/// says whether the client is a browser. Returns `None` for `Allow`.
+/// Renders a refusal. `return_to` is the original relative path and query; `html` says whether
+/// the client is a browser.
 pub fn render(
-    decision: &Decision,
+    refusal: &Refusal,
     policy: &str,
     return_to: &str,
     html: bool,
     links: &StepUpLinks,
-) -> Option<Rendered> {
+) -> Rendered {
     let problem = HeaderValue::from_static("application/problem+json");
     let no_store = HeaderValue::from_static("no-store");
-    match decision {
-        Decision::Allow { .. } => None,
-        Decision::Deny { reason } => {
+    match refusal {
+        Refusal::Deny(reason) => {
             let mut headers = vec![
                 (http::header::CONTENT_TYPE, problem),
                 (http::header::CACHE_CONTROL, no_store),
@@ -181,16 +180,16 @@ pub fn render(
                 }
                 Family::Forbidden => {}
             }
-            Some(Rendered {
+            Rendered {
                 status: reason.status(),
                 headers,
                 body: problem_body(*reason, reason.status(), policy, None),
-            })
+            }
         }
-        Decision::StepUp { reason } => {
+        Refusal::StepUp(reason) => {
             let start = links.start_url(policy, return_to);
             if html {
-                Some(Rendered {
+                Rendered {
                     status: 302,
                     headers: vec![
                         (
@@ -201,9 +200,9 @@ pub fn render(
                         (http::header::CACHE_CONTROL, no_store),
                     ],
                     body: Bytes::new(),
-                })
+                }
             } else {
-                Some(Rendered {
+                Rendered {
                     status: 401,
                     headers: vec![
                         (http::header::CONTENT_TYPE, problem),
@@ -214,7 +213,7 @@ pub fn render(
                         ),
                     ],
                     body: problem_body(*reason, 401, policy, Some(&start)),
-                })
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::rig;
 use http::{HeaderMap, HeaderValue};
+use proofgate_core::decision::Refusal;
 use proofgate_core::policy::{OnFailure, Policy, Requirement};
 use proofgate_core::render::{self, StepUpLinks};
 use proofgate_core::testing;
@@ -61,12 +62,7 @@ async fn any_of_all_of_identifiers_and_age() {
     ));
     let d = r.enforcer.decide(&admin, &bearer(&mallory));
     assert!(
-        matches!(
-            d,
-            Decision::StepUp {
-                reason: Reason::PolicyUnmet
-            }
-        ),
+        matches!(d, Decision::Refuse(Refusal::StepUp(Reason::PolicyUnmet))),
         "{d:?}"
     );
 
@@ -108,9 +104,7 @@ async fn any_of_all_of_identifiers_and_age() {
     let old = r.key.sign(&old);
     assert!(matches!(
         r.enforcer.decide(&payouts, &bearer(&old)),
-        Decision::Deny {
-            reason: Reason::PolicyUnmet
-        }
+        Decision::Refuse(Refusal::Deny(Reason::PolicyUnmet))
     ));
 }
 
@@ -121,9 +115,7 @@ async fn sources_missing_and_bad_presentation() {
     let token = common::phone_token(&r.key, "p");
     assert!(matches!(
         r.enforcer.decide(&p, &HeaderMap::new()),
-        Decision::StepUp {
-            reason: Reason::Missing
-        }
+        Decision::Refuse(Refusal::StepUp(Reason::Missing))
     ));
     let mut h = HeaderMap::new();
     h.insert(
@@ -158,9 +150,7 @@ async fn sources_missing_and_bad_presentation() {
     ));
     assert!(matches!(
         r.enforcer.decide(&Policy::deny("no"), &bearer(&token)),
-        Decision::Deny {
-            reason: Reason::RouteDenied
-        }
+        Decision::Refuse(Refusal::Deny(Reason::RouteDenied))
     ));
 }
 
@@ -178,13 +168,14 @@ async fn unavailable_beats_step_up_and_renders_503() {
     assert!(
         matches!(
             d,
-            Decision::Deny {
-                reason: Reason::StatusUnavailable
-            }
+            Decision::Refuse(Refusal::Deny(Reason::StatusUnavailable))
         ),
         "{d:?}"
     );
-    let out = render::render(&d, "p", "/x", false, &StepUpLinks::default()).unwrap();
+    let Decision::Refuse(refusal) = d else {
+        panic!("{d:?}")
+    };
+    let out = render::render(&refusal, "p", "/x", false, &StepUpLinks::default());
     assert_eq!(out.status, 503);
     let body: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(body["reason"], "status_unavailable");
@@ -194,10 +185,8 @@ async fn unavailable_beats_step_up_and_renders_503() {
 #[test]
 fn rendering_of_step_up_and_deny() {
     let links = StepUpLinks::default();
-    let d = Decision::StepUp {
-        reason: Reason::Missing,
-    };
-    let html = render::render(&d, "admin", "/admin/x?y=1", true, &links).unwrap();
+    let d = Refusal::StepUp(Reason::Missing);
+    let html = render::render(&d, "admin", "/admin/x?y=1", true, &links);
     assert_eq!(html.status, 302);
     assert_eq!(
         html.headers
@@ -207,7 +196,7 @@ fn rendering_of_step_up_and_deny() {
             .1,
         "/.proofgate/start?policy=admin&return_to=%2Fadmin%2Fx%3Fy%3D1"
     );
-    let api = render::render(&d, "admin", "/admin", false, &links).unwrap();
+    let api = render::render(&d, "admin", "/admin", false, &links);
     assert_eq!(api.status, 401);
     let www = api
         .headers
@@ -227,16 +216,7 @@ fn rendering_of_step_up_and_deny() {
         body["step_up"]["start"],
         "/.proofgate/start?policy=admin&return_to=%2Fadmin"
     );
-    let deny = render::render(
-        &Decision::Deny {
-            reason: Reason::Expired,
-        },
-        "p",
-        "/",
-        false,
-        &links,
-    )
-    .unwrap();
+    let deny = render::render(&Refusal::Deny(Reason::Expired), "p", "/", false, &links);
     assert_eq!(deny.status, 401);
     assert!(deny
         .headers

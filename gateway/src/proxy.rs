@@ -290,19 +290,13 @@ impl ProxyHttp for Proxy {
                 }
                 Ok(false)
             }
-            other => {
+            Decision::Refuse(refusal) => {
                 let req = session.req_header();
                 let html = render::wants_html(&req.headers, &req.method);
-                let return_to = req
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .to_owned();
-                let rendered = render::render(&other, &m.policy.name, &return_to, html, &g.links);
+                let return_to = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                let rendered = render::render(&refusal, &m.policy.name, return_to, html, &g.links);
                 drop(live);
-                if let Some(r) = rendered {
-                    respond(session, r).await?;
-                }
+                respond(session, rendered).await?;
                 Ok(true)
             }
         }

@@ -25,7 +25,7 @@
 
 use std::sync::Arc;
 
-use proofgate_core::decision::Decision;
+use proofgate_core::decision::Refusal;
 use proofgate_core::reason::Reason;
 use proofgate_core::render::StepUpLinks;
 
@@ -113,15 +113,8 @@ impl ProofRejection {
                 ("", &default_links)
             }
         };
-        let decision = Decision::Deny {
-            reason: Reason::Missing,
-        };
-        let rendered = proofgate_core::render::render(&decision, policy, "/", false, links)
-            .unwrap_or(proofgate_core::render::Rendered {
-                status: 401,
-                headers: Vec::new(),
-                body: bytes::Bytes::new(),
-            });
+        let refusal = Refusal::Deny(Reason::Missing);
+        let rendered = proofgate_core::render::render(&refusal, policy, "/", false, links);
         Self { rendered }
     }
 

@@ -1,9 +1,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use proofgate_core::decision::Decision;
+use proofgate_core::decision::{Decision, Refusal};
 use proofgate_core::render::{self, Rendered};
 use tower::Service;
 
@@ -104,8 +103,8 @@ where
                     .insert(VerifiedProofs::new(proofs, state.clone()));
                 ResponseFuture::allowed(self.inner.call(req))
             }
-            other => {
-                let rendered = render(state, &other, &req);
+            Decision::Refuse(refusal) => {
+                let rendered = render(state, &refusal, &req);
                 ResponseFuture::rejected(into_response(rendered))
             }
         }
@@ -122,21 +121,15 @@ fn return_to<B>(req: &Request<B>) -> &str {
     req.uri().path_and_query().map_or("/", |p| p.as_str())
 }
 
-fn render<B>(state: &LayerState, decision: &Decision, req: &Request<B>) -> Rendered {
+fn render<B>(state: &LayerState, refusal: &Refusal, req: &Request<B>) -> Rendered {
     let html = render::wants_html(req.headers(), req.method());
     render::render(
-        decision,
+        refusal,
         &state.policy.name,
         return_to(req),
         html,
         state.gate.links(),
     )
-    // `render` answers `None` only for `Allow`, which never gets here.
-    .unwrap_or(Rendered {
-        status: 500,
-        headers: Vec::new(),
-        body: Bytes::new(),
-    })
 }
 
 /// A core-rendered answer as an HTTP response.
