@@ -28,6 +28,7 @@ pub mod clock;
 pub mod decision;
 mod fetch;
 pub mod forward;
+pub mod gate;
 pub mod identifier;
 mod jws;
 pub mod keys;

@@ -43,8 +43,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use proofgate_core::render::{self, Rendered};
-use proofgate_core::stepup::{self, Endpoint};
+use proofgate_core::gate::{StepUpRequest, WebhookBody};
+use proofgate_core::render::Rendered;
+use proofgate_core::stepup::Endpoint;
 use proofgate_core::webhook::MAX_BODY_BYTES;
 
 use crate::Proofgate;
@@ -60,7 +61,7 @@ impl Proofgate {
     where
         S: Clone + Send + Sync + 'static,
     {
-        let prefix = self.step_up().config().prefix.clone();
+        let prefix = self.links().prefix.clone();
         let mut router = Router::new();
         for (name, endpoint) in [
             ("start", Endpoint::Start),
@@ -80,47 +81,41 @@ impl Proofgate {
         router
     }
 
-    /// Answers one step-up endpoint, as the gateway does.
+    /// Answers one step-up endpoint: the core's [`Gate::step_up`](proofgate_core::gate::Gate::step_up),
+    /// as the gateway does.
     pub async fn step_up_endpoint(&self, endpoint: Endpoint, req: Request) -> Rendered {
-        let step_up = self.step_up();
-        let query = req.uri().query().unwrap_or("").to_owned();
-        match endpoint {
-            Endpoint::Start => {
-                let html = render::wants_html(req.headers(), req.method());
-                let policy = stepup::query_param(&query, "policy").and_then(|n| self.policy(&n));
-                let host = req
-                    .uri()
-                    .authority()
-                    .map(|a| a.as_str())
-                    .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
-                let scheme = req.uri().scheme_str().unwrap_or("http");
-                let client = req
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip().to_string())
-                    .unwrap_or_default();
-                step_up
-                    .start(policy.as_deref(), &query, scheme, host, &client, html)
-                    .await
+        let (parts, body) = req.into_parts();
+        let body = if endpoint == Endpoint::Webhook && parts.method == http::Method::POST {
+            match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+                Ok(body) => WebhookBody::Read(body),
+                Err(_) => WebhookBody::TooLarge,
             }
-            Endpoint::Callback => {
-                step_up
-                    .callback(self.enforcer(), req.headers(), &query)
-                    .await
-            }
-            Endpoint::Logout => step_up.logout(&query),
-            Endpoint::Webhook => {
-                if req.method() != http::Method::POST {
-                    return render::simple(405, "method_not_allowed", "Webhooks are POSTed");
-                }
-                let (parts, body) = req.into_parts();
-                match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-                    Ok(body) => step_up.webhook(self.enforcer(), &parts.headers, &body),
-                    Err(_) => {
-                        render::simple(413, "body_too_large", "The webhook body is too large")
-                    }
-                }
-            }
-        }
+        } else {
+            WebhookBody::None
+        };
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok());
+        let policy = |name: &str| self.policy(name);
+        let request = StepUpRequest {
+            method: &parts.method,
+            headers: &parts.headers,
+            query: parts.uri.query().unwrap_or(""),
+            // A tower service cannot see whether the connection was TLS: set `public_url`
+            // behind TLS (the scheme of an absolute request URI is used when there is one).
+            scheme: parts.uri.scheme_str().unwrap_or("http"),
+            host,
+            client: &client,
+            policy: &policy,
+            body,
+        };
+        self.gate().step_up(endpoint, request).await.0
     }
 }

@@ -5,57 +5,28 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use proofgate_core::client::ProofApiClient;
+use proofgate_core::gate::{Gate, GateBuilder};
 use proofgate_core::keys::{KeyStore, KeysConfig};
 use proofgate_core::render::StepUpLinks;
 use proofgate_core::revocation::{RevocationConfig, RevocationStore};
 use proofgate_core::stepup::{StepUp, StepUpConfig};
 use proofgate_core::tokens::TokenSource;
-use proofgate_core::{Enforcer, Policy, Verifier, VerifierConfig};
+use proofgate_core::{Enforcer, Policy, VerifierConfig};
 
-/// Why a [`Proofgate`] could not be built. Per-request failures are never errors: they are
-/// decisions, answered as responses.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum InitError {
-    /// The issuer's base URL is not an absolute `http(s)` URL.
-    #[error("issuer base URL {0:?} is not an absolute http(s) URL")]
-    ApiBase(String),
-    /// The Proof API client could not be built (bad base URL or API key).
-    #[error("Proof API client: {0}")]
-    ApiClient(String),
-    /// The step-up cookie key is shorter than 32 bytes.
-    #[error("the step-up cookie key must be at least 32 bytes")]
-    CookieKeyTooShort,
-}
+/// Why a [`Proofgate`] could not be built: the core's [`GateError`](proofgate_core::gate::GateError).
+/// Per-request failures are never errors: they are decisions, answered as responses.
+pub use proofgate_core::gate::GateError as InitError;
 
 /// Builds a [`Proofgate`] for an issuer. Created by [`Proofgate::builder`].
 #[derive(Debug, Clone)]
 pub struct ProofgateBuilder {
-    api_base: String,
-    keys: KeysConfig,
-    revocation: RevocationConfig,
-    verifier: VerifierConfig,
-    sources: Vec<TokenSource>,
-    step_up: StepUpConfig,
-    cookie_key_set: bool,
-    api_key: Option<String>,
-    realm: String,
+    gate: GateBuilder,
 }
 
 impl ProofgateBuilder {
     fn new(api_base: &str) -> Self {
-        let base = api_base.trim_end_matches('/');
         Self {
-            api_base: base.to_string(),
-            keys: KeysConfig::new(format!("{base}/.well-known/jwks.json")),
-            revocation: RevocationConfig::new(base),
-            verifier: VerifierConfig::default(),
-            sources: TokenSource::defaults(),
-            step_up: StepUpConfig::new(Vec::new()),
-            cookie_key_set: false,
-            api_key: None,
-            realm: "proofgate".into(),
+            gate: GateBuilder::new(api_base),
         }
     }
 
@@ -64,7 +35,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to none.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
+        self.gate = self.gate.api_key(Some(key.into()));
         self
     }
 
@@ -72,8 +43,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to a random key: flows then cannot finish on another replica or after a restart.
     pub fn cookie_key(mut self, key: impl Into<Vec<u8>>) -> Self {
-        self.step_up.cookie_key = key.into();
-        self.cookie_key_set = true;
+        self.gate = self.gate.cookie_key(Some(key.into()));
         self
     }
 
@@ -81,7 +51,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to none (the webhook endpoint answers 404).
     pub fn webhook_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
-        self.step_up.webhook_secret = Some(secret.into());
+        self.gate.step_up_config_mut().webhook_secret = Some(secret.into());
         self
     }
 
@@ -89,7 +59,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `true`.
     pub fn secure_cookies(mut self, secure: bool) -> Self {
-        self.step_up.secure_cookies = secure;
+        self.gate.step_up_config_mut().secure_cookies = secure;
         self
     }
 
@@ -100,7 +70,7 @@ impl ProofgateBuilder {
     /// URI), and only for a host in [`ProofgateBuilder::allowed_hosts`] or a loopback name;
     /// any other `Host` is refused.
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
-        self.step_up.public_url = Some(url.into());
+        self.gate.step_up_config_mut().public_url = Some(url.into());
         self
     }
 
@@ -113,7 +83,7 @@ impl ProofgateBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.step_up.allowed_hosts = hosts.into_iter().map(Into::into).collect();
+        self.gate.step_up_config_mut().allowed_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 
@@ -121,7 +91,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `Authorization: Bearer`, then `x-proof-token`, then the `proof_token` cookie.
     pub fn token_sources(mut self, sources: Vec<TokenSource>) -> Self {
-        self.sources = sources;
+        self.gate = self.gate.token_sources(sources);
         self
     }
 
@@ -129,7 +99,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `KeysConfig::new("{api_base}/.well-known/jwks.json")`.
     pub fn keys_config(mut self, config: KeysConfig) -> Self {
-        self.keys = config;
+        self.gate = self.gate.keys_config(config);
         self
     }
 
@@ -137,7 +107,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `RevocationConfig::new(api_base)`.
     pub fn revocation_config(mut self, config: RevocationConfig) -> Self {
-        self.revocation = config;
+        self.gate = self.gate.revocation_config(config);
         self
     }
 
@@ -145,7 +115,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `VerifierConfig::default()`.
     pub fn verifier_config(mut self, config: VerifierConfig) -> Self {
-        self.verifier = config;
+        self.gate = self.gate.verifier_config(config);
         self
     }
 
@@ -154,13 +124,13 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `StepUpConfig::new(cookie_key)`.
     pub fn step_up_config(mut self, config: StepUpConfig) -> Self {
-        let kept = std::mem::replace(&mut self.step_up, config);
-        self.step_up.cookie_key = kept.cookie_key;
-        self.step_up.webhook_secret = kept.webhook_secret.or(self.step_up.webhook_secret.take());
-        self.step_up.secure_cookies = kept.secure_cookies && self.step_up.secure_cookies;
-        self.step_up.public_url = kept.public_url.or(self.step_up.public_url.take());
-        if self.step_up.allowed_hosts.is_empty() {
-            self.step_up.allowed_hosts = kept.allowed_hosts;
+        let new = self.gate.step_up_config_mut();
+        let kept = std::mem::replace(new, config);
+        new.webhook_secret = kept.webhook_secret.or(new.webhook_secret.take());
+        new.secure_cookies = kept.secure_cookies && new.secure_cookies;
+        new.public_url = kept.public_url.or(new.public_url.take());
+        if new.allowed_hosts.is_empty() {
+            new.allowed_hosts = kept.allowed_hosts;
         }
         self
     }
@@ -169,7 +139,7 @@ impl ProofgateBuilder {
     ///
     /// Defaults to `proofgate`.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = realm.into();
+        self.gate = self.gate.realm(realm);
         self
     }
 
@@ -177,43 +147,12 @@ impl ProofgateBuilder {
     /// [`Proofgate::spawn_refresher`]; until the first fetch, decisions fail closed with
     /// `jwks_stale`.
     pub fn build(self) -> Result<Proofgate, InitError> {
-        if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
-            return Err(InitError::ApiBase(self.api_base));
-        }
-        let mut step_up = self.step_up;
-        if !self.cookie_key_set {
-            tracing::warn!("no step-up cookie key set: using a random key, so step-ups cannot finish on another replica or after a restart");
-            step_up.cookie_key = (0..32).map(|_| rand::random::<u8>()).collect();
-        } else if step_up.cookie_key.len() < 32 {
-            return Err(InitError::CookieKeyTooShort);
-        }
-        let api = match &self.api_key {
-            Some(key) => Some(
-                ProofApiClient::new(&self.api_base, key.as_str())
-                    .map_err(|e| InitError::ApiClient(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let keys = KeyStore::new(self.keys);
-        let revocation = RevocationStore::new(self.revocation, keys.clone());
-        let verifier = Arc::new(Verifier::new(keys, self.verifier));
-        let enforcer = Arc::new(Enforcer::new(verifier, revocation, self.sources));
-        let links = StepUpLinks {
-            prefix: step_up.prefix.clone(),
-            realm: self.realm,
-        };
-        Ok(Proofgate::from_parts(
-            enforcer,
-            StepUp::new(step_up, api),
-            links,
-        ))
+        Ok(Proofgate::from_gate(self.gate.build()?))
     }
 }
 
 pub(crate) struct Shared {
-    pub(crate) enforcer: Arc<Enforcer>,
-    pub(crate) step_up: StepUp,
-    pub(crate) links: StepUpLinks,
+    pub(crate) gate: Gate,
     /// Policies by name, for step-up starts. Written when layers are built, read on `start`.
     policies: RwLock<HashMap<String, Arc<Policy>>>,
 }
@@ -233,8 +172,7 @@ pub struct Proofgate {
 impl std::fmt::Debug for Proofgate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proofgate")
-            .field("enforcer", &self.shared.enforcer)
-            .field("links", &self.shared.links)
+            .field("gate", &self.shared.gate)
             .finish_non_exhaustive()
     }
 }
@@ -249,14 +187,22 @@ impl Proofgate {
     /// State over parts built elsewhere (for an application that already runs an
     /// [`Enforcer`], or a test that installs keys by hand).
     pub fn from_parts(enforcer: Arc<Enforcer>, step_up: StepUp, links: StepUpLinks) -> Self {
+        Self::from_gate(Gate::from_parts(enforcer, step_up, links))
+    }
+
+    /// State over a core [`Gate`] built elsewhere.
+    pub fn from_gate(gate: Gate) -> Self {
         Self {
             shared: Arc::new(Shared {
-                enforcer,
-                step_up,
-                links,
+                gate,
                 policies: RwLock::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The core's gate: every decision and step-up answer is its.
+    pub fn gate(&self) -> &Gate {
+        &self.shared.gate
     }
 
     /// A layer enforcing `policy`. The policy is also registered for step-up starts (a later
@@ -267,27 +213,27 @@ impl Proofgate {
 
     /// The decision engine.
     pub fn enforcer(&self) -> &Arc<Enforcer> {
-        &self.shared.enforcer
+        self.shared.gate.enforcer()
     }
 
     /// The step-up protocol.
     pub fn step_up(&self) -> &StepUp {
-        &self.shared.step_up
+        self.shared.gate.step_up_protocol()
     }
 
     /// How step-up links and `WWW-Authenticate` are rendered.
     pub fn links(&self) -> &StepUpLinks {
-        &self.shared.links
+        self.shared.gate.links()
     }
 
     /// The key store.
     pub fn keys(&self) -> &Arc<KeyStore> {
-        self.shared.enforcer.verifier().keys()
+        self.shared.gate.keys()
     }
 
     /// The revocation store.
     pub fn revocation(&self) -> &Arc<RevocationStore> {
-        self.shared.enforcer.revocation()
+        self.shared.gate.revocation()
     }
 
     /// A registered policy by name.
@@ -309,21 +255,11 @@ impl Proofgate {
             .insert(policy.name.clone(), policy);
     }
 
-    /// Whether keys and revocation data are fresh enough to decide: `Err` lists what is stale
-    /// (`jwks_stale`, `revocation_stale`). For a readiness probe.
+    /// Whether keys, the revocation list and the status lists are fresh enough to decide:
+    /// `Err` lists what is not (`jwks_stale`, `revocation_stale`, `status_list_unavailable`),
+    /// as the gateway's `/readyz` does ([`Gate::readiness`]). For a readiness probe.
     pub fn ready(&self) -> Result<(), Vec<&'static str>> {
-        let mut problems = Vec::new();
-        if self.keys().is_stale() {
-            problems.push("jwks_stale");
-        }
-        if self.revocation().is_stale() {
-            problems.push("revocation_stale");
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+        self.shared.gate.readiness()
     }
 
     /// Starts the background refreshers of keys and revocation data on the current Tokio

@@ -2,8 +2,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use proofgate_core::decision::{Decision, Refusal};
-use proofgate_core::render::{self, Rendered};
+use proofgate_core::decision::RequestView;
+use proofgate_core::gate::{Action, ForwardOptions};
+use proofgate_core::render::Rendered;
 use tower::Service;
 
 use super::layer::LayerState;
@@ -79,34 +80,38 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let state = &self.state;
-        let enforcer = state.gate.enforcer();
-        match enforcer.decide(&state.policy, req.headers()) {
-            Decision::Allow { proofs } => {
-                // The gateway's own header edits: incoming `x-proof-*` removed (a handler never
-                // sees a client's own), then the identity headers set.
-                let identity: &[_] = if state.identity_headers { &proofs } else { &[] };
-                let edits = proofgate_core::forward::upstream_edits(
-                    req.headers(),
-                    identity,
-                    enforcer.sources(),
-                    state.strip_token,
-                );
+        let view = RequestView {
+            method: req.method(),
+            host: None,
+            target: b"",
+            headers: req.headers(),
+        };
+        let options = ForwardOptions {
+            strip_token: state.strip_token,
+            identity_headers: state.identity_headers,
+        };
+        let outcome =
+            state
+                .gate
+                .gate()
+                .decide_policy(&state.policy, &view, return_to(&req), options);
+        match outcome.action {
+            Action::Forward(forward) => {
+                // The core's header edits, as the gateway applies them: client-sent identity
+                // headers removed (a handler never sees a client's own), then ours set.
                 let headers = req.headers_mut();
-                for name in &edits.remove {
+                for name in &forward.edits.remove {
                     headers.remove(name);
                 }
-                headers.reserve(edits.set.len());
-                for (name, value) in edits.set {
+                headers.reserve(forward.edits.set.len());
+                for (name, value) in forward.edits.set {
                     headers.insert(name, value);
                 }
                 req.extensions_mut()
-                    .insert(VerifiedProofs::new(proofs, state.clone()));
+                    .insert(VerifiedProofs::new(forward.proofs, state.clone()));
                 ResponseFuture::allowed(self.inner.call(req))
             }
-            Decision::Refuse(refusal) => {
-                let rendered = render(state, &refusal, &req);
-                ResponseFuture::rejected(into_response(rendered))
-            }
+            Action::Respond(rendered) => ResponseFuture::rejected(into_response(rendered)),
         }
     }
 }
@@ -119,17 +124,6 @@ fn return_to<B>(req: &Request<B>) -> &str {
         return uri.path_and_query().map_or("/", |p| p.as_str());
     }
     req.uri().path_and_query().map_or("/", |p| p.as_str())
-}
-
-fn render<B>(state: &LayerState, refusal: &Refusal, req: &Request<B>) -> Rendered {
-    let html = render::wants_html(req.headers(), req.method());
-    render::render(
-        refusal,
-        &state.policy.name,
-        return_to(req),
-        html,
-        state.gate.links(),
-    )
 }
 
 /// A core-rendered answer as an HTTP response.

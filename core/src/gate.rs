@@ -1,0 +1,554 @@
+//! The gate: the one facade every adapter uses. Built once ([`GateBuilder`]) from the issuer's
+//! settings, it holds the [`Enforcer`], the step-up protocol and the link settings, and answers
+//! the three questions an adapter asks:
+//!
+//! - [`Gate::decide`]: what to do with this request under this route table — forward it (with
+//!   which target, `Host` and header edits) or answer it (with which rendered response);
+//! - [`Gate::step_up`]: answer a request to one of the step-up endpoints;
+//! - [`Gate::readiness`]: whether decisions can be made on fresh data.
+//!
+//! An adapter translates its request into a [`RequestView`] (or a [`StepUpRequest`]) and applies
+//! the [`Outcome`]: it decides nothing, renders nothing and builds no redirect of its own.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use http::{HeaderMap, Method};
+//! use proofgate_core::decision::RequestView;
+//! use proofgate_core::gate::{Action, ForwardOptions, GateBuilder};
+//! use proofgate_core::policy::Policy;
+//! use proofgate_core::routes::{PathPattern, Route, RouteTable};
+//!
+//! let gate = GateBuilder::new("http://127.0.0.1:7700").build().unwrap();
+//! let routes = RouteTable::new(
+//!     vec![Route {
+//!         name: "docs".into(),
+//!         hosts: vec![],
+//!         path: PathPattern::parse("/docs/**").unwrap(),
+//!         methods: vec![],
+//!         policy: Arc::new(Policy::public("open")),
+//!         upstream: None,
+//!     }],
+//!     Arc::new(Policy::deny("zero-trust")),
+//! );
+//! let mut headers = HeaderMap::new();
+//! headers.insert("host", "app.example".parse().unwrap());
+//! let view = RequestView {
+//!     method: &Method::GET,
+//!     host: Some("app.example"),
+//!     target: b"/docs/../docs/./intro",
+//!     headers: &headers,
+//! };
+//! let outcome = gate.decide(&routes, &view, ForwardOptions::default());
+//! assert_eq!((outcome.route, outcome.decision), ("docs", "allow"));
+//! let Action::Forward(forward) = outcome.action else { unreachable!() };
+//! assert_eq!(forward.target.as_deref(), Some("/docs/intro"));
+//!
+//! let view = RequestView { target: b"/admin", ..view };
+//! let outcome = gate.decide(&routes, &view, ForwardOptions::default());
+//! assert_eq!((outcome.decision, outcome.reason), ("deny", "route_denied"));
+//! let Action::Respond(answer) = outcome.action else { unreachable!() };
+//! assert_eq!(answer.status, 403);
+//! ```
+//!
+//! Layer 6 (the top): imports from every layer below, nothing imports it but the adapters.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use crate::client::ProofApiClient;
+use crate::decision::{Decision, Enforcer, RequestView, Routed};
+use crate::forward::{upstream_edits, UpstreamEdits};
+use crate::keys::{KeyStore, KeysConfig};
+use crate::policy::Policy;
+use crate::proof::VerifiedProof;
+use crate::render::{self, Rendered, StepUpLinks};
+use crate::revocation::{RevocationConfig, RevocationStore};
+use crate::routes::RouteTable;
+use crate::stepup::{query_param, Endpoint, StepUp, StepUpConfig};
+use crate::tokens::TokenSource;
+use crate::verify::{Verifier, VerifierConfig};
+
+/// The route name [`Outcome::route`] reports for a request refused before any route was chosen
+/// (an unacceptable target or host).
+pub const NO_ROUTE: &str = "none";
+
+/// Why a [`Gate`] could not be built. Per-request failures are never errors: they are decisions,
+/// answered as responses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The issuer's base URL is not an absolute `http(s)` URL.
+    #[error("issuer base URL {0:?} is not an absolute http(s) URL")]
+    ApiBase(String),
+    /// The Proof API client could not be built (bad base URL or API key).
+    #[error("Proof API client: {0}")]
+    ApiClient(String),
+    /// The step-up cookie key is shorter than 32 bytes.
+    #[error("the step-up cookie key must be at least 32 bytes")]
+    CookieKeyTooShort,
+}
+
+/// Builds a [`Gate`]: one for the gateway, one per application for the tower layer, from the
+/// same settings and with the same fallbacks.
+#[derive(Debug, Clone)]
+pub struct GateBuilder {
+    api_base: String,
+    keys: KeysConfig,
+    revocation: RevocationConfig,
+    verifier: VerifierConfig,
+    sources: Vec<TokenSource>,
+    step_up: StepUpConfig,
+    cookie_key: Option<Vec<u8>>,
+    api_key: Option<String>,
+    realm: String,
+}
+
+impl GateBuilder {
+    /// Settings for the issuer at `api_base`: its JWKS, revocation list and status list derive
+    /// from it, and every other setting has its default.
+    pub fn new(api_base: &str) -> Self {
+        let base = api_base.trim_end_matches('/');
+        Self {
+            api_base: base.to_string(),
+            keys: KeysConfig::new(format!("{base}/.well-known/jwks.json")),
+            revocation: RevocationConfig::new(base),
+            verifier: VerifierConfig::default(),
+            sources: TokenSource::defaults(),
+            step_up: StepUpConfig::new(Vec::new()),
+            cookie_key: None,
+            api_key: None,
+            realm: "proofgate".into(),
+        }
+    }
+
+    /// The key store's settings. Defaults to `KeysConfig::new("{api_base}/.well-known/jwks.json")`.
+    pub fn keys_config(mut self, config: KeysConfig) -> Self {
+        self.keys = config;
+        self
+    }
+
+    /// The revocation store's settings. Defaults to `RevocationConfig::new(api_base)`.
+    pub fn revocation_config(mut self, config: RevocationConfig) -> Self {
+        self.revocation = config;
+        self
+    }
+
+    /// The verifier's settings. Defaults to `VerifierConfig::default()`.
+    pub fn verifier_config(mut self, config: VerifierConfig) -> Self {
+        self.verifier = config;
+        self
+    }
+
+    /// Where tokens are looked for, in order. Defaults to [`TokenSource::defaults`].
+    pub fn token_sources(mut self, sources: Vec<TokenSource>) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// The step-up settings; their `cookie_key` is replaced by [`GateBuilder::cookie_key`].
+    /// Defaults to `StepUpConfig::new(..)`.
+    pub fn step_up_config(mut self, config: StepUpConfig) -> Self {
+        self.step_up = config;
+        self
+    }
+
+    /// The current step-up settings, to adjust in place.
+    pub fn step_up_config_mut(&mut self) -> &mut StepUpConfig {
+        &mut self.step_up
+    }
+
+    /// The state cookie's HMAC key, 32 bytes or more, the same on every replica. Defaults to
+    /// none: a random key is made (and a warning logged), so a step-up can finish only on the
+    /// replica and process that started it.
+    pub fn cookie_key(mut self, key: Option<Vec<u8>>) -> Self {
+        self.cookie_key = key;
+        self
+    }
+
+    /// The Proof API key for step-up. Defaults to none: step-up starts answer 503.
+    pub fn api_key(mut self, key: Option<String>) -> Self {
+        self.api_key = key;
+        self
+    }
+
+    /// The realm in `WWW-Authenticate`. Defaults to `proofgate`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Builds the gate. Nothing is fetched yet: the key and revocation stores' `run` loops
+    /// (background tasks the adapter starts) fetch; until then decisions fail closed with
+    /// `jwks_stale`.
+    pub fn build(self) -> Result<Gate, GateError> {
+        if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
+            return Err(GateError::ApiBase(self.api_base));
+        }
+        let mut step_up = self.step_up;
+        step_up.cookie_key = match self.cookie_key {
+            Some(key) if key.len() < 32 => return Err(GateError::CookieKeyTooShort),
+            Some(key) => key,
+            None => {
+                tracing::warn!("no step-up cookie key set (PROOFGATE_COOKIE_KEY): using a random key, so step-ups cannot finish on another replica or after a restart");
+                (0..32).map(|_| rand::random::<u8>()).collect()
+            }
+        };
+        let api = match &self.api_key {
+            Some(key) => Some(
+                ProofApiClient::new(&self.api_base, key.as_str())
+                    .map_err(|e| GateError::ApiClient(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let keys = KeyStore::new(self.keys);
+        let revocation = RevocationStore::new(self.revocation, keys.clone());
+        let verifier = Arc::new(Verifier::new(keys, self.verifier));
+        let enforcer = Arc::new(Enforcer::new(verifier, revocation, self.sources));
+        let links = StepUpLinks {
+            prefix: step_up.prefix.clone(),
+            realm: self.realm,
+        };
+        Ok(Gate::from_parts(enforcer, StepUp::new(step_up, api), links))
+    }
+}
+
+/// How an allowed request is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// Remove the token (bearer `Authorization`, token headers, the proof cookie) before
+    /// forwarding. Defaults to `false`.
+    pub strip_token: bool,
+    /// Set the identity headers (`x-proof-subject`, …). Client-sent ones are removed either
+    /// way. Defaults to `true`.
+    pub identity_headers: bool,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        Self {
+            strip_token: false,
+            identity_headers: true,
+        }
+    }
+}
+
+/// An allowed request: what to change before it is sent upstream.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The origin-form request-target to send instead of the one received (the normalized path
+    /// and the query as received); `None` when the received one is already exactly that.
+    pub target: Option<String>,
+    /// The `Host` to send instead of the one received (an absolute-form target's authority).
+    pub host: Option<String>,
+    /// Header edits: client-sent identity headers (and, if configured, the token) removed, ours
+    /// set.
+    pub edits: UpstreamEdits,
+    /// The verified proofs that satisfied the policy (empty on public routes).
+    pub proofs: Vec<Arc<VerifiedProof>>,
+}
+
+/// What the adapter does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send the request upstream with these changes.
+    Forward(Forward),
+    /// Answer with this response; nothing reaches the upstream.
+    Respond(Rendered),
+}
+
+/// A decided request, with what the adapter logs and counts.
+#[derive(Debug, Clone)]
+pub struct Outcome<'t> {
+    /// The route's name ([`crate::routes::DEFAULT_ROUTE_NAME`] for the default, [`NO_ROUTE`]
+    /// when refused before routing).
+    pub route: &'t str,
+    /// The upstream the route names, if any (else the adapter's default).
+    pub upstream: Option<&'t str>,
+    /// `allow`, `deny` or `step_up`.
+    pub decision: &'static str,
+    /// The machine-readable reason; empty for `allow`.
+    pub reason: &'static str,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A webhook body as the adapter read it (up to [`crate::webhook::MAX_BODY_BYTES`]).
+#[derive(Debug, Clone)]
+pub enum WebhookBody {
+    /// Not read (not a webhook, or not a `POST`).
+    None,
+    /// The whole body.
+    Read(Bytes),
+    /// Longer than [`crate::webhook::MAX_BODY_BYTES`]; reading stopped.
+    TooLarge,
+}
+
+/// A request to a step-up endpoint, as the adapter received it.
+pub struct StepUpRequest<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The query, without `?` (empty when none).
+    pub query: &'a str,
+    /// `https` when the request arrived over TLS, else `http`.
+    pub scheme: &'a str,
+    /// The `Host` (or `:authority`) as received.
+    pub host: Option<&'a str>,
+    /// The client's address, for rate limiting starts.
+    pub client: &'a str,
+    /// Looks a policy up by name (the adapter's current policies), for `start`.
+    pub policy: &'a (dyn Fn(&str) -> Option<Arc<Policy>> + Sync),
+    /// The body, for `webhook`.
+    pub body: WebhookBody,
+}
+
+/// The one facade of the core; see the [module docs](self).
+pub struct Gate {
+    enforcer: Arc<Enforcer>,
+    step_up: StepUp,
+    links: StepUpLinks,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("enforcer", &self.enforcer)
+            .field("links", &self.links)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// A gate over parts built elsewhere (an application that already runs an [`Enforcer`], a
+    /// test that installs keys by hand).
+    pub fn from_parts(enforcer: Arc<Enforcer>, step_up: StepUp, links: StepUpLinks) -> Self {
+        Self {
+            enforcer,
+            step_up,
+            links,
+        }
+    }
+
+    /// The decision engine.
+    pub fn enforcer(&self) -> &Arc<Enforcer> {
+        &self.enforcer
+    }
+
+    /// The step-up protocol.
+    pub fn step_up_protocol(&self) -> &StepUp {
+        &self.step_up
+    }
+
+    /// How step-up links and `WWW-Authenticate` are rendered.
+    pub fn links(&self) -> &StepUpLinks {
+        &self.links
+    }
+
+    /// The key store (its `run` loop is the adapter's to start).
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        self.enforcer.verifier().keys()
+    }
+
+    /// The revocation store (its `run` loop is the adapter's to start).
+    pub fn revocation(&self) -> &Arc<RevocationStore> {
+        self.enforcer.revocation()
+    }
+
+    /// Which step-up endpoint `path` names, if any.
+    pub fn endpoint(&self, path: &str) -> Option<Endpoint> {
+        self.step_up.endpoint(path)
+    }
+
+    /// Whether every document a decision may need is fresh: `Err` lists what is not —
+    /// `jwks_stale`, `revocation_stale`, `status_list_unavailable` (a status list fetched at
+    /// start is missing or expired, so every token naming it would be `status_unavailable`).
+    pub fn readiness(&self) -> Result<(), Vec<&'static str>> {
+        let mut problems = Vec::new();
+        if self.keys().is_stale() {
+            problems.push("jwks_stale");
+        }
+        if self.revocation().is_stale() {
+            problems.push("revocation_stale");
+        }
+        if !self.revocation().status_lists_usable() {
+            problems.push("status_list_unavailable");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Decides a request under a route table: the request-target and host are checked, the
+    /// path normalized, the route chosen and its policy applied ([`Enforcer::decide_request`]);
+    /// the outcome says what to forward or what to answer.
+    pub fn decide<'t>(
+        &self,
+        routes: &'t RouteTable,
+        req: &RequestView<'_>,
+        options: ForwardOptions,
+    ) -> Outcome<'t> {
+        match self.enforcer.decide_request(routes, req) {
+            Routed::InvalidPath(_) => {
+                refused_before_routing("invalid_path", "The request path is not acceptable")
+            }
+            Routed::InvalidHost => {
+                refused_before_routing("invalid_host", "The request must name exactly one host")
+            }
+            Routed::Decided {
+                route,
+                rewrite,
+                host,
+                decision,
+                ..
+            } => {
+                let return_to = match &rewrite {
+                    Some(target) => target.as_str(),
+                    None => std::str::from_utf8(req.target).unwrap_or("/"),
+                };
+                let outcome = self.apply(decision, &route.policy.name, req, return_to, options);
+                let (decision, reason, mut action) = outcome;
+                if let Action::Forward(f) = &mut action {
+                    f.target = rewrite;
+                    f.host = host;
+                }
+                Outcome {
+                    route: route.name,
+                    upstream: route.upstream,
+                    decision,
+                    reason,
+                    action,
+                }
+            }
+        }
+    }
+
+    /// Decides a request under one policy (the tower layer: the application's router has
+    /// chosen the route). `return_to` is the original path and query, for step-up links.
+    pub fn decide_policy(
+        &self,
+        policy: &Policy,
+        req: &RequestView<'_>,
+        return_to: &str,
+        options: ForwardOptions,
+    ) -> Outcome<'static> {
+        let decision = self.enforcer.decide(policy, req.headers);
+        let (decision, reason, action) =
+            self.apply(decision, &policy.name, req, return_to, options);
+        Outcome {
+            route: "",
+            upstream: None,
+            decision,
+            reason,
+            action,
+        }
+    }
+
+    fn apply(
+        &self,
+        decision: Decision,
+        policy: &str,
+        req: &RequestView<'_>,
+        return_to: &str,
+        options: ForwardOptions,
+    ) -> (&'static str, &'static str, Action) {
+        let kind = decision.kind();
+        match decision {
+            Decision::Allow { proofs } => {
+                let identity: &[_] = if options.identity_headers {
+                    &proofs
+                } else {
+                    &[]
+                };
+                let edits = upstream_edits(
+                    req.headers,
+                    identity,
+                    self.enforcer.sources(),
+                    options.strip_token,
+                );
+                let forward = Forward {
+                    target: None,
+                    host: None,
+                    edits,
+                    proofs,
+                };
+                (kind, "", Action::Forward(forward))
+            }
+            Decision::Refuse(refusal) => {
+                let html = render::wants_html(req.headers, req.method);
+                let answer = render::render(&refusal, policy, return_to, html, &self.links);
+                (kind, refusal.reason().as_str(), Action::Respond(answer))
+            }
+        }
+    }
+
+    /// Answers a request to a step-up endpoint. The label says how a `start` went
+    /// (`started`, `rate_limited`, `failed`) for the adapter's metrics; it is empty for the
+    /// other endpoints.
+    pub async fn step_up(
+        &self,
+        endpoint: Endpoint,
+        req: StepUpRequest<'_>,
+    ) -> (Rendered, &'static str) {
+        let step_up = &self.step_up;
+        match endpoint {
+            Endpoint::Start => {
+                let html = render::wants_html(req.headers, req.method);
+                let policy = query_param(req.query, "policy").and_then(|n| (req.policy)(&n));
+                let r = step_up
+                    .start(
+                        policy.as_deref(),
+                        req.query,
+                        req.scheme,
+                        req.host,
+                        req.client,
+                        html,
+                    )
+                    .await;
+                let label = match r.status {
+                    200 | 302 => "started",
+                    429 => "rate_limited",
+                    _ => "failed",
+                };
+                (r, label)
+            }
+            Endpoint::Callback => (
+                step_up
+                    .callback(&self.enforcer, req.headers, req.query)
+                    .await,
+                "",
+            ),
+            Endpoint::Logout => (step_up.logout(req.query), ""),
+            Endpoint::Webhook => {
+                let r = if req.method != Method::POST {
+                    render::simple(405, "method_not_allowed", "Webhooks are POSTed")
+                } else {
+                    match req.body {
+                        WebhookBody::Read(body) => {
+                            step_up.webhook(&self.enforcer, req.headers, &body)
+                        }
+                        WebhookBody::None => step_up.webhook(&self.enforcer, req.headers, b""),
+                        WebhookBody::TooLarge => {
+                            render::simple(413, "body_too_large", "The webhook body is too large")
+                        }
+                    }
+                };
+                (r, "")
+            }
+        }
+    }
+}
+
+fn refused_before_routing(reason: &'static str, title: &str) -> Outcome<'static> {
+    Outcome {
+        route: NO_ROUTE,
+        upstream: None,
+        decision: "deny",
+        reason,
+        action: Action::Respond(render::simple(400, reason, title)),
+    }
+}
