@@ -143,8 +143,10 @@
 //!
 //! A requirement's `types` and `channels` are checked against the issuer's verification types
 //! (see [`VERIFICATION_TYPES`]): `phone` over `whatsapp`, `telegram`, `viber`, `sms`; `email`
-//! over `email`; `domain` over `dns`, `http`; `social` over `github`, `google`, `facebook`, `x`,
-//! `linkedin`, `instagram`, `youtube`, `tiktok`; `wallet` over `ethereum`, `solana`, `bitcoin`.
+//! over `email`; `domain` over `dns`, `http`, `auto`, `email`; `social` over `github`, `google`,
+//! `facebook`, `x`, `linkedin`, `instagram`, `youtube`, `tiktok`; `wallet` over `ethereum`,
+//! `solana`, `bitcoin`; `account` over `coinbase`, `kraken`; `waba` over `waba_otp`;
+//! `telegram_bot` over `telegram_bot_token`.
 //! A channel none of the listed known types offers is an error; types this version does not
 //! know pass unchecked. `identifiers` (email addresses, phone numbers, domains, …) need exactly
 //! one type, are normalized and hashed like the issuer does, and are compared with the token's

@@ -18,37 +18,13 @@ use crate::error::{line_col, ConfigError, ConfigErrors, ErrorKind};
 use crate::file::*;
 use crate::secrets::{API_KEY_ENV, COOKIE_KEY_ENV, WEBHOOK_SECRET_ENV};
 
-/// Proof types and their channels, as the issuer's `verification_types` lists them. A known
-/// type with a channel not listed here can never match and is refused; types not listed
-/// (`account`, `telegram_bot`, newer ones) pass unchecked.
-pub const VERIFICATION_TYPES: &[(&str, &[&str])] = &[
-    ("phone", &["whatsapp", "telegram", "viber", "sms"]),
-    ("email", &["email"]),
-    ("domain", &["dns", "http"]),
-    (
-        "social",
-        &[
-            "github",
-            "google",
-            "facebook",
-            "x",
-            "linkedin",
-            "instagram",
-            "youtube",
-            "tiktok",
-        ],
-    ),
-    ("wallet", &["ethereum", "solana", "bitcoin"]),
-];
+/// Proof types and their channels (the core's catalog, from the issuer's OpenAPI document). A
+/// known type with a channel not listed here can never match and is refused; types not listed
+/// (newer ones) pass unchecked.
+pub use proofgate_core::catalog::VERIFICATION_TYPES;
 
 /// The identity headers the gateway sets; a token header may not be one of them.
-const IDENTITY_HEADERS: &[&str] = &[
-    "x-proof-subject",
-    "x-proof-type",
-    "x-proof-channel",
-    "x-proof-identifier-hash",
-    "x-proof-verified-at",
-];
+use proofgate_core::catalog::IDENTITY_HEADER_NAMES as IDENTITY_HEADERS;
 
 /// Keys that would hold a secret, and the variable to use instead.
 const SECRET_KEYS: &[(&str, &str)] = &[

@@ -22,6 +22,7 @@
 //! | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
 //! | [`routes`] | route matching on normalized paths |
 
+pub mod catalog;
 pub mod claims;
 pub mod client;
 pub mod clock;

@@ -5,6 +5,7 @@
 
 use http::header::{HeaderName, HeaderValue};
 
+pub use crate::catalog::IDENTITY_HEADER_NAMES;
 use crate::claims::ProofClaims;
 
 /// A token whose signature and claims passed. Revocation is not part of it.
@@ -84,15 +85,6 @@ pub(crate) fn push_identity_headers(
         })),
     }
 }
-
-/// The identity headers' names, in the order they are set.
-pub const IDENTITY_HEADER_NAMES: [&str; 5] = [
-    "x-proof-subject",
-    "x-proof-type",
-    "x-proof-channel",
-    "x-proof-identifier-hash",
-    "x-proof-verified-at",
-];
 
 type IdentityField = fn(&VerifiedProof) -> Option<&str>;
 

@@ -47,40 +47,9 @@ pub fn time(unix: i64) -> String {
     testing::rfc3339(unix)
 }
 
-/// Verification types and the channels valid for each (from the contract's test vectors, plus
-/// the OpenAPI document's `account`, `waba` and `telegram_bot`).
-pub const CATALOG: &[(&str, &[&str])] = &[
-    ("phone", &["whatsapp", "telegram", "viber", "sms"]),
-    ("email", &["email"]),
-    ("domain", &["dns", "http", "auto", "email"]),
-    (
-        "social",
-        &[
-            "github",
-            "google",
-            "facebook",
-            "x",
-            "linkedin",
-            "instagram",
-            "youtube",
-            "tiktok",
-        ],
-    ),
-    ("wallet", &["ethereum", "solana", "bitcoin"]),
-    ("account", &["coinbase", "kraken"]),
-    ("waba", &["waba_otp"]),
-    ("telegram_bot", &["telegram_bot_token"]),
-];
-
-/// The channels of `kind`, or `None` for an unknown type.
-pub fn channels_of(kind: &str) -> Option<&'static [&'static str]> {
-    CATALOG.iter().find(|(k, _)| *k == kind).map(|(_, c)| *c)
-}
-
-/// Whether `channel` is any known channel.
-pub fn known_channel(channel: &str) -> bool {
-    CATALOG.iter().any(|(_, cs)| cs.contains(&channel))
-}
+/// Verification types and the channels valid for each: the core's catalog, which the gateway's
+/// configuration checks policies against too.
+pub use proofgate_core::catalog::{channels_of, known_channel};
 
 /// An identifier used on the hosted page when the request named none.
 pub fn default_identifier(kind: &str) -> &'static str {
