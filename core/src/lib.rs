@@ -1,26 +1,45 @@
 //! # proofgate-core
 //!
 //! The decision engine of proofgate. Both adapters — the Pingora gateway and the tower
-//! middleware — translate an HTTP request into a [`RequestView`] and hand it to
-//! [`Enforcer::decide`]; the [`Decision`] that comes back is rendered by shared code in
-//! [`problem`]. Nothing on that path takes a lock or waits on the network: keys and revocation
-//! data are read from `ArcSwap` snapshots that background refreshers replace, and verified tokens
-//! come from a bounded moka cache.
+//! middleware — translate an HTTP request into a [`RequestView`] and hand it to the [`gate`]
+//! ([`gate::Gate::decide`]); the [`gate::Outcome`] that comes back says what to forward or what
+//! to answer, rendered once in [`render`]. Nothing on that path takes a lock or waits on the
+//! network: keys and revocation data are read from `ArcSwap` snapshots that background
+//! refreshers replace, and verified tokens come from a bounded moka cache.
 //!
-//! | module | holds |
-//! | --- | --- |
-//! | [`claims`] | the proof-token claims |
-//! | [`identifier`] | identifier normalization and hashing |
-//! | [`keys`] | the JWKS key set and its refresher |
-//! | [`revocation`] | the revocation list, the Token Status List and the webhook overlay |
-//! | [`verify`] | token → verified proof or a typed reason, with a cache |
-//! | [`policy`] | requirements per route and their evaluation |
-//! | [`decision`] | reasons, decisions and the enforcer |
-//! | [`problem`] | problem+json and `WWW-Authenticate` rendering |
-//! | [`client`] | the Proof API client with the service's retry policy |
-//! | [`webhook`] | webhook signature checks |
-//! | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
-//! | [`routes`] | route matching on normalized paths |
+//! ## Layers
+//!
+//! Modules are layered; a module imports only from its own layer or the layers below it, never
+//! from above (`core/tests/layers.rs` reads this table and checks every `crate::` path in the
+//! sources against it). Within a layer, imports go one way.
+//!
+//! | layer | module | holds |
+//! | --- | --- | --- |
+//! | 1 | [`reason`] | why a request was refused: one table of names, messages and families |
+//! | 1 | [`clock`] | one reading of the clocks per decision, the default leeway |
+//! | 1 | [`params`] | query parameters and cookies |
+//! | 1 | [`catalog`] | verification types, channels, identity header names |
+//! | 1 | [`claims`] | the proof-token claims |
+//! | 1 | [`identifier`] | identifier normalization and hashing |
+//! | 1 | `fetch` | bounded HTTP fetches of the issuer's documents |
+//! | 1 | [`webhook`] | webhook signature checks |
+//! | 1 | [`client`] | the Proof API client with the service's retry policy |
+//! | 2 | [`keys`] | the JWKS key set and its refresher |
+//! | 2 | `jws` | compact JWS checks against a key set |
+//! | 2 | [`proof`] | a verified proof and its identity header values |
+//! | 2 | [`tokens`] | token sources and extraction |
+//! | 3 | [`verify`] | token → verified proof or a typed reason, with a cache |
+//! | 3 | [`revocation`] | the revocation list, the Token Status List and the webhook overlay |
+//! | 3 | [`policy`] | requirements per route and their evaluation |
+//! | 4 | [`path`] | request-target forms and path normalization |
+//! | 4 | [`routes`] | route matching on normalized paths |
+//! | 4 | [`decision`] | decisions and the enforcer |
+//! | 4 | [`forward`] | the header edits of an allowed request |
+//! | 5 | [`render`] | refusals as problem+json, `WWW-Authenticate` and step-up redirects |
+//! | 6 | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
+//! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
+//!
+//! `testing` (feature `testing`) is test support and may import from any layer.
 
 pub mod catalog;
 pub mod claims;

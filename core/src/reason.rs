@@ -1,7 +1,7 @@
 //! Why a request was refused, in one table: each [`Reason`]'s machine-readable name, its
-//! sentence for people and its HTTP family are written once, in [`reasons!`], and everything
-//! else (`as_str`, `message`, `family`, `ALL`) is generated from that table. The same names are
-//! used in responses, metrics labels and logs.
+//! sentence for people and its HTTP family are written once, in the `reasons!` table below,
+//! and everything else (`as_str`, `message`, `family`, `ALL`) is generated from it. The same
+//! names are used in responses, metrics labels and logs.
 //!
 //! Layer 1 (vocabulary): imports nothing from the crate.
 
