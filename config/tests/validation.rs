@@ -547,13 +547,18 @@ fn type_and_channel_combinations_from_the_contract() {
         r#"{ types = ["phone"], channels = ["whatsapp", "telegram", "viber", "sms"] }"#,
         r#"{ types = ["email"], channels = ["email"] }"#,
         r#"{ types = ["domain"], channels = ["dns", "http"] }"#,
+        // The OpenAPI document's and the SDKs' domain channels, beside the test vectors' two.
+        r#"{ types = ["domain"], channels = ["auto", "email"] }"#,
         r#"{ types = ["social"], channels = ["github", "x", "tiktok"] }"#,
         r#"{ types = ["wallet"], channels = ["ethereum", "solana", "bitcoin"] }"#,
         // Several types: a channel of any of them.
         r#"{ types = ["phone", "email"], channels = ["sms", "email"] }"#,
-        // Unknown (newer) types pass unchecked, alone or with known ones.
+        // The OpenAPI document's other types.
         r#"{ types = ["account"], channels = ["coinbase"] }"#,
         r#"{ types = ["telegram_bot", "phone"], channels = ["telegram_bot_token"] }"#,
+        r#"{ types = ["waba"], channels = ["waba_otp"] }"#,
+        // Unknown (newer) types pass unchecked, alone or with known ones.
+        r#"{ types = ["confirmation"], channels = ["brand-new-channel"] }"#,
         // No type: any channel.
         r#"{ channels = ["sms", "brand-new-channel"] }"#,
         // Case is folded.
@@ -564,9 +569,11 @@ fn type_and_channel_combinations_from_the_contract() {
     for bad in [
         r#"{ types = ["phone"], channels = ["email"] }"#,
         r#"{ types = ["email"], channels = ["sms"] }"#,
-        r#"{ types = ["domain"], channels = ["auto"] }"#,
+        r#"{ types = ["domain"], channels = ["ethereum"] }"#,
         r#"{ types = ["social"], channels = ["dns"] }"#,
         r#"{ types = ["wallet"], channels = ["kraken"] }"#,
+        r#"{ types = ["account"], channels = ["sms"] }"#,
+        r#"{ types = ["telegram_bot"], channels = ["telegram"] }"#,
     ] {
         let e = errors(&policy(bad));
         assert_problem(

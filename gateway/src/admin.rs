@@ -33,20 +33,26 @@ pub async fn serve(
 
 async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     let m = &g.metrics;
-    m.cache_entries.set(g.enforcer.verifier().cached() as i64);
-    let (hits, misses) = g.enforcer.verifier().cache_stats();
+    m.cache_entries
+        .set(g.gate.enforcer().verifier().cached() as i64);
+    let (hits, misses) = g.gate.enforcer().verifier().cache_stats();
     m.sync_cache_lookups(hits, misses);
     m.jwks_age
-        .set(g.keys.age().map_or(-1.0, |a| a.as_secs_f64()));
-    m.revocation_age
-        .set(g.revocation.list_age().map_or(-1.0, |a| a.as_secs_f64()));
+        .set(g.gate.keys().age().map_or(-1.0, |a| a.as_secs_f64()));
+    m.revocation_age.set(
+        g.gate
+            .revocation()
+            .list_age()
+            .map_or(-1.0, |a| a.as_secs_f64()),
+    );
     m.refresh_failures
         .with_label_values(&["jwks"])
-        .set(g.keys.consecutive_failures() as i64);
+        .set(g.gate.keys().consecutive_failures() as i64);
     m.refresh_failures
         .with_label_values(&["revocation"])
-        .set(g.revocation.consecutive_failures() as i64);
-    m.fail_open.set(g.revocation.fail_open_count() as i64);
+        .set(g.gate.revocation().consecutive_failures() as i64);
+    m.fail_open
+        .set(g.gate.revocation().fail_open_count() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.render(),

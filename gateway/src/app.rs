@@ -17,13 +17,9 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use proofgate_config::Config;
 use proofgate_config::Secrets;
-use proofgate_core::client::ProofApiClient;
-use proofgate_core::keys::KeyStore;
-use proofgate_core::render::StepUpLinks;
-use proofgate_core::revocation::RevocationStore;
+use proofgate_core::gate::{Gate, GateBuilder};
 use proofgate_core::routes::RouteTable;
-use proofgate_core::stepup::{StepUp, StepUpConfig};
-use proofgate_core::{Enforcer, Verifier};
+use proofgate_core::stepup::StepUpConfig;
 
 use crate::metrics::Metrics;
 
@@ -102,20 +98,12 @@ impl Live {
 
 /// Everything a request needs, shared by all of Pingora's threads.
 pub struct Gateway {
-    /// The decision engine.
-    pub enforcer: Arc<Enforcer>,
+    /// The core's gate: every decision and step-up answer is its.
+    pub gate: Gate,
     /// Routes, policies and upstreams (hot-reloaded).
     pub live: ArcSwap<Live>,
-    /// The step-up endpoints.
-    pub step_up: StepUp,
-    /// How step-up links are rendered.
-    pub links: StepUpLinks,
     /// Metrics.
     pub metrics: Metrics,
-    /// The key store (for readiness and metrics).
-    pub keys: Arc<KeyStore>,
-    /// The revocation store (for readiness and metrics).
-    pub revocation: Arc<RevocationStore>,
     /// Whether the proxy listeners accept connections (set once by [`GatewayHandle::start`]).
     pub listening: AtomicBool,
 }
@@ -127,63 +115,49 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway's state from a validated configuration and the secrets.
+    /// Builds the gateway's state from a validated configuration and the secrets: the core's
+    /// [`GateBuilder`], with the same settings and fallbacks as the tower layer's.
     pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, String> {
-        let keys = KeyStore::new(config.keys_config());
-        let revocation = RevocationStore::new(config.revocation_config(), keys.clone());
-        let verifier = Arc::new(Verifier::new(keys.clone(), config.verifier_config()));
-        let enforcer = Arc::new(Enforcer::new(
-            verifier,
-            revocation.clone(),
-            config.tokens.sources.clone(),
-        ));
-        let cookie_key = match &secrets.cookie_key {
-            Some(k) => k.expose().as_bytes().to_vec(),
-            None => {
-                tracing::warn!("PROOFGATE_COOKIE_KEY is not set: using a random key, so step-ups cannot finish on another replica or after a restart");
-                (0..32).map(|_| rand::random::<u8>()).collect()
-            }
-        };
         let s = &config.step_up;
-        let mut step_up_config = StepUpConfig::new(cookie_key);
-        step_up_config.prefix = s.prefix.clone();
-        step_up_config.state_ttl = s.state_ttl;
-        step_up_config.state_cookie = s.state_cookie.clone();
-        step_up_config.proof_cookie = s.cookie_name.clone();
-        step_up_config.secure_cookies = s.cookie_secure;
-        step_up_config.public_url = s.public_url.clone();
+        let mut step_up = StepUpConfig::new(Vec::new());
+        step_up.prefix = s.prefix.clone();
+        step_up.state_ttl = s.state_ttl;
+        step_up.state_cookie = s.state_cookie.clone();
+        step_up.proof_cookie = s.cookie_name.clone();
+        step_up.secure_cookies = s.cookie_secure;
+        step_up.public_url = s.public_url.clone();
         // The hosts routes name are this site's own: a start may return to them.
-        step_up_config.allowed_hosts = s
+        step_up.allowed_hosts = s
             .allowed_hosts
             .iter()
             .chain(config.routes.routes().iter().flat_map(|r| r.hosts.iter()))
             .cloned()
             .collect();
-        step_up_config.per_client_per_minute = s.per_client_per_minute;
-        step_up_config.global_per_minute = s.global_per_minute;
-        step_up_config.webhook_secret = secrets
+        step_up.per_client_per_minute = s.per_client_per_minute;
+        step_up.global_per_minute = s.global_per_minute;
+        step_up.webhook_secret = secrets
             .webhook_secret
             .as_ref()
             .map(|w| w.expose().as_bytes().to_vec());
-        let api = match &secrets.api_key {
-            Some(key) => Some(
-                ProofApiClient::new(&config.issuer.api_base, key.expose())
-                    .map_err(|e| format!("Proof API client: {e}"))?,
-            ),
-            None => None,
-        };
-        let links = StepUpLinks {
-            prefix: s.prefix.clone(),
-            realm: "proofgate".into(),
-        };
+        let gate = GateBuilder::new(&config.issuer.api_base)
+            .keys_config(config.keys_config())
+            .revocation_config(config.revocation_config())
+            .verifier_config(config.verifier_config())
+            .token_sources(config.tokens.sources.clone())
+            .step_up_config(step_up)
+            .cookie_key(
+                secrets
+                    .cookie_key
+                    .as_ref()
+                    .map(|k| k.expose().as_bytes().to_vec()),
+            )
+            .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
-            enforcer,
+            gate,
             live: ArcSwap::from_pointee(Live::from_config(config)?),
-            step_up: StepUp::new(step_up_config, api),
-            links,
             metrics: Metrics::new(),
-            keys,
-            revocation,
             listening: AtomicBool::new(false),
         }))
     }
@@ -194,21 +168,9 @@ impl Gateway {
         self.data_problems().is_empty()
     }
 
-    /// What keeps a decision from being made on fresh data: `jwks_stale`, `revocation_stale`,
-    /// `status_list_unavailable` (a status list fetched at start is missing or past its `exp`,
-    /// so every token naming it would be answered `status_unavailable`).
+    /// What keeps a decision from being made on fresh data ([`Gate::readiness`]).
     fn data_problems(&self) -> Vec<&'static str> {
-        let mut problems = Vec::new();
-        if self.keys.is_stale() {
-            problems.push("jwks_stale");
-        }
-        if self.revocation.is_stale() {
-            problems.push("revocation_stale");
-        }
-        if !self.revocation.status_lists_usable() {
-            problems.push("status_list_unavailable");
-        }
-        problems
+        self.gate.readiness().err().unwrap_or_default()
     }
 
     /// Whether the proxy listeners accept connections and keys and revocation data are fresh
@@ -508,8 +470,8 @@ async fn side_tasks(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    tokio::spawn(gateway.keys.clone().run(stopped(stop.clone())));
-    tokio::spawn(gateway.revocation.clone().run(stopped(stop.clone())));
+    tokio::spawn(gateway.gate.keys().clone().run(stopped(stop.clone())));
+    tokio::spawn(gateway.gate.revocation().clone().run(stopped(stop.clone())));
     if mode == StartMode::Upgrade {
         // Take no traffic over before the data to decide it is here (bounded).
         let start = tokio::time::Instant::now();

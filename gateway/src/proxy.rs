@@ -1,5 +1,8 @@
-//! The Pingora [`ProxyHttp`]: request → [`RequestView`]-style inputs
-//! → the core's decision → forward with identity headers, or a rendered answer.
+//! The Pingora [`ProxyHttp`]: a translation of Pingora's session into the core's terms and
+//! back. The request becomes a [`RequestView`] (or a step-up request), the core's gate decides,
+//! and the outcome is applied: the forwarded target, `Host` and header edits, or the rendered
+//! answer. Nothing here decides a policy, checks a token or writes an answer of its own, except
+//! for transport: `Content-Length` framing and upstream failures.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,14 +11,13 @@ use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use proofgate_core::decision::{Decision, RequestView, Routed};
+use proofgate_core::decision::RequestView;
+use proofgate_core::gate::{Action, ForwardOptions, StepUpRequest, WebhookBody, NO_ROUTE};
 use proofgate_core::render::{self, Rendered};
 use proofgate_core::stepup::Endpoint;
+use proofgate_core::webhook::MAX_BODY_BYTES;
 
 use crate::app::Gateway;
-
-/// Largest webhook body read.
-const MAX_WEBHOOK_BODY: usize = 64 * 1024;
 
 /// The proxy.
 pub struct Proxy {
@@ -100,24 +102,8 @@ fn normalize_content_length(req: &mut RequestHeader) -> std::result::Result<(), 
 }
 
 impl Proxy {
-    /// Answers 400 for a request refused before any route was chosen, counted under route
-    /// `none` so that such refusals show in `proofgate_decisions_total` too.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        reason: &'static str,
-        title: &str,
-    ) -> Result<bool> {
-        ctx.decision = "deny";
-        ctx.reason = reason;
-        self.gateway
-            .metrics
-            .count_decision("none", ctx.decision, ctx.reason);
-        respond(session, render::simple(400, reason, title)).await?;
-        Ok(true)
-    }
-
+    /// Answers a step-up endpoint through the core's gate; only reading the webhook body (up
+    /// to the core's cap) and the metrics are the adapter's.
     async fn step_up(
         &self,
         session: &mut Session,
@@ -125,68 +111,50 @@ impl Proxy {
         endpoint: Endpoint,
     ) -> Result<bool> {
         let g = &self.gateway;
-        let req = session.req_header();
-        let query = req.uri.query().unwrap_or("").to_owned();
         ctx.route = format!("step_up_{endpoint:?}").to_lowercase();
-        let rendered = match endpoint {
-            Endpoint::Start => {
-                let html = render::wants_html(&req.headers, &req.method);
-                let policy = proofgate_core::stepup::query_param(&query, "policy")
-                    .and_then(|name| g.live.load().policies.get(&name).cloned());
-                let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-                let scheme = if tls { "https" } else { "http" };
-                let client = session
-                    .client_addr()
-                    .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
-                    .unwrap_or_default();
-                let r = g
-                    .step_up
-                    .start(
-                        policy.as_deref(),
-                        &query,
-                        scheme,
-                        host_of(session),
-                        &client,
-                        html,
-                    )
-                    .await;
-                let outcome = match r.status {
-                    200 | 302 => "started",
-                    429 => "rate_limited",
-                    _ => "failed",
-                };
-                g.metrics.step_up_starts.with_label_values(&[outcome]).inc();
-                r
-            }
-            Endpoint::Callback => {
-                let headers = req.headers.clone();
-                g.step_up.callback(&g.enforcer, &headers, &query).await
-            }
-            Endpoint::Logout => g.step_up.logout(&query),
-            Endpoint::Webhook => {
-                if req.method != http::Method::POST {
-                    render::simple(405, "method_not_allowed", "Webhooks are POSTed")
-                } else {
-                    let headers = req.headers.clone();
-                    let mut body = Vec::new();
-                    let mut too_large = false;
-                    while let Some(chunk) = session.read_request_body().await? {
-                        if body.len() + chunk.len() > MAX_WEBHOOK_BODY {
-                            too_large = true;
-                            break;
-                        }
-                        body.extend_from_slice(&chunk);
-                    }
-                    g.metrics.webhooks.inc();
-                    if too_large {
-                        render::simple(413, "body_too_large", "The webhook body is too large")
-                    } else {
-                        g.step_up.webhook(&g.enforcer, &headers, &body)
-                    }
-                }
-            }
-        };
         ctx.decision = "step_up_endpoint";
+        let body =
+            if endpoint == Endpoint::Webhook && session.req_header().method == http::Method::POST {
+                g.metrics.webhooks.inc();
+                let mut body = Vec::new();
+                let mut read = WebhookBody::None;
+                while let Some(chunk) = session.read_request_body().await? {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        read = WebhookBody::TooLarge;
+                        break;
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                match read {
+                    WebhookBody::TooLarge => read,
+                    _ => WebhookBody::Read(body.into()),
+                }
+            } else {
+                WebhookBody::None
+            };
+        let req = session.req_header();
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
+            .unwrap_or_default();
+        let live = g.live.load();
+        let policy = |name: &str| live.policies.get(name).cloned();
+        let request = StepUpRequest {
+            method: &req.method,
+            headers: &req.headers,
+            query: req.uri.query().unwrap_or(""),
+            scheme: if tls { "https" } else { "http" },
+            host: host_of(session),
+            client: &client,
+            policy: &policy,
+            body,
+        };
+        let (rendered, label) = g.gate.step_up(endpoint, request).await;
+        if endpoint == Endpoint::Start {
+            g.metrics.step_up_starts.with_label_values(&[label]).inc();
+        }
+        drop(live);
         respond(session, rendered).await?;
         Ok(true)
     }
@@ -206,17 +174,24 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    /// Translation only: the request becomes a [`RequestView`], the core's gate decides, and
+    /// the [`Outcome`](proofgate_core::gate::Outcome) is applied — the forwarded target, `Host`
+    /// and header edits, or the rendered answer.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let g = self.gateway.clone();
-        let path = session.req_header().uri.path().to_owned();
-        if let Some(endpoint) = g.step_up.endpoint(&path) {
-            if session.req_header().raw_path().starts_with(b"/") {
+        if session.req_header().raw_path().starts_with(b"/") {
+            if let Some(endpoint) = g.gate.endpoint(session.req_header().uri.path()) {
                 return self.step_up(session, ctx, endpoint).await;
             }
         }
         if normalize_content_length(session.req_header_mut()).is_err() {
+            ctx.route = NO_ROUTE.to_owned();
+            ctx.decision = "deny";
+            ctx.reason = "invalid_request";
+            g.metrics.count_decision(NO_ROUTE, ctx.decision, ctx.reason);
             let title = "The request's Content-Length is ambiguous";
-            return self.refuse(session, ctx, "invalid_request", title).await;
+            respond(session, render::simple(400, ctx.reason, title)).await?;
+            return Ok(true);
         }
         let live = g.live.load();
         let req = session.req_header();
@@ -226,80 +201,58 @@ impl ProxyHttp for Proxy {
             target: req.raw_path(),
             headers: &req.headers,
         };
-        let started = Instant::now();
-        let (m, rewrite, host, decision) = match g.enforcer.decide_request(&live.routes, &view) {
-            Routed::InvalidPath(_) => {
-                let title = "The request path is not acceptable";
-                return self.refuse(session, ctx, "invalid_path", title).await;
-            }
-            Routed::InvalidHost => {
-                let title = "The request must name exactly one host";
-                return self.refuse(session, ctx, "invalid_host", title).await;
-            }
-            Routed::Decided {
-                route,
-                rewrite,
-                host,
-                decision,
-                ..
-            } => (route, rewrite, host, decision),
+        let options = ForwardOptions {
+            strip_token: live.strip_token,
+            identity_headers: true,
         };
-        ctx.route = m.name.to_owned();
-        ctx.decision = decision.kind();
-        ctx.reason = decision.reason().map_or("", |r| r.as_str());
-        g.metrics
-            .observe_decision(ctx.decision, started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let outcome = g.gate.decide(&live.routes, &view, options);
+        ctx.route = outcome.route.to_owned();
+        ctx.upstream = outcome.upstream.map(str::to_owned);
+        ctx.decision = outcome.decision;
+        ctx.reason = outcome.reason;
+        if outcome.route != NO_ROUTE {
+            g.metrics
+                .observe_decision(ctx.decision, started.elapsed().as_secs_f64());
+        }
         g.metrics
             .count_decision(&ctx.route, ctx.decision, ctx.reason);
-        match decision {
-            Decision::Allow { proofs } => {
-                ctx.upstream = m.upstream.map(str::to_owned);
-                let req = session.req_header_mut();
-                // The upstream sees exactly the target the decision was made on (origin-form,
-                // normalized path, the query as received), so the two can never disagree about
-                // which resource was asked for.
-                if let Some(target) = rewrite {
-                    match target.parse::<http::Uri>() {
-                        Ok(uri) => req.set_uri(uri),
-                        // Fail closed: never forward a target other than the decided one.
-                        Err(_) => {
-                            let title = "The request path is not acceptable";
-                            return self.refuse(session, ctx, "invalid_path", title).await;
-                        }
-                    }
-                }
-                if let Some(host) = host {
-                    // An absolute-form target's authority replaces `Host` (RFC 9112 §3.2.2): the
-                    // route was chosen for it.
-                    req.insert_header(http::header::HOST, host)?;
-                }
-                let edits = proofgate_core::forward::upstream_edits(
-                    &req.headers,
-                    &proofs,
-                    g.enforcer.sources(),
-                    live.strip_token,
-                );
-                for name in &edits.remove {
-                    req.remove_header(name);
-                }
-                for (name, value) in edits.set {
-                    match wire_name(&name) {
-                        Some(name) => req.insert_header(name, value)?,
-                        None => req.insert_header(name, value)?,
-                    }
-                }
-                Ok(false)
-            }
-            Decision::Refuse(refusal) => {
-                let req = session.req_header();
-                let html = render::wants_html(&req.headers, &req.method);
-                let return_to = req.uri.path_and_query().map_or("/", |p| p.as_str());
-                let rendered = render::render(&refusal, &m.policy.name, return_to, html, &g.links);
+        let forward = match outcome.action {
+            Action::Forward(forward) => forward,
+            Action::Respond(rendered) => {
                 drop(live);
                 respond(session, rendered).await?;
-                Ok(true)
+                return Ok(true);
+            }
+        };
+        drop(live);
+        let req = session.req_header_mut();
+        if let Some(target) = forward.target {
+            match target.parse::<http::Uri>() {
+                Ok(uri) => req.set_uri(uri),
+                // Fail closed: never forward a target other than the decided one.
+                Err(_) => {
+                    ctx.decision = "deny";
+                    ctx.reason = "invalid_path";
+                    let title = "The request path is not acceptable";
+                    respond(session, render::simple(400, ctx.reason, title)).await?;
+                    return Ok(true);
+                }
             }
         }
+        if let Some(host) = forward.host {
+            req.insert_header(http::header::HOST, host)?;
+        }
+        for name in &forward.edits.remove {
+            req.remove_header(name);
+        }
+        for (name, value) in forward.edits.set {
+            match wire_name(&name) {
+                Some(name) => req.insert_header(name, value)?,
+                None => req.insert_header(name, value)?,
+            }
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {

@@ -14,7 +14,8 @@ async fn shared_table_gives_the_expected_answers() {
         .as_ref()
         .unwrap()
         .gateway
-        .revocation
+        .gate
+        .revocation()
         .revoke_now(REVOKED_SUBJECT);
     let issuer = s.sandbox.signing_key();
     let mut failures = Vec::new();
