@@ -118,6 +118,9 @@ pub struct Gateway {
     pub revocation: Arc<RevocationStore>,
     /// Whether the proxy listeners accept connections (set once by [`GatewayHandle::start`]).
     pub listening: AtomicBool,
+    /// Whether the server is stopping (set once, when a shutdown signal is acted on); see
+    /// [`Gateway::draining`].
+    draining: AtomicBool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -178,6 +181,7 @@ impl Gateway {
             keys,
             revocation,
             listening: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -214,6 +218,19 @@ impl Gateway {
         } else {
             Err(problems)
         }
+    }
+
+    /// Whether the server is stopping: from the moment `SIGTERM` or `SIGQUIT` is acted on (or
+    /// [`GatewayHandle::shutdown`] is called). From then on every response says
+    /// `Connection: close` and its connection is closed after it, so that no client sends another
+    /// request on a connection the server is about to close: Pingora closes the connections
+    /// that are idle, between two requests, as soon as its listeners stop accepting (at once
+    /// after `SIGTERM`, 5 s after `SIGQUIT`), and a request the client sends at that moment
+    /// meets a reset. Pingora itself marks only the requests that *start* after its listeners
+    /// stop, not those answered in the 5 s of shared accepting after `SIGQUIT`, nor those in
+    /// flight when the signal came.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
@@ -270,28 +287,43 @@ pub const WARM_UP_LIMIT: Duration = Duration::from_secs(3);
 struct WatchShutdown {
     stop: tokio::sync::watch::Receiver<bool>,
     upgrade_sock: PathBuf,
+    gateway: Arc<Gateway>,
+    #[cfg(unix)]
+    signals: tokio::sync::Mutex<Signals>,
 }
 
 /// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
 /// own watcher does: `SIGTERM` graceful terminate (in-flight requests finish within the grace
 /// period), `SIGINT` fast, `SIGQUIT` graceful upgrade: the listening sockets are sent over
-/// `server.upgrade_sock` to a process started with `proofgate run --upgrade` (for up to 5 s),
-/// both accept on them for 5 s more, then this one stops accepting and drains like `SIGTERM`.
-/// Without a new process to take them, `SIGQUIT` amounts to a graceful stop 5 s later.
+/// `server.upgrade_sock` to a process started with `proofgate run --upgrade` (once its socket
+/// there passes [`upgrade_peer_check`]), both accept on them for 5 s, then this one stops
+/// accepting and drains like `SIGTERM`. Without a new process to take them (none appears within
+/// 5 s, or it fails the check), `SIGQUIT` is logged and this one goes on serving. Whatever stops
+/// the server first marks the gateway [`Gateway::draining`].
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {
+        let signal = self.next().await;
+        self.gateway.draining.store(true, Ordering::Relaxed);
+        signal
+    }
+}
+
+impl WatchShutdown {
+    #[cfg(unix)]
+    async fn next(&self) -> ShutdownSignal {
         let mut rx = self.stop.clone();
-        #[cfg(unix)]
+        let mut signals = self.signals.lock().await;
         loop {
             let signal = tokio::select! {
                 _ = rx.wait_for(|stop| *stop) => ShutdownSignal::FastShutdown,
-                signal = pingora::server::UnixShutdownSignalWatch.recv() => signal,
+                signal = signals.recv() => signal,
             };
             if !matches!(signal, ShutdownSignal::GracefulUpgrade) {
                 return signal;
             }
-            // Pingora would send the listening sockets to whatever listens at the path.
+            // Pingora would send the listening sockets to whatever listens at the path. A signal
+            // that comes meanwhile is kept, and acted on next if this one is not.
             match upgrade_peer_check(&self.upgrade_sock, own_uid(), UPGRADE_PEER_WAIT).await {
                 Ok(()) => return signal,
                 Err(why) => tracing::error!(
@@ -300,10 +332,46 @@ impl ShutdownSignalWatch for WatchShutdown {
                 ),
             }
         }
-        #[cfg(not(unix))]
-        {
-            let _ = rx.wait_for(|stop| *stop).await;
-            ShutdownSignal::FastShutdown
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&self) -> ShutdownSignal {
+        let _ = self.stop.clone().wait_for(|stop| *stop).await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// `SIGQUIT`, `SIGTERM` and `SIGINT`, listened for from before the proxy listeners bind, and
+/// each kept until read. Pingora's own watcher (`UnixShutdownSignalWatch`) installs its handlers
+/// only once its services run, after the listeners already accept, so a signal sent as soon as
+/// the proxy port answered took its default action (`SIGQUIT` killed the process); and it
+/// listens afresh on every call, so a signal that came during the upgrade peer check was lost.
+#[cfg(unix)]
+struct Signals {
+    quit: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    /// Installs the handlers; within a Tokio runtime with its I/O driver. Any runtime's driver
+    /// delivers them afterwards: they need not be read on this one.
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            quit: signal(SignalKind::quit())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal, as Pingora's watcher names it.
+    async fn recv(&mut self) -> ShutdownSignal {
+        tokio::select! {
+            _ = self.quit.recv() => ShutdownSignal::GracefulUpgrade,
+            _ = self.terminate.recv() => ShutdownSignal::GracefulTerminate,
+            _ = self.interrupt.recv() => ShutdownSignal::FastShutdown,
         }
     }
 }
@@ -349,6 +417,18 @@ impl GatewayHandle {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
         // Side runtime: refreshers, admin, reload.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        // Before any listener binds: from the moment the proxy port answers, a signal stops the
+        // gateway as it should (see `Signals`).
+        #[cfg(unix)]
+        let signals = {
+            let _in_runtime = rt.enter();
+            Signals::listen().map_err(|e| format!("signal handlers: {e}"))?
+        };
         let (admin_tx, admin_rx) = std::sync::mpsc::channel();
         let side = {
             let gateway = gateway.clone();
@@ -357,17 +437,6 @@ impl GatewayHandle {
             std::thread::Builder::new()
                 .name("proofgate-side".into())
                 .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            let _ = admin_tx.send(Err(format!("runtime: {e}")));
-                            return;
-                        }
-                    };
                     rt.block_on(side_tasks(
                         gateway,
                         admin,
@@ -427,6 +496,7 @@ impl GatewayHandle {
         }
         server.add_service(service);
         let upgrade_sock = config.server.upgrade_sock.clone();
+        let watched = gateway.clone();
         let pingora = std::thread::Builder::new()
             .name("proofgate-pingora".into())
             .spawn(move || {
@@ -434,6 +504,9 @@ impl GatewayHandle {
                     shutdown_signal: Box::new(WatchShutdown {
                         stop: stop_rx,
                         upgrade_sock,
+                        gateway: watched,
+                        #[cfg(unix)]
+                        signals: tokio::sync::Mutex::new(signals),
                     }),
                 })
             })
