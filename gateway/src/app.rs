@@ -475,9 +475,15 @@ impl GatewayHandle {
             );
         }
         server.bootstrap();
-        let mut service = pingora::proxy::http_proxy_service(
-            &server.configuration,
-            crate::proxy::Proxy::new(gateway.clone()),
+        let mut service = pingora::services::listening::Service::new(
+            "Pingora HTTP Proxy Service".into(),
+            IdleCloseDelay {
+                app: Arc::new(pingora::proxy::http_proxy(
+                    &server.configuration,
+                    crate::proxy::Proxy::new(gateway.clone()),
+                )),
+                delay: IDLE_CLOSE_DELAY,
+            },
         );
         let mut proxy_addrs = Vec::new();
         for l in &config.listeners {
@@ -673,6 +679,61 @@ async fn upgrade_peer_check(path: &Path, uid: Option<u32>, wait: Duration) -> Re
         ));
     }
     Ok(())
+}
+
+/// How long after the proxy listeners stop accepting (at once after `SIGTERM`, 5 s after
+/// `SIGQUIT`) the connections without a request in progress are closed. Pingora closes them the
+/// moment its listeners stop, and among them are connections accepted an instant before, whose
+/// first request was still on its way: that client's request met a closed connection. In this
+/// time it arrives and is answered (with `Connection: close`), and so is a request on a
+/// kept-alive connection. A connection that stays idle all along is closed after it; a request
+/// sent at that very moment still fails, which no server can prevent (the client may retry it).
+/// Within the grace period, which the server waits in any case.
+const IDLE_CLOSE_DELAY: Duration = Duration::from_secs(1);
+
+/// Pingora's HTTP proxy app (`app`), with its shutdown, which closes the connections waiting for
+/// a request, put off by `delay` (see [`IDLE_CLOSE_DELAY`]).
+struct IdleCloseDelay<A> {
+    app: Arc<A>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl<A: pingora::apps::HttpServerApp + Send + Sync + 'static> pingora::apps::HttpServerApp
+    for IdleCloseDelay<A>
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: pingora::protocols::http::ServerSession,
+        shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<pingora::apps::ReusedHttpStream> {
+        self.app.process_new_http(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.app.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&pingora::apps::HttpServerOptions> {
+        self.app.server_options()
+    }
+
+    /// Called once the listeners have stopped accepting.
+    async fn http_cleanup(&self) {
+        tokio::time::sleep(self.delay).await;
+        self.app.http_cleanup().await;
+    }
+
+    async fn process_custom_session(
+        self: Arc<Self>,
+        stream: pingora::protocols::Stream,
+        shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<pingora::protocols::Stream> {
+        self.app
+            .clone()
+            .process_custom_session(stream, shutdown)
+            .await
+    }
 }
 
 /// Longest [`GatewayHandle::start`] waits for Pingora to accept on its listeners.
