@@ -871,12 +871,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn dir(name: &str, mode: u32) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("proofgate-peer-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    /// A temporary directory with `mode`, removed on drop.
+    fn dir(mode: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         dir
     }
 
@@ -889,39 +887,38 @@ mod tests {
 
         // Our socket in a private directory, and in a sticky world-writable one like /tmp.
         for (name, mode) in [("private", 0o700), ("sticky", 0o1777)] {
-            let d = dir(name, mode);
-            let sock = d.join("upgrade.sock");
+            let d = dir(mode);
+            let sock = d.path().join("upgrade.sock");
             let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
             assert_eq!(upgrade_peer_check(&sock, uid, WAIT).await, Ok(()), "{name}");
             // The same socket is refused to a process of another user.
             let other = uid.map(|u| u.wrapping_add(1));
             let err = upgrade_peer_check(&sock, other, WAIT).await.unwrap_err();
             assert!(err.contains("belongs to uid"), "{err}");
-            let _ = std::fs::remove_dir_all(&d);
         }
 
         // A world-writable directory without the sticky bit: the socket could be swapped.
-        let d = dir("open", 0o777);
-        let sock = d.join("upgrade.sock");
+        let d = dir(0o777);
+        let sock = d.path().join("upgrade.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let err = upgrade_peer_check(&sock, uid, WAIT).await.unwrap_err();
         assert!(err.contains("writable by every user"), "{err}");
-        let _ = std::fs::remove_dir_all(&d);
 
         // Nothing there (no new process), or not a socket.
-        let d = dir("none", 0o700);
-        let err = upgrade_peer_check(&d.join("upgrade.sock"), uid, WAIT)
+        let d = dir(0o700);
+        let err = upgrade_peer_check(&d.path().join("upgrade.sock"), uid, WAIT)
             .await
             .unwrap_err();
         assert!(err.contains("no new process"), "{err}");
-        std::fs::write(d.join("file"), b"x").unwrap();
-        let err = upgrade_peer_check(&d.join("file"), uid, WAIT)
+        std::fs::write(d.path().join("file"), b"x").unwrap();
+        let err = upgrade_peer_check(&d.path().join("file"), uid, WAIT)
             .await
             .unwrap_err();
         assert!(err.contains("not a Unix socket"), "{err}");
-        let _ = std::fs::remove_dir_all(&d);
 
         // Without a known user nothing is handed over.
-        assert!(upgrade_peer_check(&d.join("x"), None, WAIT).await.is_err());
+        assert!(upgrade_peer_check(&d.path().join("x"), None, WAIT)
+            .await
+            .is_err());
     }
 }
