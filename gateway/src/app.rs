@@ -224,11 +224,11 @@ impl Gateway {
     /// [`GatewayHandle::shutdown`] is called). From then on every response says
     /// `Connection: close` and its connection is closed after it, so that no client sends another
     /// request on a connection the server is about to close: Pingora closes the connections
-    /// that are idle, between two requests, as soon as its listeners stop accepting (at once
-    /// after `SIGTERM`, 5 s after `SIGQUIT`), and a request the client sends at that moment
-    /// meets a reset. Pingora itself marks only the requests that *start* after its listeners
-    /// stop, not those answered in the 5 s of shared accepting after `SIGQUIT`, nor those in
-    /// flight when the signal came.
+    /// waiting for a request once its listeners stop accepting (at once after `SIGTERM`, 5 s
+    /// after `SIGQUIT`; here 1 s after that), and a request the client sends at that
+    /// moment meets a reset. Pingora itself marks only the requests that *start* after its
+    /// listeners stop, not those answered in the 5 s of shared accepting after `SIGQUIT`, nor
+    /// those in flight when the signal came.
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
