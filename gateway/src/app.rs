@@ -106,6 +106,9 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Whether the proxy listeners accept connections (set once by [`GatewayHandle::start`]).
     pub listening: AtomicBool,
+    /// Whether the server is stopping (set once, when a shutdown signal is acted on); see
+    /// [`Gateway::draining`].
+    draining: AtomicBool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -159,6 +162,7 @@ impl Gateway {
             live: ArcSwap::from_pointee(Live::from_config(config)?),
             metrics: Metrics::new(),
             listening: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -187,6 +191,19 @@ impl Gateway {
         } else {
             Err(problems)
         }
+    }
+
+    /// Whether the server is stopping: from the moment `SIGTERM` or `SIGQUIT` is acted on (or
+    /// [`GatewayHandle::shutdown`] is called). From then on every response says
+    /// `Connection: close` and its connection is closed after it, so that no client sends another
+    /// request on a connection the server is about to close: Pingora closes the connections
+    /// waiting for a request once its listeners stop accepting (at once after `SIGTERM`, 5 s
+    /// after `SIGQUIT`; here 1 s after that), and a request the client sends at that
+    /// moment meets a reset. Pingora itself marks only the requests that *start* after its
+    /// listeners stop, not those answered in the 5 s of shared accepting after `SIGQUIT`, nor
+    /// those in flight when the signal came.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
@@ -243,28 +260,43 @@ pub const WARM_UP_LIMIT: Duration = Duration::from_secs(3);
 struct WatchShutdown {
     stop: tokio::sync::watch::Receiver<bool>,
     upgrade_sock: PathBuf,
+    gateway: Arc<Gateway>,
+    #[cfg(unix)]
+    signals: tokio::sync::Mutex<Signals>,
 }
 
 /// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
 /// own watcher does: `SIGTERM` graceful terminate (in-flight requests finish within the grace
 /// period), `SIGINT` fast, `SIGQUIT` graceful upgrade: the listening sockets are sent over
-/// `server.upgrade_sock` to a process started with `proofgate run --upgrade` (for up to 5 s),
-/// both accept on them for 5 s more, then this one stops accepting and drains like `SIGTERM`.
-/// Without a new process to take them, `SIGQUIT` amounts to a graceful stop 5 s later.
+/// `server.upgrade_sock` to a process started with `proofgate run --upgrade` (once its socket
+/// there passes [`upgrade_peer_check`]), both accept on them for 5 s, then this one stops
+/// accepting and drains like `SIGTERM`. Without a new process to take them (none appears within
+/// 5 s, or it fails the check), `SIGQUIT` is logged and this one goes on serving. Whatever stops
+/// the server first marks the gateway [`Gateway::draining`].
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {
+        let signal = self.next().await;
+        self.gateway.draining.store(true, Ordering::Relaxed);
+        signal
+    }
+}
+
+impl WatchShutdown {
+    #[cfg(unix)]
+    async fn next(&self) -> ShutdownSignal {
         let mut rx = self.stop.clone();
-        #[cfg(unix)]
+        let mut signals = self.signals.lock().await;
         loop {
             let signal = tokio::select! {
                 _ = rx.wait_for(|stop| *stop) => ShutdownSignal::FastShutdown,
-                signal = pingora::server::UnixShutdownSignalWatch.recv() => signal,
+                signal = signals.recv() => signal,
             };
             if !matches!(signal, ShutdownSignal::GracefulUpgrade) {
                 return signal;
             }
-            // Pingora would send the listening sockets to whatever listens at the path.
+            // Pingora would send the listening sockets to whatever listens at the path. A signal
+            // that comes meanwhile is kept, and acted on next if this one is not.
             match upgrade_peer_check(&self.upgrade_sock, own_uid(), UPGRADE_PEER_WAIT).await {
                 Ok(()) => return signal,
                 Err(why) => tracing::error!(
@@ -273,10 +305,46 @@ impl ShutdownSignalWatch for WatchShutdown {
                 ),
             }
         }
-        #[cfg(not(unix))]
-        {
-            let _ = rx.wait_for(|stop| *stop).await;
-            ShutdownSignal::FastShutdown
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&self) -> ShutdownSignal {
+        let _ = self.stop.clone().wait_for(|stop| *stop).await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// `SIGQUIT`, `SIGTERM` and `SIGINT`, listened for from before the proxy listeners bind, and
+/// each kept until read. Pingora's own watcher (`UnixShutdownSignalWatch`) installs its handlers
+/// only once its services run, after the listeners already accept, so a signal sent as soon as
+/// the proxy port answered took its default action (`SIGQUIT` killed the process); and it
+/// listens afresh on every call, so a signal that came during the upgrade peer check was lost.
+#[cfg(unix)]
+struct Signals {
+    quit: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    /// Installs the handlers; within a Tokio runtime with its I/O driver. Any runtime's driver
+    /// delivers them afterwards: they need not be read on this one.
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            quit: signal(SignalKind::quit())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal, as Pingora's watcher names it.
+    async fn recv(&mut self) -> ShutdownSignal {
+        tokio::select! {
+            _ = self.quit.recv() => ShutdownSignal::GracefulUpgrade,
+            _ = self.terminate.recv() => ShutdownSignal::GracefulTerminate,
+            _ = self.interrupt.recv() => ShutdownSignal::FastShutdown,
         }
     }
 }
@@ -322,6 +390,18 @@ impl GatewayHandle {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
         // Side runtime: refreshers, admin, reload.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        // Before any listener binds: from the moment the proxy port answers, a signal stops the
+        // gateway as it should (see `Signals`).
+        #[cfg(unix)]
+        let signals = {
+            let _in_runtime = rt.enter();
+            Signals::listen().map_err(|e| format!("signal handlers: {e}"))?
+        };
         let (admin_tx, admin_rx) = std::sync::mpsc::channel();
         let side = {
             let gateway = gateway.clone();
@@ -330,17 +410,6 @@ impl GatewayHandle {
             std::thread::Builder::new()
                 .name("proofgate-side".into())
                 .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            let _ = admin_tx.send(Err(format!("runtime: {e}")));
-                            return;
-                        }
-                    };
                     rt.block_on(side_tasks(
                         gateway,
                         admin,
@@ -379,9 +448,15 @@ impl GatewayHandle {
             );
         }
         server.bootstrap();
-        let mut service = pingora::proxy::http_proxy_service(
-            &server.configuration,
-            crate::proxy::Proxy::new(gateway.clone()),
+        let mut service = pingora::services::listening::Service::new(
+            "Pingora HTTP Proxy Service".into(),
+            IdleCloseDelay {
+                app: Arc::new(pingora::proxy::http_proxy(
+                    &server.configuration,
+                    crate::proxy::Proxy::new(gateway.clone()),
+                )),
+                delay: IDLE_CLOSE_DELAY,
+            },
         );
         let mut proxy_addrs = Vec::new();
         for l in &config.listeners {
@@ -400,6 +475,7 @@ impl GatewayHandle {
         }
         server.add_service(service);
         let upgrade_sock = config.server.upgrade_sock.clone();
+        let watched = gateway.clone();
         let pingora = std::thread::Builder::new()
             .name("proofgate-pingora".into())
             .spawn(move || {
@@ -407,6 +483,9 @@ impl GatewayHandle {
                     shutdown_signal: Box::new(WatchShutdown {
                         stop: stop_rx,
                         upgrade_sock,
+                        gateway: watched,
+                        #[cfg(unix)]
+                        signals: tokio::sync::Mutex::new(signals),
                     }),
                 })
             })
@@ -575,6 +654,61 @@ async fn upgrade_peer_check(path: &Path, uid: Option<u32>, wait: Duration) -> Re
     Ok(())
 }
 
+/// How long after the proxy listeners stop accepting (at once after `SIGTERM`, 5 s after
+/// `SIGQUIT`) the connections without a request in progress are closed. Pingora closes them the
+/// moment its listeners stop, and among them are connections accepted an instant before, whose
+/// first request was still on its way: that client's request met a closed connection. In this
+/// time it arrives and is answered (with `Connection: close`), and so is a request on a
+/// kept-alive connection. A connection that stays idle all along is closed after it; a request
+/// sent at that very moment still fails, which no server can prevent (the client may retry it).
+/// Within the grace period, which the server waits in any case.
+const IDLE_CLOSE_DELAY: Duration = Duration::from_secs(1);
+
+/// Pingora's HTTP proxy app (`app`), with its shutdown, which closes the connections waiting for
+/// a request, put off by `delay` (see [`IDLE_CLOSE_DELAY`]).
+struct IdleCloseDelay<A> {
+    app: Arc<A>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl<A: pingora::apps::HttpServerApp + Send + Sync + 'static> pingora::apps::HttpServerApp
+    for IdleCloseDelay<A>
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: pingora::protocols::http::ServerSession,
+        shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<pingora::apps::ReusedHttpStream> {
+        self.app.process_new_http(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.app.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&pingora::apps::HttpServerOptions> {
+        self.app.server_options()
+    }
+
+    /// Called once the listeners have stopped accepting.
+    async fn http_cleanup(&self) {
+        tokio::time::sleep(self.delay).await;
+        self.app.http_cleanup().await;
+    }
+
+    async fn process_custom_session(
+        self: Arc<Self>,
+        stream: pingora::protocols::Stream,
+        shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<pingora::protocols::Stream> {
+        self.app
+            .clone()
+            .process_custom_session(stream, shutdown)
+            .await
+    }
+}
+
 /// Longest [`GatewayHandle::start`] waits for Pingora to accept on its listeners.
 const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
@@ -710,12 +844,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn dir(name: &str, mode: u32) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("proofgate-peer-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    /// A temporary directory with `mode`, removed on drop.
+    fn dir(mode: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         dir
     }
 
@@ -728,39 +860,38 @@ mod tests {
 
         // Our socket in a private directory, and in a sticky world-writable one like /tmp.
         for (name, mode) in [("private", 0o700), ("sticky", 0o1777)] {
-            let d = dir(name, mode);
-            let sock = d.join("upgrade.sock");
+            let d = dir(mode);
+            let sock = d.path().join("upgrade.sock");
             let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
             assert_eq!(upgrade_peer_check(&sock, uid, WAIT).await, Ok(()), "{name}");
             // The same socket is refused to a process of another user.
             let other = uid.map(|u| u.wrapping_add(1));
             let err = upgrade_peer_check(&sock, other, WAIT).await.unwrap_err();
             assert!(err.contains("belongs to uid"), "{err}");
-            let _ = std::fs::remove_dir_all(&d);
         }
 
         // A world-writable directory without the sticky bit: the socket could be swapped.
-        let d = dir("open", 0o777);
-        let sock = d.join("upgrade.sock");
+        let d = dir(0o777);
+        let sock = d.path().join("upgrade.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let err = upgrade_peer_check(&sock, uid, WAIT).await.unwrap_err();
         assert!(err.contains("writable by every user"), "{err}");
-        let _ = std::fs::remove_dir_all(&d);
 
         // Nothing there (no new process), or not a socket.
-        let d = dir("none", 0o700);
-        let err = upgrade_peer_check(&d.join("upgrade.sock"), uid, WAIT)
+        let d = dir(0o700);
+        let err = upgrade_peer_check(&d.path().join("upgrade.sock"), uid, WAIT)
             .await
             .unwrap_err();
         assert!(err.contains("no new process"), "{err}");
-        std::fs::write(d.join("file"), b"x").unwrap();
-        let err = upgrade_peer_check(&d.join("file"), uid, WAIT)
+        std::fs::write(d.path().join("file"), b"x").unwrap();
+        let err = upgrade_peer_check(&d.path().join("file"), uid, WAIT)
             .await
             .unwrap_err();
         assert!(err.contains("not a Unix socket"), "{err}");
-        let _ = std::fs::remove_dir_all(&d);
 
         // Without a known user nothing is handed over.
-        assert!(upgrade_peer_check(&d.join("x"), None, WAIT).await.is_err());
+        assert!(upgrade_peer_check(&d.path().join("x"), None, WAIT)
+            .await
+            .is_err());
     }
 }

@@ -343,6 +343,28 @@ impl ProxyHttp for Proxy {
         format!("{} {}, Host: {host}", req.method, req.uri.path())
     }
 
+    /// Once the gateway is draining, no connection is kept alive: the answer says
+    /// `Connection: close` (see [`Gateway::draining`]). Here for requests that begin then, in
+    /// `response_filter` for those proxied when it began.
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        if self.gateway.draining() {
+            session.set_keepalive(None);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if self.gateway.draining() {
+            session.set_keepalive(None);
+        }
+        Ok(())
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();

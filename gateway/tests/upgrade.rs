@@ -12,12 +12,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, mint, run_proofgate, signal, wait_exit};
+use common::{free_port, mint, signal, wait_exit, Process};
 use proofgate_sandbox::{Sandbox, SandboxConfig};
 
 /// An upstream that answers at once, except `/public/slow`, which takes `SLOW`.
@@ -43,10 +42,10 @@ async fn upstream() -> std::net::SocketAddr {
 /// enough to finish within its grace period and shutdown timeout (3 s + 3 s after that).
 const SLOW: Duration = Duration::from_secs(7);
 
-/// `proofgate run`, with `--upgrade` if `upgrade`, logging at `info` to `log`.
-fn spawn(config: &Path, upgrade: bool, log: &Path) -> Child {
+/// `proofgate run`, with `--upgrade` if `upgrade`, logging at `info` to `log`; killed on drop.
+fn spawn(config: &Path, upgrade: bool, log: &Path) -> Process {
     let args: &[&str] = if upgrade { &["--upgrade"] } else { &[] };
-    run_proofgate(config, args, &[("RUST_LOG", "info")], log)
+    Process::proofgate(config, args, &[("RUST_LOG", "info")], log)
 }
 
 fn logs(dir: &Path) -> String {
@@ -72,8 +71,8 @@ async fn upgrade_hands_sockets_over_without_dropping_a_connection() {
     let (token, _) = mint(sandbox.base_url(), "phone", "sms", "+447700900123").await;
     let upstream = upstream().await;
     let (proxy, admin) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("proofgate-upgrade-{proxy}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let sock = dir.join("upgrade.sock");
     let config = dir.join("proofgate.toml");
     std::fs::write(
@@ -154,12 +153,12 @@ policy = "payouts"
         assert!(
             old.try_wait().unwrap().is_none(),
             "the old gateway exited\n{}",
-            logs(&dir)
+            logs(dir)
         );
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the old gateway never allowed the token\n{}",
-            logs(&dir)
+            logs(dir)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -222,6 +221,17 @@ policy = "payouts"
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A keep-alive connection that the old process has answered once and that is idle when
+    // SIGQUIT comes.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (head, body) = common::raw_get(&mut idle, "/public/idle").unwrap();
+    assert!(
+        head.starts_with("http/1.1 200 ") && head.contains("\r\nconnection: keep-alive\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, b"ok");
 
     // The upgrade: start the new process, wait until it says it is ready for the sockets (its
     // issuer data loaded), then tell the old one to hand them over — as docs/operations.md says.
@@ -234,16 +244,44 @@ policy = "payouts"
         assert!(
             new.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20),
             "the new process never got ready for the sockets\n{}",
-            logs(&dir)
+            logs(dir)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     signal(&old, "-QUIT");
     let quit_at = Instant::now();
 
-    let status = wait_exit(&mut old, Duration::from_secs(30), &logs(&dir)).await;
+    // Once the old process acts on SIGQUIT (Pingora logs it as it sends the sockets), a request
+    // on a connection it kept alive gets its answer with `Connection: close`, and the connection
+    // closes cleanly after it: the client opens its next one, which either process may accept,
+    // rather than meet the old process closing its idle connections when it stops accepting.
+    while !std::fs::read_to_string(dir.join("old.log"))
+        .unwrap_or_default()
+        .contains("SIGQUIT received")
+    {
+        assert!(
+            quit_at.elapsed() < Duration::from_secs(10),
+            "the old process never acted on SIGQUIT\n{}",
+            logs(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (head, body) = common::raw_get(&mut idle, "/public/idle")
+        .unwrap_or_else(|e| panic!("a request on a kept-alive connection: {e}\n{}", logs(dir)));
+    assert!(
+        head.starts_with("http/1.1 200 ") && head.contains("\r\nconnection: close\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, b"ok");
+    assert_eq!(
+        common::read_end(&mut idle).unwrap(),
+        0,
+        "the old process closes the connection after that answer"
+    );
+
+    let status = wait_exit(&mut old, Duration::from_secs(30), &logs(dir)).await;
     let old_gone = Instant::now();
-    assert!(status.success(), "old process: {status:?}\n{}", logs(&dir));
+    assert!(status.success(), "old process: {status:?}\n{}", logs(dir));
     assert!(
         old_gone - quit_at >= Duration::from_secs(5),
         "the old process left before its 5 s of shared accepting"
@@ -258,7 +296,7 @@ policy = "payouts"
     let (status, body) = in_flight
         .await
         .unwrap()
-        .unwrap_or_else(|e| panic!("the in-flight request failed: {e:?}\n{}", logs(&dir)));
+        .unwrap_or_else(|e| panic!("the in-flight request failed: {e:?}\n{}", logs(dir)));
     assert_eq!((status, body.as_str()), (200, "slow and done"));
 
     let failures: Vec<_> = outcomes
@@ -278,7 +316,7 @@ policy = "payouts"
         failures.len(),
         outcomes.len(),
         &failures[..failures.len().min(20)],
-        logs(&dir)
+        logs(dir)
     );
     let after = outcomes.iter().filter(|(at, _, _)| *at > old_gone).count();
     assert!(
@@ -310,7 +348,7 @@ policy = "payouts"
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the new process never took the admin address\n{}",
-            logs(&dir)
+            logs(dir)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -324,19 +362,18 @@ policy = "payouts"
     assert_eq!(r.status(), 200);
 
     signal(&new, "-TERM");
-    let status = wait_exit(&mut new, Duration::from_secs(30), &logs(&dir)).await;
-    assert!(status.success(), "new process: {status:?}\n{}", logs(&dir));
+    let status = wait_exit(&mut new, Duration::from_secs(30), &logs(dir)).await;
+    assert!(status.success(), "new process: {status:?}\n{}", logs(dir));
     if std::env::var_os("PROOFGATE_TEST_LOGS").is_some() {
-        eprintln!("{}", logs(&dir));
+        eprintln!("{}", logs(dir));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_without_a_running_process_exits_with_an_error() {
     let (proxy, admin) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("proofgate-upgrade-alone-{proxy}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let config = dir.join("proofgate.toml");
     let sections = format!(
         "[[listeners]]\naddress = \"127.0.0.1:{proxy}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n\
@@ -345,20 +382,20 @@ async fn upgrade_without_a_running_process_exits_with_an_error() {
     );
     std::fs::write(&config, common::public_config(&sections, "127.0.0.1:9")).unwrap();
     let mut new = spawn(&config, true, &dir.join("new.log"));
-    let status = wait_exit(&mut new, Duration::from_secs(30), &logs(&dir)).await;
+    let status = wait_exit(&mut new, Duration::from_secs(30), &logs(dir)).await;
     let log = std::fs::read_to_string(dir.join("new.log")).unwrap();
     assert!(!status.success(), "{status:?}\n{log}");
     assert!(log.contains("hand over its listening sockets"), "{log}");
     // It never served: nothing listens on the proxy address.
     assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_err());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigquit_refuses_a_socket_others_could_have_planted() {
     use std::os::unix::fs::PermissionsExt;
     let (proxy, admin) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("proofgate-upgrade-planted-{proxy}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let open = dir.join("open");
     std::fs::create_dir_all(&open).unwrap();
     // A directory every user may write to, without the sticky bit: whoever listens there may not
@@ -380,14 +417,14 @@ async fn sigquit_refuses_a_socket_others_could_have_planted() {
         assert!(
             old.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20),
             "the gateway never listened\n{}",
-            logs(&dir)
+            logs(dir)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal(&old, "-QUIT");
     // Past the 5 s a handover would take: still running, still listening, nothing sent.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(old.try_wait().unwrap().is_none(), "{}", logs(&dir));
+    assert!(old.try_wait().unwrap().is_none(), "{}", logs(dir));
     assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_ok());
     assert!(
         planted.accept().is_err(),
@@ -399,7 +436,6 @@ async fn sigquit_refuses_a_socket_others_could_have_planted() {
         "{log}"
     );
     signal(&old, "-TERM");
-    let status = wait_exit(&mut old, Duration::from_secs(30), &logs(&dir)).await;
-    assert!(status.success(), "{status:?}\n{}", logs(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
+    let status = wait_exit(&mut old, Duration::from_secs(30), &logs(dir)).await;
+    assert!(status.success(), "{status:?}\n{}", logs(dir));
 }

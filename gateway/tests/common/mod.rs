@@ -191,6 +191,38 @@ pub fn run_proofgate(config: &Path, args: &[&str], envs: &[(&str, &str)], log: &
         .unwrap()
 }
 
+/// A child process that is killed and waited for when dropped, so that a test that fails (or
+/// panics) half-way leaves no process behind. Derefs to the [`Child`].
+pub struct Process(pub Child);
+
+impl Process {
+    /// [`run_proofgate`], killed on drop.
+    pub fn proofgate(config: &Path, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {
+        Self(run_proofgate(config, args, envs, log))
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Nothing to do if it has exited and been waited for already.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Sends `sig` (`-TERM`, `-QUIT`, …) to `child` with kill(1).
 pub fn signal(child: &Child, sig: &str) {
     let pid = child.id().to_string();
@@ -199,6 +231,49 @@ pub fn signal(child: &Child, sig: &str) {
         .status()
         .unwrap()
         .success());
+}
+
+/// Sends `GET path` on a raw HTTP/1.1 connection (blocking; give it a read timeout) and reads
+/// one response, its body sized by `Content-Length`: returns the head (status line and
+/// headers, lower-cased, each line ending in CRLF) and the body.
+pub fn raw_get(stream: &mut std::net::TcpStream, path: &str) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::{Error, ErrorKind, Read, Write};
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut read_more = |buf: &mut Vec<u8>| match stream.read(&mut chunk)? {
+        0 => Err(Error::new(
+            ErrorKind::UnexpectedEof,
+            "closed before the response ended",
+        )),
+        n => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+    };
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read_more(&mut buf)?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| Error::other(format!("no content-length in {head}")))?;
+    while buf.len() < head_end + len {
+        read_more(&mut buf)?;
+    }
+    Ok((head, buf[head_end..head_end + len].to_vec()))
+}
+
+/// What the peer did next on `stream` (blocking, until its read timeout): `Ok(0)` if it closed
+/// the connection cleanly, an error such as `ConnectionReset` otherwise.
+pub fn read_end(stream: &mut std::net::TcpStream) -> std::io::Result<usize> {
+    use std::io::Read;
+    stream.read(&mut [0u8; 1024])
 }
 
 /// Waits for `child` to exit, at most `limit`; `context` (its logs, say) goes in the failure.
