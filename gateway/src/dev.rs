@@ -10,7 +10,7 @@ use proofgate_config::file::ConfigFile;
 use proofgate_config::{Config, Secret, Secrets};
 use proofgate_sandbox::{Sandbox, SandboxHandle};
 
-use crate::app::GatewayHandle;
+use crate::server::GatewayHandle;
 
 /// The demo configuration (`config/examples/dev.toml`).
 pub const DEV_CONFIG: &str = include_str!("../../config/examples/dev.toml");

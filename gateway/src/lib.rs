@@ -7,9 +7,15 @@
 //! The decision itself is made in `proofgate-core`; this crate only translates HTTP.
 
 pub mod admin;
-pub mod app;
 pub mod dev;
+mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
+pub mod server;
+pub mod state;
+pub mod tls;
+mod upgrade;
 
-pub use app::{Gateway, GatewayHandle};
+pub use server::{GatewayHandle, StartMode};
+pub use state::Gateway;

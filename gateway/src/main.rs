@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use proofgate::app::{GatewayHandle, StartMode};
 use proofgate::dev;
+use proofgate::server::{GatewayHandle, StartMode};
 use proofgate_config::{Config, Secrets};
 
 #[derive(Parser)]
@@ -217,7 +217,7 @@ fn check_tls_files(config: &Config) -> Result<(), String> {
             );
             continue;
         }
-        proofgate::app::check_listener_tls(l)?;
+        proofgate::tls::check_listener_tls(l)?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use proofgate_core::render::{self, Rendered};
 use proofgate_core::stepup::Endpoint;
 use proofgate_core::webhook::MAX_BODY_BYTES;
 
-use crate::app::Gateway;
+use crate::state::Gateway;
 
 /// The proxy.
 pub struct Proxy {

@@ -226,7 +226,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
         .await
         .unwrap();
     let gateway = s.gateway.as_ref().unwrap().gateway.clone();
-    assert!(proofgate::admin::reload(&s.config_path, &gateway));
+    assert!(proofgate::reload::reload(&s.config_path, &gateway));
 
     let text = s
         .http

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{config_text, echo_upstream, free_port, problem, stack, Options, Stack};
-use proofgate::app::GatewayHandle;
+use proofgate::GatewayHandle;
 use proofgate_config::{Config, Secret, Secrets};
 use proofgate_sandbox::{Failure, FailureRule, Sandbox, SandboxConfig, SandboxHandle};
 
@@ -618,7 +618,7 @@ async fn config_reload_under_load_drops_no_request() {
         std::fs::write(&path, if i % 2 == 0 { &changed } else { &original }).unwrap();
         let applied = {
             let (path, gateway) = (path.clone(), gateway.clone());
-            tokio::task::spawn_blocking(move || proofgate::admin::reload(&path, &gateway))
+            tokio::task::spawn_blocking(move || proofgate::reload::reload(&path, &gateway))
                 .await
                 .unwrap()
         };

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{free_port, stack, Options};
-use proofgate::app::GatewayHandle;
+use proofgate::GatewayHandle;
 use proofgate_config::{Config, Secrets};
 use proofgate_core::testing::browser;
 

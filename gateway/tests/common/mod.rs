@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use proofgate::app::GatewayHandle;
+use proofgate::GatewayHandle;
 use proofgate_config::{Config, Secret, Secrets};
 use proofgate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 

@@ -1,219 +1,23 @@
-//! Building a gateway from a configuration and running it: the Pingora server on the calling
-//! thread, and a side runtime for the background refreshers, the admin listener and hot reload.
+//! Running a gateway: the Pingora server on its own thread, a side runtime for the background
+//! refreshers, the admin listener, health checks and hot reload, the shutdown signals, and the
+//! start in either mode (fresh, or taking the sockets over in a graceful upgrade).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use pingora::http::RequestHeader;
-use pingora::lb::health_check::HttpHealthCheck;
-use pingora::lb::selection::RoundRobin;
-use pingora::lb::LoadBalancer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use proofgate_config::Config;
 use proofgate_config::Secrets;
-use proofgate_core::gate::{Gate, GateBuilder};
-use proofgate_core::routes::RouteTable;
-use proofgate_core::stepup::StepUpConfig;
 
-use crate::metrics::Metrics;
-
-/// One upstream cluster.
-pub struct UpstreamPool {
-    /// Round-robin over the configured addresses.
-    pub lb: LoadBalancer<RoundRobin>,
-    /// TLS to the upstream, with this SNI.
-    pub tls: Option<String>,
-    /// Whether the upstream's certificate is verified (with TLS).
-    pub verify_cert: bool,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Read timeout.
-    pub read_timeout: Duration,
-    /// How often backends are health-checked (`None`: never; all count as healthy).
-    pub health_check_interval: Option<Duration>,
-}
-
-/// What hot reload replaces: routes, policies and upstreams.
-pub struct Live {
-    /// The routes and the default policy.
-    pub routes: RouteTable,
-    /// Policies by name (for step-up starts).
-    pub policies: HashMap<String, Arc<proofgate_core::Policy>>,
-    /// Upstreams by name.
-    pub upstreams: HashMap<String, Arc<UpstreamPool>>,
-    /// Whether the token is removed before forwarding.
-    pub strip_token: bool,
-}
-
-impl Live {
-    /// Builds the reloadable part of a configuration.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
-        let mut upstreams = HashMap::new();
-        for u in &config.upstreams {
-            let mut lb =
-                LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
-                    .map_err(|e| format!("upstream {}: {e}", u.name))?;
-            if let Some(hc) = &u.health_check {
-                let sni = u.tls.as_ref().map(|t| t.sni.as_str());
-                let mut check = HttpHealthCheck::new(sni.unwrap_or("localhost"), sni.is_some());
-                let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None)
-                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
-                req.insert_header("Host", sni.unwrap_or("localhost"))
-                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
-                check.req = req;
-                check.peer_template.options.connection_timeout = Some(u.connect_timeout);
-                check.peer_template.options.read_timeout = Some(u.read_timeout);
-                lb.set_health_check(Box::new(check));
-            }
-            upstreams.insert(
-                u.name.clone(),
-                Arc::new(UpstreamPool {
-                    lb,
-                    tls: u.tls.as_ref().map(|t| t.sni.clone()),
-                    verify_cert: u.tls.as_ref().is_none_or(|t| t.verify),
-                    connect_timeout: u.connect_timeout,
-                    read_timeout: u.read_timeout,
-                    health_check_interval: u.health_check.as_ref().map(|h| h.interval),
-                }),
-            );
-        }
-        Ok(Self {
-            routes: config.routes.clone(),
-            policies: config
-                .policies
-                .iter()
-                .map(|p| (p.name.clone(), p.clone()))
-                .collect(),
-            upstreams,
-            strip_token: config.identity_headers.strip_token,
-        })
-    }
-}
-
-/// Everything a request needs, shared by all of Pingora's threads.
-pub struct Gateway {
-    /// The core's gate: every decision and step-up answer is its.
-    pub gate: Gate,
-    /// Routes, policies and upstreams (hot-reloaded).
-    pub live: ArcSwap<Live>,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Whether the proxy listeners accept connections (set once by [`GatewayHandle::start`]).
-    pub listening: AtomicBool,
-    /// Whether the server is stopping (set once, when a shutdown signal is acted on); see
-    /// [`Gateway::draining`].
-    draining: AtomicBool,
-}
-
-impl std::fmt::Debug for Gateway {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").finish_non_exhaustive()
-    }
-}
-
-impl Gateway {
-    /// Builds the gateway's state from a validated configuration and the secrets: the core's
-    /// [`GateBuilder`], with the same settings and fallbacks as the tower layer's.
-    pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, String> {
-        let s = &config.step_up;
-        let mut step_up = StepUpConfig::new(Vec::new());
-        step_up.prefix = s.prefix.clone();
-        step_up.state_ttl = s.state_ttl;
-        step_up.state_cookie = s.state_cookie.clone();
-        step_up.proof_cookie = s.cookie_name.clone();
-        step_up.secure_cookies = s.cookie_secure;
-        step_up.public_url = s.public_url.clone();
-        // The hosts routes name are this site's own: a start may return to them.
-        step_up.allowed_hosts = s
-            .allowed_hosts
-            .iter()
-            .chain(config.routes.routes().iter().flat_map(|r| r.hosts.iter()))
-            .cloned()
-            .collect();
-        step_up.per_client_per_minute = s.per_client_per_minute;
-        step_up.global_per_minute = s.global_per_minute;
-        step_up.webhook_secret = secrets
-            .webhook_secret
-            .as_ref()
-            .map(|w| w.expose().as_bytes().to_vec());
-        let gate = GateBuilder::new(&config.issuer.api_base)
-            .keys_config(config.keys_config())
-            .revocation_config(config.revocation_config())
-            .verifier_config(config.verifier_config())
-            .token_sources(config.tokens.sources.clone())
-            .step_up_config(step_up)
-            .cookie_key(
-                secrets
-                    .cookie_key
-                    .as_ref()
-                    .map(|k| k.expose().as_bytes().to_vec()),
-            )
-            .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Arc::new(Self {
-            gate,
-            live: ArcSwap::from_pointee(Live::from_config(config)?),
-            metrics: Metrics::new(),
-            listening: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-        }))
-    }
-
-    /// Whether everything a decision may need is loaded: keys and the revocation list fresh and
-    /// the status lists fetched at start held and unexpired.
-    pub fn warm(&self) -> bool {
-        self.data_problems().is_empty()
-    }
-
-    /// What keeps a decision from being made on fresh data ([`Gate::readiness`]).
-    fn data_problems(&self) -> Vec<&'static str> {
-        self.gate.readiness().err().unwrap_or_default()
-    }
-
-    /// Whether the proxy listeners accept connections and keys and revocation data are fresh
-    /// enough to decide; otherwise what is missing (`starting`, `jwks_stale`,
-    /// `revocation_stale`, `status_list_unavailable`).
-    pub fn ready(&self) -> Result<(), Vec<&'static str>> {
-        let mut problems = Vec::new();
-        if !self.listening.load(Ordering::Relaxed) {
-            problems.push("starting");
-        }
-        problems.extend(self.data_problems());
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// Whether the server is stopping: from the moment `SIGTERM` or `SIGQUIT` is acted on (or
-    /// [`GatewayHandle::shutdown`] is called). From then on every response says
-    /// `Connection: close` and its connection is closed after it, so that no client sends another
-    /// request on a connection the server is about to close: Pingora closes the connections
-    /// waiting for a request once its listeners stop accepting (at once after `SIGTERM`, 5 s
-    /// after `SIGQUIT`; here 1 s after that), and a request the client sends at that
-    /// moment meets a reset. Pingora itself marks only the requests that *start* after its
-    /// listeners stop, not those answered in the 5 s of shared accepting after `SIGQUIT`, nor
-    /// those in flight when the signal came.
-    pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
-    /// settings need a restart.
-    pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let live = Live::from_config(config)?;
-        self.live.store(Arc::new(live));
-        Ok(())
-    }
-}
+use crate::health::health_checks;
+use crate::reload::watch_config;
+use crate::state::Gateway;
+use crate::tls::check_listener_tls;
+use crate::upgrade::{own_uid, upgrade_peer_check, UPGRADE_PEER_WAIT};
 
 /// A running gateway started by [`GatewayHandle::start`]; dropping it does not stop it, call
 /// [`GatewayHandle::shutdown`].
@@ -589,69 +393,12 @@ async fn side_tasks(
     };
     tokio::spawn(health_checks(gateway.clone(), stopped(stop.clone())));
     if let Some(path) = config_path {
-        tokio::spawn(crate::admin::watch_config(
-            path,
-            gateway.clone(),
-            stopped(stop.clone()),
-        ));
+        tokio::spawn(watch_config(path, gateway.clone(), stopped(stop.clone())));
     }
     let _ = ready.send(Ok(admin_addr));
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
-}
-
-/// How long the process that got `SIGQUIT` waits for the new process's upgrade socket to
-/// appear (the new process waits about 6 s for the sockets).
-const UPGRADE_PEER_WAIT: Duration = Duration::from_secs(5);
-
-/// The effective user of this process: the owner of `/proc/self` (no `unsafe` for `geteuid`).
-#[cfg(unix)]
-fn own_uid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
-}
-
-/// Before the listening sockets go to whatever listens at `path`: it must be a Unix socket owned
-/// by `uid` (this process's user), in a directory that others cannot write to (or one with the
-/// sticky bit, like `/tmp`, where they cannot remove or replace our socket). Otherwise another
-/// local user who got there first — `/tmp` is the default — would receive the gateway's
-/// listening sockets and its traffic. Waits up to `wait` for the socket to appear.
-#[cfg(unix)]
-async fn upgrade_peer_check(path: &Path, uid: Option<u32>, wait: Duration) -> Result<(), String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let Some(uid) = uid else {
-        return Err("cannot tell this process's user (no /proc/self)".into());
-    };
-    let start = tokio::time::Instant::now();
-    let meta = loop {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) => break m,
-            Err(_) if start.elapsed() < wait => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(format!("no new process is waiting there ({e})")),
-        }
-    };
-    if !meta.file_type().is_socket() {
-        return Err("it is not a Unix socket".into());
-    }
-    if meta.uid() != uid {
-        return Err(format!(
-            "the socket belongs to uid {}, not to this process's uid {uid}",
-            meta.uid()
-        ));
-    }
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (others_write, sticky) = (dir_meta.mode() & 0o002 != 0, dir_meta.mode() & 0o1000 != 0);
-    if others_write && !sticky {
-        return Err(format!(
-            "{} is writable by every user without the sticky bit, so the socket could be replaced",
-            dir.display()
-        ));
-    }
-    Ok(())
 }
 
 /// How long after the proxy listeners stop accepting (at once after `SIGTERM`, 5 s after
@@ -751,41 +498,6 @@ fn wait_listening(
     Ok(())
 }
 
-/// Loads a TLS listener's certificate chain and key the way Pingora will when the listener
-/// starts, so that a missing file, a file without a certificate or key, or a key that does not
-/// match the certificate is an error from [`GatewayHandle::start`] (and `proofgate check`).
-/// Pingora panics on its own thread instead, leaving a process without its listener. A plain
-/// listener passes.
-pub fn check_listener_tls(listener: &proofgate_config::Listener) -> Result<(), String> {
-    let Some(tls) = &listener.tls else {
-        return Ok(());
-    };
-    check_tls(
-        &tls.cert_path.to_string_lossy(),
-        &tls.key_path.to_string_lossy(),
-    )
-    .map_err(|e| format!("TLS listener {}: {e}", listener.address))
-}
-
-fn check_tls(cert: &str, key: &str) -> Result<(), String> {
-    use pingora::tls::{version, ServerConfig};
-    let (certs, private_key) = match pingora::tls::load_certs_and_key_files(cert, key) {
-        Ok(Some(pair)) => pair,
-        Ok(None) => {
-            return Err(format!(
-                "no certificate in {cert} or no private key (PKCS#1, PKCS#8 or SEC1) in {key}"
-            ))
-        }
-        Err(e) => return Err(format!("cannot read {cert} or {key}: {e}")),
-    };
-    pingora::tls::install_default_crypto_provider();
-    ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
-        .with_no_client_auth()
-        .with_single_cert(certs, private_key)
-        .map_err(|e| format!("certificate {cert} and key {key} unusable: {e}"))?;
-    Ok(())
-}
-
 /// Binds `addr` as soon as it is free (the old process of an upgrade exits), then serves admin.
 async fn admin_when_free(
     addr: SocketAddr,
@@ -812,86 +524,5 @@ async fn admin_when_free(
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-    }
-}
-
-/// Runs each upstream's health check on its interval; a backend that fails is skipped by
-/// selection until it passes again. Reads the live upstreams each round, so reloads apply.
-async fn health_checks(gateway: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut last: HashMap<String, std::time::Instant> = HashMap::new();
-    loop {
-        let live = gateway.live.load_full();
-        for (name, pool) in &live.upstreams {
-            let Some(interval) = pool.health_check_interval else {
-                continue;
-            };
-            if last.get(name).is_some_and(|t| t.elapsed() < interval) {
-                continue;
-            }
-            last.insert(name.clone(), std::time::Instant::now());
-            pool.lb.backends().run_health_check(true).await;
-        }
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
-    }
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    /// A temporary directory with `mode`, removed on drop.
-    fn dir(mode: u32) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-        dir
-    }
-
-    const WAIT: Duration = Duration::from_millis(100);
-
-    #[tokio::test]
-    async fn upgrade_peer_must_be_our_own_socket_in_a_safe_directory() {
-        let uid = own_uid();
-        assert!(uid.is_some(), "/proc/self has an owner");
-
-        // Our socket in a private directory, and in a sticky world-writable one like /tmp.
-        for (name, mode) in [("private", 0o700), ("sticky", 0o1777)] {
-            let d = dir(mode);
-            let sock = d.path().join("upgrade.sock");
-            let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-            assert_eq!(upgrade_peer_check(&sock, uid, WAIT).await, Ok(()), "{name}");
-            // The same socket is refused to a process of another user.
-            let other = uid.map(|u| u.wrapping_add(1));
-            let err = upgrade_peer_check(&sock, other, WAIT).await.unwrap_err();
-            assert!(err.contains("belongs to uid"), "{err}");
-        }
-
-        // A world-writable directory without the sticky bit: the socket could be swapped.
-        let d = dir(0o777);
-        let sock = d.path().join("upgrade.sock");
-        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let err = upgrade_peer_check(&sock, uid, WAIT).await.unwrap_err();
-        assert!(err.contains("writable by every user"), "{err}");
-
-        // Nothing there (no new process), or not a socket.
-        let d = dir(0o700);
-        let err = upgrade_peer_check(&d.path().join("upgrade.sock"), uid, WAIT)
-            .await
-            .unwrap_err();
-        assert!(err.contains("no new process"), "{err}");
-        std::fs::write(d.path().join("file"), b"x").unwrap();
-        let err = upgrade_peer_check(&d.path().join("file"), uid, WAIT)
-            .await
-            .unwrap_err();
-        assert!(err.contains("not a Unix socket"), "{err}");
-
-        // Without a known user nothing is handed over.
-        assert!(upgrade_peer_check(&d.path().join("x"), None, WAIT)
-            .await
-            .is_err());
     }
 }

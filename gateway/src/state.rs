@@ -1,0 +1,213 @@
+//! The gateway's shared state, read by every Pingora thread: the core's gate, the hot-reloaded
+//! routes, policies and upstreams, and the metrics. A leaf: it imports nothing from the process
+//! lifecycle ([`crate::server`]) or the proxy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use pingora::http::RequestHeader;
+use pingora::lb::health_check::HttpHealthCheck;
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use proofgate_config::Config;
+use proofgate_config::Secrets;
+use proofgate_core::gate::{Gate, GateBuilder};
+use proofgate_core::routes::RouteTable;
+use proofgate_core::stepup::StepUpConfig;
+
+use crate::metrics::Metrics;
+
+/// One upstream cluster.
+pub struct UpstreamPool {
+    /// Round-robin over the configured addresses.
+    pub lb: LoadBalancer<RoundRobin>,
+    /// TLS to the upstream, with this SNI.
+    pub tls: Option<String>,
+    /// Whether the upstream's certificate is verified (with TLS).
+    pub verify_cert: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// How often backends are health-checked (`None`: never; all count as healthy).
+    pub health_check_interval: Option<Duration>,
+}
+
+/// What hot reload replaces: routes, policies and upstreams.
+pub struct Live {
+    /// The routes and the default policy.
+    pub routes: RouteTable,
+    /// Policies by name (for step-up starts).
+    pub policies: HashMap<String, Arc<proofgate_core::Policy>>,
+    /// Upstreams by name.
+    pub upstreams: HashMap<String, Arc<UpstreamPool>>,
+    /// Whether the token is removed before forwarding.
+    pub strip_token: bool,
+}
+
+impl Live {
+    /// Builds the reloadable part of a configuration.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let mut upstreams = HashMap::new();
+        for u in &config.upstreams {
+            let mut lb =
+                LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
+                    .map_err(|e| format!("upstream {}: {e}", u.name))?;
+            if let Some(hc) = &u.health_check {
+                let sni = u.tls.as_ref().map(|t| t.sni.as_str());
+                let mut check = HttpHealthCheck::new(sni.unwrap_or("localhost"), sni.is_some());
+                let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None)
+                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
+                req.insert_header("Host", sni.unwrap_or("localhost"))
+                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
+                check.req = req;
+                check.peer_template.options.connection_timeout = Some(u.connect_timeout);
+                check.peer_template.options.read_timeout = Some(u.read_timeout);
+                lb.set_health_check(Box::new(check));
+            }
+            upstreams.insert(
+                u.name.clone(),
+                Arc::new(UpstreamPool {
+                    lb,
+                    tls: u.tls.as_ref().map(|t| t.sni.clone()),
+                    verify_cert: u.tls.as_ref().is_none_or(|t| t.verify),
+                    connect_timeout: u.connect_timeout,
+                    read_timeout: u.read_timeout,
+                    health_check_interval: u.health_check.as_ref().map(|h| h.interval),
+                }),
+            );
+        }
+        Ok(Self {
+            routes: config.routes.clone(),
+            policies: config
+                .policies
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
+            upstreams,
+            strip_token: config.identity_headers.strip_token,
+        })
+    }
+}
+
+/// Everything a request needs, shared by all of Pingora's threads.
+pub struct Gateway {
+    /// The core's gate: every decision and step-up answer is its.
+    pub gate: Gate,
+    /// Routes, policies and upstreams (hot-reloaded).
+    pub live: ArcSwap<Live>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Whether the proxy listeners accept connections (set once by [`GatewayHandle::start`](crate::server::GatewayHandle::start)).
+    pub listening: AtomicBool,
+    /// Whether the server is stopping (set once, when a shutdown signal is acted on); see
+    /// [`Gateway::draining`].
+    pub(crate) draining: AtomicBool,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway's state from a validated configuration and the secrets: the core's
+    /// [`GateBuilder`], with the same settings and fallbacks as the tower layer's.
+    pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, String> {
+        let s = &config.step_up;
+        let mut step_up = StepUpConfig::new(Vec::new());
+        step_up.prefix = s.prefix.clone();
+        step_up.state_ttl = s.state_ttl;
+        step_up.state_cookie = s.state_cookie.clone();
+        step_up.proof_cookie = s.cookie_name.clone();
+        step_up.secure_cookies = s.cookie_secure;
+        step_up.public_url = s.public_url.clone();
+        // The hosts routes name are this site's own: a start may return to them.
+        step_up.allowed_hosts = s
+            .allowed_hosts
+            .iter()
+            .chain(config.routes.routes().iter().flat_map(|r| r.hosts.iter()))
+            .cloned()
+            .collect();
+        step_up.per_client_per_minute = s.per_client_per_minute;
+        step_up.global_per_minute = s.global_per_minute;
+        step_up.webhook_secret = secrets
+            .webhook_secret
+            .as_ref()
+            .map(|w| w.expose().as_bytes().to_vec());
+        let gate = GateBuilder::new(&config.issuer.api_base)
+            .keys_config(config.keys_config())
+            .revocation_config(config.revocation_config())
+            .verifier_config(config.verifier_config())
+            .token_sources(config.tokens.sources.clone())
+            .step_up_config(step_up)
+            .cookie_key(
+                secrets
+                    .cookie_key
+                    .as_ref()
+                    .map(|k| k.expose().as_bytes().to_vec()),
+            )
+            .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(Self {
+            gate,
+            live: ArcSwap::from_pointee(Live::from_config(config)?),
+            metrics: Metrics::new(),
+            listening: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether everything a decision may need is loaded: keys and the revocation list fresh and
+    /// the status lists fetched at start held and unexpired.
+    pub fn warm(&self) -> bool {
+        self.data_problems().is_empty()
+    }
+
+    /// What keeps a decision from being made on fresh data ([`Gate::readiness`]).
+    pub(crate) fn data_problems(&self) -> Vec<&'static str> {
+        self.gate.readiness().err().unwrap_or_default()
+    }
+
+    /// Whether the proxy listeners accept connections and keys and revocation data are fresh
+    /// enough to decide; otherwise what is missing (`starting`, `jwks_stale`,
+    /// `revocation_stale`, `status_list_unavailable`).
+    pub fn ready(&self) -> Result<(), Vec<&'static str>> {
+        let mut problems = Vec::new();
+        if !self.listening.load(Ordering::Relaxed) {
+            problems.push("starting");
+        }
+        problems.extend(self.data_problems());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Whether the server is stopping: from the moment `SIGTERM` or `SIGQUIT` is acted on (or
+    /// [`GatewayHandle::shutdown`](crate::server::GatewayHandle::shutdown) is called). From then on every response says
+    /// `Connection: close` and its connection is closed after it, so that no client sends another
+    /// request on a connection the server is about to close: Pingora closes the connections
+    /// waiting for a request once its listeners stop accepting (at once after `SIGTERM`, 5 s
+    /// after `SIGQUIT`; here 1 s after that), and a request the client sends at that
+    /// moment meets a reset. Pingora itself marks only the requests that *start* after its
+    /// listeners stop, not those answered in the 5 s of shared accepting after `SIGQUIT`, nor
+    /// those in flight when the signal came.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
+    /// settings need a restart.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let live = Live::from_config(config)?;
+        self.live.store(Arc::new(live));
+        Ok(())
+    }
+}
