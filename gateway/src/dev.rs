@@ -10,6 +10,7 @@ use proofgate_config::file::ConfigFile;
 use proofgate_config::{Config, Secret, Secrets};
 use proofgate_sandbox::{Sandbox, SandboxHandle};
 
+use crate::error::GatewayError;
 use crate::server::GatewayHandle;
 
 /// The demo configuration (`config/examples/dev.toml`).
@@ -85,26 +86,26 @@ pub fn demo_upstream() -> Router {
 }
 
 /// Starts the sandbox, the demo upstream and the gateway.
-pub fn start(ports: DevPorts) -> Result<DevStack, String> {
+pub fn start(ports: DevPorts) -> Result<DevStack, GatewayError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(GatewayError::system("runtime"))?;
     let (sandbox, upstream) = runtime.block_on(async {
-        let sandbox = Sandbox::start(&ports.sandbox.to_string())
-            .await
-            .map_err(|e| format!("sandbox: {e}"))?;
+        let sandbox = Sandbox::start(&ports.sandbox.to_string()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| format!("demo upstream: {e}"))?;
-        let upstream = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(GatewayError::system("demo upstream"))?;
+        let upstream = listener
+            .local_addr()
+            .map_err(GatewayError::system("demo upstream"))?;
         tokio::spawn(async move {
             let _ = axum::serve(listener, demo_upstream()).await;
         });
-        Ok::<_, String>((sandbox, upstream))
+        Ok::<_, GatewayError>((sandbox, upstream))
     })?;
-    let mut file = ConfigFile::from_toml_str(DEV_CONFIG).map_err(|e| e.to_string())?;
+    let mut file = ConfigFile::from_toml_str(DEV_CONFIG)?;
     file.issuer.api_base = Some(sandbox.base_url().to_string());
     for u in &mut file.upstreams {
         u.addresses = vec![upstream.to_string()];
@@ -115,7 +116,7 @@ pub fn start(ports: DevPorts) -> Result<DevStack, String> {
     if let Some(admin) = &mut file.admin {
         admin.address = Some(ports.admin.to_string());
     }
-    let config: Config = file.validate().map_err(|e| e.to_string())?;
+    let config: Config = file.validate()?;
     let cookie_key: String = (0..32)
         .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
         .collect();

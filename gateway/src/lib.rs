@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod dev;
+pub mod error;
 mod health;
 pub mod metrics;
 pub mod proxy;
@@ -17,5 +18,6 @@ pub mod state;
 pub mod tls;
 mod upgrade;
 
+pub use error::GatewayError;
 pub use server::{GatewayHandle, StartMode};
 pub use state::Gateway;

@@ -94,8 +94,13 @@ fn init_logging(json: bool, level: &str) {
     };
 }
 
-fn load(path: &PathBuf) -> Result<Config, String> {
-    Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
+/// An error for the person at the terminal: printed after `proofgate: `, exit status 1. The
+/// library's own errors are typed ([`proofgate::GatewayError`], the configuration's
+/// `ConfigErrors`); only this edge turns them into text.
+type CliError = Box<dyn std::error::Error>;
+
+fn load(path: &PathBuf) -> Result<Config, CliError> {
+    Config::load(path).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 fn main() -> ExitCode {
@@ -118,11 +123,11 @@ fn main() -> ExitCode {
         Command::Run {
             config: path,
             upgrade,
-        } => (|| {
+        } => (|| -> Result<(), CliError> {
             let config = load(&path)?;
             init_logging(config.logging.json, config.logging.level.as_str());
-            let secrets = Secrets::from_env().map_err(|e| e.to_string())?;
-            secrets.require_for(&config).map_err(|e| e.to_string())?;
+            let secrets = Secrets::from_env()?;
+            secrets.require_for(&config)?;
             let mode = if upgrade {
                 StartMode::Upgrade
             } else {
@@ -130,7 +135,7 @@ fn main() -> ExitCode {
             };
             let handle = GatewayHandle::start_with(config, secrets, Some(path), mode)?;
             tracing::info!(proxy = ?handle.proxy_addrs, admin = ?handle.admin_addr, "proofgate running");
-            handle.wait()
+            Ok(handle.wait()?)
         })(),
         Command::Verify {
             token,
@@ -141,7 +146,7 @@ fn main() -> ExitCode {
             listen,
             admin,
             sandbox,
-        } => (|| {
+        } => (|| -> Result<(), CliError> {
             init_logging(false, "info");
             let stack = dev::start(dev::DevPorts {
                 proxy: listen,
@@ -149,7 +154,7 @@ fn main() -> ExitCode {
                 sandbox,
             })?;
             println!("{}", dev::banner(&stack));
-            stack.gateway.wait()
+            Ok(stack.gateway.wait()?)
         })(),
     };
     match result {
@@ -205,7 +210,7 @@ fn step_up_origin_warnings(config: &Config) -> Vec<String> {
 
 /// TLS files that exist here are loaded and matched as `run` will; missing ones are only
 /// mentioned (the file is often checked away from the machine that holds the certificates).
-fn check_tls_files(config: &Config) -> Result<(), String> {
+fn check_tls_files(config: &Config) -> Result<(), CliError> {
     for l in &config.listeners {
         let Some(tls) = &l.tls else { continue };
         if !tls.cert_path.exists() || !tls.key_path.exists() {
@@ -222,7 +227,7 @@ fn check_tls_files(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn verify(token: &str, path: &PathBuf, issuer: Option<String>) -> Result<(), String> {
+fn verify(token: &str, path: &PathBuf, issuer: Option<String>) -> Result<(), CliError> {
     let config = match issuer {
         None => load(path)?,
         Some(api_base) => {
@@ -235,7 +240,7 @@ fn verify(token: &str, path: &PathBuf, issuer: Option<String>) -> Result<(), Str
     };
     eprintln!("issuer: {}", config.issuer.api_base);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    rt.block_on(async {
+    Ok(rt.block_on(async {
         let keys = proofgate_core::KeyStore::new(config.keys_config());
         keys.refresh()
             .await
@@ -276,5 +281,5 @@ fn verify(token: &str, path: &PathBuf, issuer: Option<String>) -> Result<(), Str
             }
             Err(reason) => Err(format!("verdict: {reason} — {}", reason.message())),
         }
-    })
+    })?)
 }

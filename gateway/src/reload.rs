@@ -50,7 +50,7 @@ pub async fn watch_config(
 pub fn reload(path: &PathBuf, gateway: &Gateway) -> bool {
     let result = proofgate_config::Config::load(path)
         .map_err(|e| e.to_string())
-        .and_then(|c| gateway.reload(&c));
+        .and_then(|c| gateway.reload(&c).map_err(|e| e.to_string()));
     match result {
         Ok(()) => {
             gateway.metrics.reloads.with_label_values(&["ok"]).inc();

@@ -13,6 +13,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use proofgate_config::Config;
 use proofgate_config::Secrets;
 
+use crate::error::GatewayError;
 use crate::health::health_checks;
 use crate::reload::watch_config;
 use crate::state::Gateway;
@@ -161,7 +162,7 @@ impl GatewayHandle {
         config: Config,
         secrets: Secrets,
         config_path: Option<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GatewayError> {
         Self::start_with(config, secrets, config_path, StartMode::Fresh)
     }
 
@@ -174,7 +175,7 @@ impl GatewayHandle {
         secrets: Secrets,
         config_path: Option<PathBuf>,
         mode: StartMode,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GatewayError> {
         // Certificates are checked first: before any thread starts, and in an upgrade before the
         // sockets arrive (from then on the old process stops accepting 5 s later, whatever
         // happens here).
@@ -186,8 +187,10 @@ impl GatewayHandle {
         // upgrade the running process holds them, by design.)
         if mode == StartMode::Fresh {
             for l in &config.listeners {
-                std::net::TcpListener::bind(l.address)
-                    .map_err(|e| format!("listener {}: cannot listen there: {e}", l.address))?;
+                std::net::TcpListener::bind(l.address).map_err(|source| GatewayError::Listen {
+                    address: l.address,
+                    source,
+                })?;
             }
         }
         let gateway = Gateway::new(&config, &secrets)?;
@@ -198,13 +201,13 @@ impl GatewayHandle {
             .worker_threads(1)
             .enable_all()
             .build()
-            .map_err(|e| format!("runtime: {e}"))?;
+            .map_err(GatewayError::system("runtime"))?;
         // Before any listener binds: from the moment the proxy port answers, a signal stops the
         // gateway as it should (see `Signals`).
         #[cfg(unix)]
         let signals = {
             let _in_runtime = rt.enter();
-            Signals::listen().map_err(|e| format!("signal handlers: {e}"))?
+            Signals::listen().map_err(GatewayError::system("signal handlers"))?
         };
         let (admin_tx, admin_rx) = std::sync::mpsc::channel();
         let side = {
@@ -223,11 +226,11 @@ impl GatewayHandle {
                         admin_tx,
                     ));
                 })
-                .map_err(|e| e.to_string())?
+                .map_err(GatewayError::system("side thread"))?
         };
         let admin_addr = admin_rx
             .recv()
-            .map_err(|_| "the side runtime stopped".to_string())??;
+            .map_err(|_| GatewayError::SideRuntimeStopped)??;
 
         let conf = ServerConf {
             threads: config.server.threads.max(1),
@@ -273,7 +276,10 @@ impl GatewayHandle {
                         &tls.cert_path.to_string_lossy(),
                         &tls.key_path.to_string_lossy(),
                     )
-                    .map_err(|e| format!("TLS listener {addr}: {e}"))?,
+                    .map_err(|e| GatewayError::Tls {
+                        listener: addr.clone(),
+                        message: e.to_string(),
+                    })?,
             }
             proxy_addrs.push(l.address);
         }
@@ -293,7 +299,7 @@ impl GatewayHandle {
                     }),
                 })
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(GatewayError::system("proxy thread"))?;
         // Pingora binds the listeners on its own thread; return (and report ready) only once
         // they accept, and turn a listener that cannot be bound into an error here.
         let plain: Vec<SocketAddr> = config
@@ -332,11 +338,9 @@ impl GatewayHandle {
 
     /// Blocks until the server stops. An error if it stopped by panicking (the process should
     /// then exit with a failure status, not 0).
-    pub fn wait(mut self) -> Result<(), String> {
+    pub fn wait(mut self) -> Result<(), GatewayError> {
         match self.pingora.take().map(std::thread::JoinHandle::join) {
-            Some(Err(_)) => {
-                Err("the proxy server stopped on an internal error (see the log)".into())
-            }
+            Some(Err(_)) => Err(GatewayError::ServerCrashed),
             _ => Ok(()),
         }
     }
@@ -348,7 +352,7 @@ async fn side_tasks(
     config_path: Option<PathBuf>,
     mode: StartMode,
     stop: tokio::sync::watch::Receiver<bool>,
-    ready: std::sync::mpsc::Sender<Result<Option<SocketAddr>, String>>,
+    ready: std::sync::mpsc::Sender<Result<Option<SocketAddr>, GatewayError>>,
 ) {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -385,7 +389,10 @@ async fn side_tasks(
                 Some(addr)
             }
             Err(e) => {
-                let _ = ready.send(Err(format!("admin listener {addr}: {e}")));
+                let _ = ready.send(Err(GatewayError::Admin {
+                    address: addr,
+                    source: e,
+                }));
                 return;
             }
         },
@@ -467,7 +474,7 @@ const LISTEN_WAIT: Duration = Duration::from_secs(10);
 fn wait_listening(
     addrs: &[SocketAddr],
     pingora: &std::thread::JoinHandle<()>,
-) -> Result<(), String> {
+) -> Result<(), GatewayError> {
     let deadline = std::time::Instant::now() + LISTEN_WAIT;
     for addr in addrs {
         let mut probe = *addr;
@@ -479,18 +486,18 @@ fn wait_listening(
         }
         while std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_err() {
             if pingora.is_finished() {
-                return Err(format!(
+                return Err(GatewayError::NotListening(format!(
                     "the proxy server stopped while starting; is {addr} free to listen on? (see the log)"
-                ));
+                )));
             }
             if std::time::Instant::now() > deadline {
                 // Pingora's service thread panics when it cannot bind (see the log); its server
                 // thread goes on, so this is how that shows here.
-                return Err(format!(
+                return Err(GatewayError::NotListening(format!(
                     "the proxy listener {addr} does not accept connections after {}s; is the \
                      address free and this machine's? (see the log)",
                     LISTEN_WAIT.as_secs()
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(5));
         }

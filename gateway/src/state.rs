@@ -18,7 +18,15 @@ use proofgate_core::gate::{Gate, GateBuilder};
 use proofgate_core::routes::RouteTable;
 use proofgate_core::stepup::StepUpConfig;
 
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
+
+fn upstream_error(name: &str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Upstream {
+        name: name.to_owned(),
+        message: e.to_string(),
+    }
+}
 
 /// One upstream cluster.
 pub struct UpstreamPool {
@@ -50,19 +58,20 @@ pub struct Live {
 
 impl Live {
     /// Builds the reloadable part of a configuration.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, GatewayError> {
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
             let mut lb =
                 LoadBalancer::<RoundRobin>::try_from_iter(u.addresses.iter().map(String::as_str))
-                    .map_err(|e| format!("upstream {}: {e}", u.name))?;
+                    .map_err(|e| upstream_error(&u.name, e))?;
             if let Some(hc) = &u.health_check {
                 let sni = u.tls.as_ref().map(|t| t.sni.as_str());
                 let mut check = HttpHealthCheck::new(sni.unwrap_or("localhost"), sni.is_some());
-                let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None)
-                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
+                let health = |e| upstream_error(&u.name, format!("health check: {e}"));
+                let mut req =
+                    RequestHeader::build("GET", hc.path.as_bytes(), None).map_err(health)?;
                 req.insert_header("Host", sni.unwrap_or("localhost"))
-                    .map_err(|e| format!("upstream {} health check: {e}", u.name))?;
+                    .map_err(health)?;
                 check.req = req;
                 check.peer_template.options.connection_timeout = Some(u.connect_timeout);
                 check.peer_template.options.read_timeout = Some(u.read_timeout);
@@ -117,7 +126,7 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Builds the gateway's state from a validated configuration and the secrets: the core's
     /// [`GateBuilder`], with the same settings and fallbacks as the tower layer's.
-    pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, String> {
+    pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, GatewayError> {
         let s = &config.step_up;
         let mut step_up = StepUpConfig::new(Vec::new());
         step_up.prefix = s.prefix.clone();
@@ -152,8 +161,7 @@ impl Gateway {
                     .map(|k| k.expose().as_bytes().to_vec()),
             )
             .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Arc::new(Self {
             gate,
             live: ArcSwap::from_pointee(Live::from_config(config)?),
@@ -205,7 +213,7 @@ impl Gateway {
 
     /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
     /// settings need a restart.
-    pub fn reload(&self, config: &Config) -> Result<(), String> {
+    pub fn reload(&self, config: &Config) -> Result<(), GatewayError> {
         let live = Live::from_config(config)?;
         self.live.store(Arc::new(live));
         Ok(())

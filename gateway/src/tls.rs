@@ -1,12 +1,15 @@
 //! TLS listener certificates, loaded and matched before any thread starts (and by
 //! `proofgate check`), so a bad pair is a start-up error naming the listener.
 
+use crate::error::GatewayError;
+
 /// Loads a TLS listener's certificate chain and key the way Pingora will when the listener
 /// starts, so that a missing file, a file without a certificate or key, or a key that does not
-/// match the certificate is an error from [`GatewayHandle::start`](crate::server::GatewayHandle::start) (and `proofgate check`).
+/// match the certificate is an error from
+/// [`GatewayHandle::start`](crate::server::GatewayHandle::start) (and `proofgate check`).
 /// Pingora panics on its own thread instead, leaving a process without its listener. A plain
 /// listener passes.
-pub fn check_listener_tls(listener: &proofgate_config::Listener) -> Result<(), String> {
+pub fn check_listener_tls(listener: &proofgate_config::Listener) -> Result<(), GatewayError> {
     let Some(tls) = &listener.tls else {
         return Ok(());
     };
@@ -14,7 +17,10 @@ pub fn check_listener_tls(listener: &proofgate_config::Listener) -> Result<(), S
         &tls.cert_path.to_string_lossy(),
         &tls.key_path.to_string_lossy(),
     )
-    .map_err(|e| format!("TLS listener {}: {e}", listener.address))
+    .map_err(|message| GatewayError::Tls {
+        listener: listener.address.to_string(),
+        message,
+    })
 }
 
 fn check_tls(cert: &str, key: &str) -> Result<(), String> {

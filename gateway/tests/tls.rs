@@ -132,7 +132,7 @@ async fn start_error(config: Config) -> (String, Duration) {
                 .unwrap();
             panic!("started on {addrs:?}");
         }
-        Err(e) => (e, started.elapsed()),
+        Err(e) => (e.to_string(), started.elapsed()),
     }
 }
 
