@@ -333,6 +333,9 @@ impl Expected {
             ));
         }
         let reason = self.reason.unwrap_or("");
+        if self.policy.is_none() {
+            return check_endpoint_problem(status, reason, headers, body);
+        }
         let www = header(headers, "www-authenticate");
         let expected_www = (status == 401).then(|| {
             let mut v = format!("Proof realm=\"proofgate\", error=\"{reason}\"");
@@ -380,6 +383,41 @@ impl Expected {
             return Err(format!("problem body {body}, expected {expected}"));
         }
         Ok(())
+    }
+}
+
+/// A step-up endpoint's refusal: `{type, title, status, reason}` with no `WWW-Authenticate`.
+fn check_endpoint_problem(
+    status: u16,
+    reason: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    if header(headers, "www-authenticate").is_some() {
+        return Err("www-authenticate on a step-up endpoint's answer".into());
+    }
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| format!("problem body is not JSON: {e}"))?;
+    let fields = body.as_object().map(|o| o.len());
+    if body["reason"] != reason
+        || body["status"] != status
+        || body["type"] != format!("https://proofgate.dev/problems/{reason}")
+        || !body["title"].is_string()
+        || fields != Some(4)
+    {
+        return Err(format!("problem body {body}, expected reason {reason:?}"));
+    }
+    Ok(())
+}
+
+/// A step-up endpoint's answer: a simple problem with `reason`, or a redirect to `location`.
+fn endpoint(status: u16, reason: Option<&'static str>, location: Option<&'static str>) -> Expected {
+    Expected {
+        status,
+        reason,
+        policy: None,
+        step_up: location,
+        subject: None,
     }
 }
 
@@ -627,6 +665,66 @@ pub fn table_cases() -> Vec<Case> {
             "/public/ping",
             Nothing,
             allow(None),
+        )
+    });
+    // The step-up endpoints answer alike through every adapter (the core's gate answers them).
+    for (name, method, path, expect) in [
+        (
+            "step-up: start for an unknown policy",
+            Method::GET,
+            "/.proofgate/start?policy=nope",
+            endpoint(404, Some("unknown_policy"), None),
+        ),
+        (
+            "step-up: start returning off-site",
+            Method::GET,
+            "/.proofgate/start?policy=staff&return_to=%2F%2Fevil.example",
+            endpoint(400, Some("invalid_return_to"), None),
+        ),
+        (
+            "step-up: callback without a flow",
+            Method::GET,
+            "/.proofgate/callback",
+            endpoint(400, Some("state_missing"), None),
+        ),
+        (
+            "step-up: webhook by GET",
+            Method::GET,
+            "/.proofgate/webhook",
+            endpoint(405, Some("method_not_allowed"), None),
+        ),
+        (
+            "step-up: unsigned webhook",
+            Method::POST,
+            "/.proofgate/webhook",
+            endpoint(401, Some("invalid_webhook"), None),
+        ),
+        (
+            "step-up: logout returns home",
+            Method::GET,
+            "/.proofgate/logout?return_to=%2F%2Fevil.example",
+            endpoint(302, None, Some("/")),
+        ),
+    ] {
+        cases.push(Case {
+            name,
+            method,
+            path,
+            token: Nothing,
+            browser: false,
+            headers: Vec::new(),
+            expect,
+        });
+    }
+    // A start under a `Host` that is neither this site's nor loopback: refused in every adapter
+    // (the gateway and a tower service alike build the return address the same way).
+    cases.push(Case {
+        headers: vec![("host", "evil.example")],
+        ..get(
+            "step-up: start under a foreign Host",
+            "/.proofgate/start?policy=staff",
+            Nothing,
+            endpoint(400, Some("untrusted_host"), None),
         )
     });
     // CGI, WSGI, PHP and Rack read `x_proof_subject` as `HTTP_X_PROOF_SUBJECT`, the real header.
