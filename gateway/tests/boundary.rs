@@ -379,15 +379,7 @@ async fn request_hygiene() {
     assert!(answer.contains("keep%3D1"), "{answer}");
 
     // Refusals before routing are in the decision metrics; malformed bodies counted.
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for line in [
         r#"proofgate_decisions_total{decision="deny",reason="invalid_path",route="none"} 3"#,
         r#"proofgate_decisions_total{decision="deny",reason="invalid_host",route="none"} 1"#,

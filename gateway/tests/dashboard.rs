@@ -228,15 +228,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     let gateway = s.gateway.as_ref().unwrap().gateway.clone();
     assert!(proofgate::reload::reload(&s.config_path, &gateway));
 
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     let exported = parse_exposition(&text);
     let families: BTreeSet<String> = text
         .lines()

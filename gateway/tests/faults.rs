@@ -263,15 +263,7 @@ async fn slow_or_garbage_jwks_keeps_the_last_good_keys_and_no_request_waits() {
     assert!(statuses.iter().all(|st| *st == 200), "{statuses:?}");
     assert!(slowest < Duration::from_secs(2), "waited {slowest:?}");
     assert_eq!(status_of(&s, &format!("{}/readyz", s.admin)).await, 200);
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     let failures = metrics
         .lines()
         .find(|l| l.starts_with("proofgate_refresh_failures{source=\"jwks\"}"))
@@ -539,15 +531,7 @@ async fn a_flood_of_step_up_starts_stays_under_the_api_budget() {
         limited >= 600 - 90 * minutes as usize,
         "{limited} rate limited"
     );
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("proofgate_step_up_starts_total{outcome=\"rate_limited\"}"),
         "{metrics}"

@@ -352,15 +352,7 @@ async fn admin_endpoints_and_metrics() {
             .status(),
         200
     );
-    let m = s
-        .http
-        .get(format!("{}/metrics", s.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     for name in [
         "proofgate_decisions_total",
         "proofgate_decision_seconds",

@@ -30,15 +30,7 @@ async fn wait_status(s: &common::Stack, path: &str, want: u16) {
 }
 
 async fn metric(s: &common::Stack, line_prefix: &str) -> f64 {
-    let m = s
-        .http
-        .get(format!("{}/metrics", s.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     m.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next())

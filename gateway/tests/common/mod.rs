@@ -379,6 +379,12 @@ impl Stack {
         }
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(format!("{}/metrics", self.admin)).send();
+        r.await.unwrap().text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.proxy)
     }
