@@ -183,12 +183,17 @@ impl Gateway {
     }
 
     /// Whether the proxy listeners accept connections and keys and revocation data are fresh
-    /// enough to decide; otherwise what is missing (`starting`, `jwks_stale`,
+    /// enough to decide, and the gateway is not stopping; otherwise what is missing
+    /// (`starting`, `draining`, `jwks_stale`,
     /// `revocation_stale`, `status_list_unavailable`).
     pub fn ready(&self) -> Result<(), Vec<&'static str>> {
         let mut problems = Vec::new();
         if !self.listening.load(Ordering::Relaxed) {
             problems.push("starting");
+        }
+        if self.draining() {
+            // A load balancer stops sending new connections while the in-flight ones finish.
+            problems.push("draining");
         }
         problems.extend(self.data_problems());
         if problems.is_empty() {

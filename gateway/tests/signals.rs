@@ -82,7 +82,35 @@ async fn sigterm_lets_in_flight_requests_finish() {
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let readyz = || {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://127.0.0.1:{admin}/readyz"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // (Not ready before either: this configuration's issuer answers nobody; but not draining.)
+    assert!(!readyz().await.1.contains("draining"));
     signal(&child, "-TERM");
+    // Right after the signal, while the request is in flight, readiness says so: a load
+    // balancer stops sending new connections here.
+    let signalled = Instant::now();
+    loop {
+        let (status, body) = readyz().await;
+        if body.contains("draining") {
+            assert_eq!(status, 503, "{body}");
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "/readyz says {status} {body} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let r = in_flight
         .await
         .unwrap()
