@@ -83,14 +83,29 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Logging at `level` (or `RUST_LOG`), text or JSON lines. Pingora's own `debug` and `trace`
+/// lines are never written, whatever the level: they print whole request headers (the
+/// `Authorization` header, the proof cookie, `x-proof-token`) and query strings. Its `info`
+/// and above stay, and the lines it writes about a request carry only the path (see
+/// `ProxyHttp::request_summary` in `proxy.rs`). `gateway/tests/canary.rs` runs everything at
+/// `trace` and fails on any token or secret in the log.
 fn init_logging(json: bool, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
+
+    let level = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let no_header_dumps = filter_fn(|meta| {
+        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+    });
+    let filter = level.and(no_header_dumps);
+    let registry = tracing_subscriber::registry();
     let _ = if json {
-        builder.json().try_init()
+        let layer = tracing_subscriber::fmt::layer().json().with_filter(filter);
+        registry.with(layer).try_init()
     } else {
-        builder.try_init()
+        let layer = tracing_subscriber::fmt::layer().with_filter(filter);
+        registry.with(layer).try_init()
     };
 }
 
