@@ -108,9 +108,13 @@ impl Proofgate {
             method: &parts.method,
             headers: &parts.headers,
             query: parts.uri.query().unwrap_or(""),
-            // A tower service cannot see whether the connection was TLS: set `public_url`
-            // behind TLS (the scheme of an absolute request URI is used when there is one).
-            scheme: parts.uri.scheme_str().unwrap_or("http"),
+            // A tower service cannot see whether the connection was TLS: it is told
+            // (`ProofgateBuilder::https`), or an absolute request URI (HTTP/2) says so.
+            scheme: match parts.uri.scheme_str() {
+                Some(scheme) => scheme,
+                None if self.shared.https => "https",
+                None => "http",
+            },
             host,
             client: &client,
             policy: &policy,

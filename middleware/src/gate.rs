@@ -21,13 +21,26 @@ pub use proofgate_core::gate::GateError as InitError;
 #[derive(Debug, Clone)]
 pub struct ProofgateBuilder {
     gate: GateBuilder,
+    https: bool,
 }
 
 impl ProofgateBuilder {
     fn new(api_base: &str) -> Self {
         Self {
             gate: GateBuilder::new(api_base),
+            https: false,
         }
+    }
+
+    /// Whether people reach this service over HTTPS (its own TLS, or a TLS terminator in
+    /// front): the step-up return address (`redirect_url`) then uses `https`, as the gateway's
+    /// does on a TLS listener. A tower service cannot see the connection, so it must be told;
+    /// [`ProofgateBuilder::public_url`] settles scheme and host together and wins over this.
+    ///
+    /// Defaults to `false` (`http`, or the scheme of an absolute request URI, as HTTP/2 gives).
+    pub fn https(mut self, https: bool) -> Self {
+        self.https = https;
+        self
     }
 
     /// The Proof API key (`pk_live_…` or `pk_test_…`) used to start step-ups. Without one,
@@ -147,12 +160,14 @@ impl ProofgateBuilder {
     /// [`Proofgate::spawn_refresher`]; until the first fetch, decisions fail closed with
     /// `jwks_stale`.
     pub fn build(self) -> Result<Proofgate, InitError> {
-        Ok(Proofgate::from_gate(self.gate.build()?))
+        Ok(Proofgate::new(self.gate.build()?, self.https))
     }
 }
 
 pub(crate) struct Shared {
     pub(crate) gate: Gate,
+    /// Whether people reach the service over HTTPS ([`ProofgateBuilder::https`]).
+    pub(crate) https: bool,
     /// Policies by name, for step-up starts. Written when layers are built, read on `start`.
     policies: RwLock<HashMap<String, Arc<Policy>>>,
 }
@@ -190,11 +205,17 @@ impl Proofgate {
         Self::from_gate(Gate::from_parts(enforcer, step_up, links))
     }
 
-    /// State over a core [`Gate`] built elsewhere.
+    /// State over a core [`Gate`] built elsewhere (reached over plain HTTP unless an absolute
+    /// request URI says otherwise; see [`ProofgateBuilder::https`]).
     pub fn from_gate(gate: Gate) -> Self {
+        Self::new(gate, false)
+    }
+
+    fn new(gate: Gate, https: bool) -> Self {
         Self {
             shared: Arc::new(Shared {
                 gate,
+                https,
                 policies: RwLock::new(HashMap::new()),
             }),
         }

@@ -351,3 +351,49 @@ async fn refresher_stops_on_shutdown() {
     assert!(s.gate.ready().is_ok());
     s.shutdown().await;
 }
+
+/// The step-up return address a tower service gives the issuer: `http` by default, `https` when
+/// the service is told it is reached over HTTPS — as the gateway does on a TLS listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_up_return_address_follows_the_https_setting() {
+    use proofgate_core::client::ProofApiClient;
+    use proofgate_tower::Proofgate;
+
+    let sandbox = proofgate_sandbox::Sandbox::start_with("127.0.0.1:0", Default::default())
+        .await
+        .unwrap();
+    for (https, scheme) in [(false, "http"), (true, "https")] {
+        let gate = Proofgate::builder(sandbox.base_url())
+            .api_key(common::API_KEY)
+            .cookie_key(common::COOKIE_KEY)
+            .https(https)
+            .build()
+            .unwrap();
+        gate.register(std::sync::Arc::new(proofgate_core::Policy::any_of(
+            "staff",
+            vec![proofgate_core::Requirement::of_type("email")],
+        )));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app: axum::Router = gate.step_up_router();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let r = reqwest::Client::new()
+            .get(format!("http://{addr}/.proofgate/start?policy=staff"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let started: serde_json::Value = r.json().await.unwrap();
+        let id = started["request_id"].as_str().unwrap();
+        let api = ProofApiClient::new(sandbox.base_url(), common::API_KEY).unwrap();
+        let request = api.get_verification_request(id).await.unwrap();
+        assert_eq!(
+            request.redirect_url.as_deref(),
+            Some(format!("{scheme}://{addr}/.proofgate/callback").as_str())
+        );
+        server.abort();
+    }
+}
