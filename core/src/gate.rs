@@ -297,6 +297,9 @@ pub struct StepUpRequest<'a> {
     pub scheme: &'a str,
     /// The `Host` (or `:authority`) as received.
     pub host: Option<&'a str>,
+    /// The host patterns the adapter's current routes name: this site's own names, which a
+    /// start may return to (see [`StepUp::origin`]).
+    pub site_hosts: &'a [String],
     /// The client's address, for rate limiting starts.
     pub client: &'a str,
     /// Looks a policy up by name (the adapter's current policies), for `start`.
@@ -505,6 +508,7 @@ impl Gate {
                         req.query,
                         req.scheme,
                         req.host,
+                        req.site_hosts,
                         req.client,
                         html,
                     )

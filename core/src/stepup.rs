@@ -384,7 +384,14 @@ impl StepUp {
     /// The origin the verification's `redirect_url` is built on: `public_url` when configured,
     /// else `scheme://host` of the request if `host` is allowed ([`StepUpConfig::allowed_hosts`],
     /// or a loopback name); `None` (refuse) otherwise.
-    pub fn origin(&self, scheme: &str, host: Option<&str>) -> Option<String> {
+    /// `site_hosts` are the hosts the adapter's current routes name (after any reload): this
+    /// site's own names, allowed like [`StepUpConfig::allowed_hosts`].
+    pub fn origin(
+        &self,
+        scheme: &str,
+        host: Option<&str>,
+        site_hosts: &[String],
+    ) -> Option<String> {
         if let Some(url) = &self.config.public_url {
             return Some(url.trim_end_matches('/').to_owned());
         }
@@ -399,6 +406,7 @@ impl StepUp {
                     .config
                     .allowed_hosts
                     .iter()
+                    .chain(site_hosts)
                     .any(|p| crate::routes::host_matches_pattern(p, host)));
         allowed.then(|| format!("{scheme}://{host}"))
     }
@@ -412,6 +420,7 @@ impl StepUp {
         query: &str,
         scheme: &str,
         host: Option<&str>,
+        site_hosts: &[String],
         client: &str,
         html: bool,
     ) -> Rendered {
@@ -430,7 +439,7 @@ impl StepUp {
                 "No step-up is available for this policy",
             );
         };
-        let Some(base) = self.origin(scheme, host) else {
+        let Some(base) = self.origin(scheme, host, site_hosts) else {
             return problem(
                 400,
                 "untrusted_host",
@@ -831,6 +840,42 @@ mod tests {
             Err(StateError::Expired)
         );
         assert_eq!(open_state(&key, "garbage", 0), Err(StateError::Malformed));
+    }
+
+    #[test]
+    fn return_origin_only_for_this_sites_hosts() {
+        let mut config = StepUpConfig::new(b"k".repeat(32));
+        config.allowed_hosts = vec!["app.example".into()];
+        let s = StepUp::new(config, None);
+        let site = vec!["*.corp.example".to_string()];
+        for (host, expected) in [
+            ("localhost:8080", Some("http://localhost:8080")),
+            ("127.0.0.1", Some("http://127.0.0.1")),
+            ("[::1]:8080", Some("http://[::1]:8080")),
+            ("app.example", Some("http://app.example")),
+            ("APP.example.:443", Some("http://APP.example.:443")),
+            ("admin.corp.example", Some("http://admin.corp.example")),
+            ("corp.example", None),
+            ("evil.example", None),
+            ("localhost.evil.example", None),
+            ("app.example@evil.example", None),
+            ("app.example/evil", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                s.origin("http", Some(host), &site).as_deref(),
+                expected,
+                "{host}"
+            );
+        }
+        assert_eq!(s.origin("http", None, &site), None);
+        let mut config = StepUpConfig::new(b"k".repeat(32));
+        config.public_url = Some("https://site.example/".into());
+        let s = StepUp::new(config, None);
+        assert_eq!(
+            s.origin("http", Some("evil.example"), &[]).as_deref(),
+            Some("https://site.example")
+        );
     }
 
     #[test]

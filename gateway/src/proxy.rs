@@ -146,6 +146,7 @@ impl Proxy {
             query: req.uri.query().unwrap_or(""),
             scheme: if tls { "https" } else { "http" },
             host: host_of(session),
+            site_hosts: &live.hosts,
             client: &client,
             policy: &policy,
             body,

@@ -54,6 +54,9 @@ pub struct Live {
     pub upstreams: HashMap<String, Arc<UpstreamPool>>,
     /// Whether the token is removed before forwarding.
     pub strip_token: bool,
+    /// The host patterns the routes name: this site's own names, which a step-up may return
+    /// to (beside `step_up.allowed_hosts`); follows reloads.
+    pub hosts: Vec<String>,
 }
 
 impl Live {
@@ -98,6 +101,12 @@ impl Live {
                 .collect(),
             upstreams,
             strip_token: config.identity_headers.strip_token,
+            hosts: config
+                .routes
+                .routes()
+                .iter()
+                .flat_map(|r| r.hosts.iter().cloned())
+                .collect(),
         })
     }
 }
@@ -135,13 +144,8 @@ impl Gateway {
         step_up.proof_cookie = s.cookie_name.clone();
         step_up.secure_cookies = s.cookie_secure;
         step_up.public_url = s.public_url.clone();
-        // The hosts routes name are this site's own: a start may return to them.
-        step_up.allowed_hosts = s
-            .allowed_hosts
-            .iter()
-            .chain(config.routes.routes().iter().flat_map(|r| r.hosts.iter()))
-            .cloned()
-            .collect();
+        // (The routes' own hosts are allowed too: `Live::hosts`, which follows reloads.)
+        step_up.allowed_hosts = s.allowed_hosts.clone();
         step_up.per_client_per_minute = s.per_client_per_minute;
         step_up.global_per_minute = s.global_per_minute;
         step_up.webhook_secret = secrets

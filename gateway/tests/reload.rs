@@ -203,3 +203,47 @@ async fn logout_clears_the_proof_cookie() {
     assert_eq!(r.headers()["location"], "/");
     s.shutdown().await;
 }
+
+/// A host a reloaded route names is this site's own from then on: a step-up started under it
+/// may return there (before the reload it was refused as `untrusted_host`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloaded_route_hosts_become_step_up_hosts() {
+    let s = stack(Options {
+        watch: true,
+        ..Options::default()
+    })
+    .await;
+    let start = |s: &common::Stack| {
+        let rb = s
+            .http
+            .get(s.url("/.proofgate/start?policy=staff"))
+            .header("host", "portal.example")
+            .header("accept", "application/json");
+        async move { common::problem(rb.send().await.unwrap()).await }
+    };
+    let (status, body, _) = start(&s).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("untrusted_host"))
+    );
+    let original = std::fs::read_to_string(&s.config_path).unwrap();
+    let changed = format!(
+        "{original}\n[[routes]]\nname = \"portal\"\nhosts = [\"portal.example\"]\npath = \"/portal/**\"\npolicy = \"staff\"\n"
+    );
+    std::fs::write(&s.config_path, &changed).unwrap();
+    let begun = Instant::now();
+    loop {
+        let (status, body, _) = start(&s).await;
+        if status == 200 {
+            assert!(body["verification_url"].is_string(), "{body}");
+            break;
+        }
+        assert_eq!(body["reason"], "untrusted_host", "{body}");
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "the reloaded host never became allowed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.shutdown().await;
+}

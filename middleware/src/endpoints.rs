@@ -116,6 +116,8 @@ impl Proofgate {
                 None => "http",
             },
             host,
+            // Routes are the application's own here: allowed hosts come from the builder.
+            site_hosts: &[],
             client: &client,
             policy: &policy,
             body,
