@@ -66,7 +66,7 @@ use crate::proof::VerifiedProof;
 use crate::render::{self, Rendered, StepUpLinks};
 use crate::revocation::{RevocationConfig, RevocationStore};
 use crate::routes::RouteTable;
-use crate::stepup::{query_param, Endpoint, StepUp, StepUpConfig};
+use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpConfig};
 use crate::tokens::TokenSource;
 use crate::verify::{Verifier, VerifierConfig};
 
@@ -502,17 +502,15 @@ impl Gate {
             Endpoint::Start => {
                 let html = render::wants_html(req.headers, req.method);
                 let policy = query_param(req.query, "policy").and_then(|n| (req.policy)(&n));
-                let r = step_up
-                    .start(
-                        policy.as_deref(),
-                        req.query,
-                        req.scheme,
-                        req.host,
-                        req.site_hosts,
-                        req.client,
-                        html,
-                    )
-                    .await;
+                let start = StartRequest {
+                    query: req.query,
+                    scheme: req.scheme,
+                    host: req.host,
+                    site_hosts: req.site_hosts,
+                    client: req.client,
+                    html,
+                };
+                let r = step_up.start(policy.as_deref(), start).await;
                 let label = match r.status {
                     200 | 302 => "started",
                     429 => "rate_limited",

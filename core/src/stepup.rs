@@ -279,6 +279,23 @@ pub enum Endpoint {
     Logout,
 }
 
+/// A `start` request as the adapter received it.
+#[derive(Debug, Clone, Copy)]
+pub struct StartRequest<'a> {
+    /// The query, without `?`.
+    pub query: &'a str,
+    /// `https` when the request arrived over TLS (or the service is reached over HTTPS).
+    pub scheme: &'a str,
+    /// The `Host` as received.
+    pub host: Option<&'a str>,
+    /// The host patterns the adapter's current routes name (this site's own names).
+    pub site_hosts: &'a [String],
+    /// The client's address, for rate limiting.
+    pub client: &'a str,
+    /// Whether the client is a browser (redirect) or an API client (JSON).
+    pub html: bool,
+}
+
 /// Most completed flows, webhook deliveries and proof event times remembered, each.
 const MAX_REMEMBERED: u64 = 100_000;
 
@@ -411,19 +428,17 @@ impl StepUp {
         allowed.then(|| format!("{scheme}://{host}"))
     }
 
-    /// `GET <prefix>start?policy=…&return_to=…`. `scheme` and `host` are the request's as the
-    /// adapter received them (see [`StepUp::origin`]: an unlisted host is refused when
-    /// `public_url` is not set); `client` identifies the client for rate limiting (its address).
-    pub async fn start(
-        &self,
-        policy: Option<&Policy>,
-        query: &str,
-        scheme: &str,
-        host: Option<&str>,
-        site_hosts: &[String],
-        client: &str,
-        html: bool,
-    ) -> Rendered {
+    /// `GET <prefix>start?policy=…&return_to=…`: see [`StartRequest`] for what the adapter
+    /// passes (an unlisted host is refused when `public_url` is not set, [`StepUp::origin`]).
+    pub async fn start(&self, policy: Option<&Policy>, req: StartRequest<'_>) -> Rendered {
+        let StartRequest {
+            query,
+            scheme,
+            host,
+            site_hosts,
+            client,
+            html,
+        } = req;
         let return_to = query_param(query, "return_to").unwrap_or_else(|| "/".into());
         let Some(return_to) = safe_return_to(&return_to) else {
             return problem(
