@@ -772,8 +772,8 @@ fn load_reports_io_problems() {
     assert_eq!(e.errors()[0].kind, ErrorKind::Io);
     assert_eq!(e.errors()[0].location, "/definitely/not/here.toml");
 
-    let dir = std::env::temp_dir().join(format!("proofgate-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bad_utf8 = dir.join("latin1.toml");
     std::fs::write(&bad_utf8, b"default_policy = \"caf\xe9\"").unwrap();
     let e = Config::load(&bad_utf8).unwrap_err();
@@ -793,7 +793,6 @@ fn load_reports_io_problems() {
     .unwrap();
     let e = Config::load(&big).unwrap_err();
     assert!(e.errors()[0].message.contains("at most"), "{e}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

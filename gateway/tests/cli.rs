@@ -33,9 +33,8 @@ fn check_accepts_every_example_and_reports_every_problem() {
         }
     }
     assert!(n >= 3);
-    let dir = std::env::temp_dir().join(format!("proofgate-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
     std::fs::write(
         &bad,
         "default_policy = \"nope\"\n[[routes]]\nname = \"a\"\npath = \"/a/**\"\npolicy = \"missing\"\n",
@@ -55,9 +54,8 @@ fn check_accepts_every_example_and_reports_every_problem() {
 #[test]
 fn check_loads_tls_files_that_are_here() {
     let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
-    let dir = std::env::temp_dir().join(format!("proofgate-cli-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("tls.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("tls.toml");
     let write = |cert: &str| {
         let listener = format!(
             "[[listeners]]\naddress = \"127.0.0.1:8443\"\n[listeners.tls]\ncert = \"{cert}\"\nkey = \"{tls}/key.pem\""
@@ -78,7 +76,6 @@ fn check_loads_tls_files_that_are_here() {
     let (code, out, err) = proofgate(&["check", "-c", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("not checked"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,9 +87,8 @@ async fn verify_prints_claims_and_a_verdict() {
     let (token, id) = common::mint(&base, "email", "email", "alice@corp.example").await;
     let dev =
         include_str!("../../config/examples/dev.toml").replace("http://127.0.0.1:7700", &base);
-    let dir = std::env::temp_dir().join(format!("proofgate-verify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("dev.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("dev.toml");
     std::fs::write(&config, dev).unwrap();
     let config = config.to_str().unwrap().to_string();
 

@@ -26,9 +26,8 @@ async fn stack_with(o: Options, before: impl FnOnce(&SandboxHandle)) -> Stack {
     let upstream = echo_upstream().await;
     let (proxy, admin) = (free_port(), free_port());
     let text = config_text(proxy, admin, sandbox.base_url(), upstream, &o);
-    let dir = std::env::temp_dir().join(format!("proofgate-faults-{proxy}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config_path = dir.join("proofgate.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("proofgate.toml");
     std::fs::write(&config_path, &text).unwrap();
     let mut config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
     config.issuer.jwks_refresh = Duration::from_secs(1);
@@ -58,6 +57,7 @@ async fn stack_with(o: Options, before: impl FnOnce(&SandboxHandle)) -> Stack {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
+        dir,
     }
 }
 

@@ -222,16 +222,8 @@ struct Cluster {
     front: Front,
     /// A client that opens a new connection per request, so the front balances every request.
     http: reqwest::Client,
-    dir: TempDir,
+    dir: tempfile::TempDir,
     upstream: SocketAddr,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 async fn cluster() -> Cluster {
@@ -243,19 +235,14 @@ async fn cluster() -> Cluster {
     tokio::spawn(async move {
         let _ = axum::serve(listener, proofgate::dev::demo_upstream()).await;
     });
-    let dir = std::env::temp_dir().join(format!(
-        "proofgate-replicas-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|n| Replica::spawn(&dir, n, &sandbox, upstream, COOKIE_KEY))
+        .map(|n| Replica::spawn(dir.path(), n, &sandbox, upstream, COOKIE_KEY))
         .collect();
     for r in &mut replicas {
         r.wait_ready(&http).await;
@@ -266,7 +253,7 @@ async fn cluster() -> Cluster {
         replicas,
         front,
         http,
-        dir: TempDir(dir),
+        dir,
         upstream,
     }
 }
@@ -315,7 +302,7 @@ async fn step_up_started_on_one_replica_finishes_on_another() {
     // A replica started with another cookie key refuses the same state: the key is what the
     // replicas share, not memory.
     let mut stranger = Replica::spawn(
-        &c.dir.0,
+        c.dir.path(),
         3,
         &c.sandbox,
         c.upstream,

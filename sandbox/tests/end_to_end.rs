@@ -502,8 +502,8 @@ async fn rotated_retired_and_es256_keys() {
 
 #[tokio::test]
 async fn a_persisted_key_survives_a_restart() {
-    let dir = std::env::temp_dir().join(format!("proofgate-sandbox-{}", std::process::id()));
-    let path = dir.join("signing-key.der");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("signing-key.der");
     let _ = std::fs::remove_file(&path);
     let mut config = SandboxConfig::default();
     config.key_file = Some(path.clone());
@@ -535,5 +535,4 @@ async fn a_persisted_key_survives_a_restart() {
         .verify(&token)
         .expect("a token from before the restart verifies");
     second.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,8 @@ pub struct Stack {
     pub upstream: SocketAddr,
     pub config_path: PathBuf,
     pub http: reqwest::Client,
+    /// Holds the configuration file; removed when the stack is dropped.
+    pub dir: tempfile::TempDir,
 }
 
 pub struct Options {
@@ -313,9 +315,8 @@ pub async fn stack(o: Options) -> Stack {
     let upstream = echo_upstream().await;
     let (proxy, admin) = (free_port(), free_port());
     let text = config_text(proxy, admin, sandbox.base_url(), upstream, &o);
-    let dir = std::env::temp_dir().join(format!("proofgate-test-{proxy}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config_path = dir.join("proofgate.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("proofgate.toml");
     std::fs::write(&config_path, &text).unwrap();
     let mut config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
     // Intervals shorter than a file may hold, so that each test runs in seconds.
@@ -348,6 +349,7 @@ pub async fn stack(o: Options) -> Stack {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        dir,
     };
     s.wait_ready().await;
     s
