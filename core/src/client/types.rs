@@ -260,25 +260,25 @@ pub struct ListQuery {
     pub reference_id: Option<String>,
 }
 
+/// The query pairs of the filters that are set, in order.
+fn set_pairs<const N: usize>(
+    filters: [(&'static str, Option<String>); N],
+) -> Vec<(&'static str, String)> {
+    filters
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect()
+}
+
 impl ListQuery {
     pub(super) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(v) = self.page {
-            out.push(("page", v.to_string()));
-        }
-        if let Some(v) = self.limit {
-            out.push(("limit", v.to_string()));
-        }
-        if let Some(v) = &self.status {
-            out.push(("status", v.clone()));
-        }
-        if let Some(v) = &self.kind {
-            out.push(("type", v.clone()));
-        }
-        if let Some(v) = &self.reference_id {
-            out.push(("reference_id", v.clone()));
-        }
-        out
+        set_pairs([
+            ("page", self.page.map(|v| v.to_string())),
+            ("limit", self.limit.map(|v| v.to_string())),
+            ("status", self.status.clone()),
+            ("type", self.kind.clone()),
+            ("reference_id", self.reference_id.clone()),
+        ])
     }
 }
 
@@ -466,23 +466,16 @@ pub struct DeliveryQuery {
 
 impl DeliveryQuery {
     pub(super) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(v) = self.page {
-            out.push(("page", v.to_string()));
-        }
-        if let Some(v) = self.limit {
-            out.push(("limit", v.to_string()));
-        }
-        if let Some(v) = &self.status {
-            out.push(("status", v.clone()));
-        }
-        if let Some(v) = &self.event_type {
-            out.push(("event_type", v.clone()));
-        }
-        if let Some(v) = &self.verification_request_id {
-            out.push(("verification_request_id", v.clone()));
-        }
-        out
+        set_pairs([
+            ("page", self.page.map(|v| v.to_string())),
+            ("limit", self.limit.map(|v| v.to_string())),
+            ("status", self.status.clone()),
+            ("event_type", self.event_type.clone()),
+            (
+                "verification_request_id",
+                self.verification_request_id.clone(),
+            ),
+        ])
     }
 }
 
