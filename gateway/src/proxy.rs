@@ -117,17 +117,18 @@ impl Proxy {
             if endpoint == Endpoint::Webhook && session.req_header().method == http::Method::POST {
                 g.metrics.webhooks.inc();
                 let mut body = Vec::new();
-                let mut read = WebhookBody::None;
+                let mut too_large = false;
                 while let Some(chunk) = session.read_request_body().await? {
                     if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        read = WebhookBody::TooLarge;
+                        too_large = true;
                         break;
                     }
                     body.extend_from_slice(&chunk);
                 }
-                match read {
-                    WebhookBody::TooLarge => read,
-                    _ => WebhookBody::Read(body.into()),
+                if too_large {
+                    WebhookBody::TooLarge
+                } else {
+                    WebhookBody::Read(body.into())
                 }
             } else {
                 WebhookBody::None
