@@ -413,8 +413,8 @@ impl Gate {
                     Some(target) => target.as_str(),
                     None => std::str::from_utf8(req.target).unwrap_or("/"),
                 };
-                let outcome = self.apply(decision, &route.policy.name, req, return_to, options);
-                let (decision, reason, mut action) = outcome;
+                let (decision, reason, mut action) =
+                    self.apply(decision, &route.policy.name, req, return_to, options);
                 if let Action::Forward(f) = &mut action {
                     f.target = rewrite;
                     f.host = host;
