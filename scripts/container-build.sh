@@ -114,14 +114,15 @@ PY
 
 # The HEALTHCHECK must pass against a live gateway and fail against nothing.
 check_healthcheck() {
-  local bin=$1 proxy admin sandbox pid
+  local bin=$1 proxy admin sandbox pid logfile
   proxy=$(free_port) admin=$(free_port) sandbox=$(free_port)
+  logfile=$(mktemp)
   if run_healthcheck "$admin" 2>/dev/null; then
     log "HEALTHCHECK passed with nothing listening"
     exit 1
   fi
   "$bin" dev --listen "127.0.0.1:$proxy" --admin "127.0.0.1:$admin" --sandbox "127.0.0.1:$sandbox" \
-    >"${TMPDIR:-/tmp}/proofgate-healthcheck-$admin.log" 2>&1 &
+    >"$logfile" 2>&1 &
   pid=$!
   local ok=0 i
   for i in $(seq 1 100); do
@@ -133,9 +134,10 @@ check_healthcheck() {
   wait "$pid" 2>/dev/null || true
   if [ "$ok" != 1 ]; then
     log "HEALTHCHECK never passed against a running gateway"
-    cat "${TMPDIR:-/tmp}/proofgate-healthcheck-$admin.log" >&2
+    cat "$logfile" >&2
     exit 1
   fi
+  rm -f "$logfile"
   log "HEALTHCHECK passes against a running gateway"
 }
 

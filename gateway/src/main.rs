@@ -203,7 +203,7 @@ fn step_up_origin_warnings(config: &Config) -> Vec<String> {
         .map(String::as_str)
         .collect();
     let hosts = if hosts.is_empty() {
-        "loopback names only".to_string()
+        "loopback names".to_string()
     } else {
         format!("{} and loopback names", hosts.join(", "))
     };

@@ -153,7 +153,7 @@ policy = "staff"
         err.contains("warning:")
             && err.contains("0.0.0.0:8080")
             && err.contains("step_up.public_url")
-            && err.contains("loopback names only"),
+            && err.contains("return only to loopback names ("),
         "{err}"
     );
     // With public_url set, or only on loopback, there is nothing to warn about.
