@@ -390,21 +390,10 @@ async fn request_hygiene() {
     s.shutdown().await;
 }
 
-/// Starts a JSON step-up for `staff` with `host` as `Host` and completes the hosted page.
+/// A JSON step-up for `staff`, completed at the hosted page; its state.
 async fn completed_json_flow(s: &Stack) -> String {
-    let r = s
-        .http
-        .get(s.url("/.proofgate/start?policy=staff&return_to=/admin"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let started: serde_json::Value = r.json().await.unwrap();
-    let url = started["verification_url"].as_str().unwrap();
-    let r = s.http.post(format!("{url}/complete")).send().await.unwrap();
-    assert_eq!(r.status(), 303);
-    started["state"].as_str().unwrap().to_owned()
+    let start = "/.proofgate/start?policy=staff&return_to=/admin";
+    common::json_step_up(&s.http, &s.proxy, start).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,23 +112,9 @@ async fn no_token_or_secret_reaches_the_log_at_trace() {
     assert_eq!(r.status(), 502);
     // A whole step-up: start (state in the answer), the hosted page, the callback (tokens in
     // the answer), then the new token used.
-    let r = http
-        .get(url("/.proofgate/start?policy=staff&return_to=%2Fadmin"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let start: serde_json::Value = r.json().await.unwrap();
-    let state = start["state"].as_str().unwrap().to_string();
+    let start = "/.proofgate/start?policy=staff&return_to=%2Fadmin";
+    let state = common::json_step_up(&http, &url(""), start).await;
     canaries.push(signature(&state).to_string());
-    let hosted = start["verification_url"].as_str().unwrap();
-    let r = http
-        .post(format!("{hosted}/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
     let r = http
         .get(url(&format!("/.proofgate/callback?state={state}")))
         .header("accept", "application/json")

@@ -157,20 +157,8 @@ async fn api_client_step_up_through_json() {
     let s = stack(Options::default()).await;
     let (_, body, _) = problem(s.http.get(s.url("/admin")).send().await.unwrap()).await;
     let start = body["step_up"]["start"].as_str().unwrap().to_string();
-    let r = s
-        .http
-        .get(s.url(&start))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let started: serde_json::Value = r.json().await.unwrap();
-    let url = started["verification_url"].as_str().unwrap();
-    let state = started["state"].as_str().unwrap();
     // The person completes the hosted verification (here: the test drives the page).
-    let r = s.http.post(format!("{url}/complete")).send().await.unwrap();
-    assert_eq!(r.status(), 303);
+    let state = common::json_step_up(&s.http, &s.proxy, &start).await;
     let r = s
         .http
         .get(s.url(&format!("/.proofgate/callback?state={state}")))

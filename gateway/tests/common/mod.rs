@@ -438,6 +438,28 @@ pub async fn mint(base: &str, kind: &str, channel: &str, identifier: &str) -> (S
     (done.token().expect("a token").to_string(), created.id)
 }
 
+/// An API client's step-up: `start` (a path under the gateway at `base`, with the query) asked
+/// for JSON, then the hosted verification completed as the person would. Returns the flow's
+/// sealed `state`, for `callback?state=…`.
+pub async fn json_step_up(http: &reqwest::Client, base: &str, start: &str) -> String {
+    let r = http
+        .get(format!("{base}{start}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{start}");
+    let started: serde_json::Value = r.json().await.unwrap();
+    let hosted = started["verification_url"].as_str().unwrap();
+    let r = http
+        .post(format!("{hosted}/complete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    started["state"].as_str().unwrap().to_owned()
+}
+
 pub async fn problem(r: reqwest::Response) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
