@@ -44,6 +44,8 @@ pub struct Config {
     pub step_up: StepUpSettings,
     /// Logging.
     pub logging: Logging,
+    /// The pages browsers get (branding, template), ready to render.
+    pub pages: proofgate_core::pages::Pages,
 }
 
 impl Config {

@@ -152,12 +152,16 @@ impl Proxy {
             policy: &policy,
             body,
         };
-        let (rendered, label) = g.gate.step_up(endpoint, request).await;
+        let answer = g.gate.step_up(endpoint, request).await;
         if endpoint == Endpoint::Start {
-            g.metrics.step_up_starts.with_label_values(&[label]).inc();
+            g.metrics
+                .step_up_starts
+                .with_label_values(&[answer.outcome])
+                .inc();
         }
+        ctx.reason = answer.reason;
         drop(live);
-        respond(session, rendered).await?;
+        respond(session, answer.response).await?;
         Ok(true)
     }
 }

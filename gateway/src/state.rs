@@ -165,6 +165,7 @@ impl Gateway {
                     .map(|k| k.expose().as_bytes().to_vec()),
             )
             .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
+            .pages(config.pages.clone())
             .build()?;
         Ok(Arc::new(Self {
             gate,

@@ -17,6 +17,7 @@ mod identity_headers;
 mod issuer;
 mod listeners;
 mod logging;
+mod pages;
 mod parse;
 mod policies;
 mod routes;
@@ -29,6 +30,7 @@ use self::identity_headers::identity_headers;
 use self::issuer::issuer;
 use self::listeners::{admin, check_address_clash, listeners};
 use self::logging::logging;
+use self::pages::pages;
 pub(crate) use self::parse::parse;
 use self::policies::policies;
 use self::routes::routes;
@@ -216,6 +218,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let routes = routes(&mut c, file, &policies, &upstreams);
     let identity_headers = identity_headers(&mut c, &file.identity_headers);
     let logging = logging(&mut c, &file.logging);
+    let pages = pages(&mut c, &file.pages);
     let step_up = routes
         .as_ref()
         .map(|table| step_up(&mut c, &file.step_up, &tokens, &policies, table));
@@ -233,6 +236,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
             identity_headers,
             step_up,
             logging,
+            pages,
         }),
         (Some(errors), _, _) => Err(errors),
         // Unreachable: a missing route table always comes with an error; kept total anyway.
