@@ -222,7 +222,7 @@ pub use config::{
     UpstreamTls, DEFAULT_UPGRADE_SOCK, MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};
-pub use error::{ConfigError, ConfigErrors, ErrorKind};
+pub use error::{ConfigError, ConfigErrors, ErrorKind, Locations};
 pub use file::ConfigFile;
 pub use secrets::{
     Secret, Secrets, API_KEY_ENV, COOKIE_KEY_ENV, MIN_COOKIE_KEY_BYTES, WEBHOOK_SECRET_ENV,
