@@ -258,9 +258,9 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
 }
 
 /// Gives each problem the line of its key, or of the nearest enclosing key or table, when the
-/// file says where that is.
+/// file says where that is, and puts them in file order (those with no line first).
 fn with_lines(errors: ConfigErrors, locations: &crate::error::Locations) -> ConfigErrors {
-    let errors = errors
+    let mut errors: Vec<ConfigError> = errors
         .into_iter()
         .map(|mut e| {
             if e.line_col.is_none() {
@@ -269,11 +269,14 @@ fn with_lines(errors: ConfigErrors, locations: &crate::error::Locations) -> Conf
             e
         })
         .collect();
+    errors.sort_by_key(|e| e.line_col);
     ConfigErrors::from_vec(errors).expect("non-empty")
 }
 
 /// Whether a policy among `policies` (or the default policy) may answer with a step-up.
-fn uses_step_up<'a>(policies: impl IntoIterator<Item = &'a std::sync::Arc<Policy>>) -> bool {
+pub(crate) fn uses_step_up<'a>(
+    policies: impl IntoIterator<Item = &'a std::sync::Arc<Policy>>,
+) -> bool {
     policies
         .into_iter()
         .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty())

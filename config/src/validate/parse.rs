@@ -242,7 +242,7 @@ fn secret(location: String, line_col: Option<(usize, usize)>, message: String) -
 /// How a table of the file format is written: `[step_up]`, `[[routes]]`, `[listeners.tls]`.
 fn header(tables: &Tables, path: &str) -> String {
     match tables.get(path) {
-        _ if path.is_empty() => "the top level".to_string(),
+        _ if path.is_empty() => "top level".to_string(),
         Some(t) if t.in_list => format!("[[{path}]]"),
         _ => format!("[{path}]"),
     }
@@ -251,7 +251,10 @@ fn header(tables: &Tables, path: &str) -> String {
 /// The message for `key`, unknown in the table at `schema` whose keys are `keys`: the close
 /// key it is probably a misspelling of, else the table it belongs to, else the keys there are.
 fn unknown_key(tables: &Tables, schema: &str, key: &str, keys: &[&str]) -> String {
-    let here = header(tables, schema);
+    let here = match schema {
+        "" => "at the top level".to_string(),
+        table => format!("in {}", header(tables, table)),
+    };
     let normal = |k: &str| k.to_ascii_lowercase().replace('-', "_");
     let close = keys
         .iter()
@@ -259,7 +262,7 @@ fn unknown_key(tables: &Tables, schema: &str, key: &str, keys: &[&str]) -> Strin
         .filter(|(d, k)| *d <= 2.max(k.len() / 3) && *d < key.chars().count())
         .min();
     if let Some((_, k)) = close {
-        return format!("unknown key `{key}` in {here}; did you mean `{k}`?");
+        return format!("unknown key `{key}` {here}; did you mean `{k}`?");
     }
     let elsewhere: Vec<String> = tables
         .iter()
@@ -270,12 +273,12 @@ fn unknown_key(tables: &Tables, schema: &str, key: &str, keys: &[&str]) -> Strin
         .collect();
     if !elsewhere.is_empty() {
         return format!(
-            "unknown key `{key}` in {here}; it is a key of {}",
+            "unknown key `{key}` {here}; it is a key of {}",
             elsewhere.join(" and ")
         );
     }
     format!(
-        "unknown key `{key}` in {here}; the keys there are {}",
+        "unknown key `{key}` {here}; the keys there are {}",
         keys.iter()
             .map(|k| format!("`{k}`"))
             .collect::<Vec<_>>()

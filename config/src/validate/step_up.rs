@@ -208,14 +208,18 @@ fn check_secure_cookie_reaches(
     } else {
         "cookie_secure is true (the default)"
     };
-    let listeners = match plain.as_slice() {
-        [one] => format!("plain-HTTP listener {one}"),
-        many => format!("plain-HTTP listeners {}", many.join(", ")),
+    let (listeners, serves, lets) = match plain.as_slice() {
+        [one] => (format!("plain-HTTP listener {one}"), "serves", "lets"),
+        many => (
+            format!("plain-HTTP listeners {}", many.join(", ")),
+            "serve",
+            "let",
+        ),
     };
     let how = match public_url {
-        Some(url) => format!("serves step-up and step_up.public_url is {url:?}, not https"),
+        Some(url) => format!("{serves} step-up and step_up.public_url is {url:?}, not https"),
         None => format!(
-            "lets a step-up start for {} (step_up.allowed_hosts, routes' hosts) and \
+            "{lets} a step-up start for {} (step_up.allowed_hosts, routes' hosts) and \
              step_up.public_url is not set",
             names.join(", ")
         ),
