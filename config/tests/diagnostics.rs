@@ -196,6 +196,25 @@ fn secrets_and_unknown_keys_are_reported_together_and_once() {
 }
 
 #[test]
+fn a_key_of_other_tables_names_them() {
+    let e = errors("name = \"x\"\n");
+    assert_eq!(
+        only(&e).1,
+        "unknown key `name` at the top level; it is a key of [[policies]], [[routes]] and \
+         [[upstreams]]"
+    );
+}
+
+#[test]
+fn step_up_settings_are_checked_even_without_a_default_policy() {
+    let text = file(LOOPBACK, "state_ttl = \"2h\"", "")
+        .replace("default_policy = \"deny-all\"", "default_policy = \"nope\"");
+    let e = errors(&text);
+    let locations: Vec<&str> = e.iter().map(|e| e.location.as_str()).collect();
+    assert_eq!(locations, ["default_policy", "step_up.state_ttl"], "{e}");
+}
+
+#[test]
 fn validation_errors_carry_the_line_of_their_key() {
     let text = file(LOOPBACK, "state_ttl = \"10 minutes\"", "");
     let e = errors(&text);

@@ -271,11 +271,13 @@ fn unknown_key(tables: &Tables, schema: &str, key: &str, keys: &[&str]) -> Strin
         })
         .map(|(path, _)| header(tables, path))
         .collect();
-    if !elsewhere.is_empty() {
-        return format!(
-            "unknown key `{key}` {here}; it is a key of {}",
-            elsewhere.join(" and ")
-        );
+    if let Some((last, rest)) = elsewhere.split_last() {
+        let tables = if rest.is_empty() {
+            last.clone()
+        } else {
+            format!("{} and {last}", rest.join(", "))
+        };
+        return format!("unknown key `{key}` {here}; it is a key of {tables}");
     }
     format!(
         "unknown key `{key}` {here}; the keys there are {}",
