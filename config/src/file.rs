@@ -11,6 +11,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// Where each key was written, for the line numbers of validation errors. Filled in by
+    /// [`ConfigFile::from_toml_str`] and [`ConfigFile::load`]; empty for a file built in code.
+    #[serde(skip)]
+    pub locations: crate::Locations,
     /// The policy for requests that match no route.
     pub default_policy: Option<String>,
     /// The upstream for the default route and routes naming none.

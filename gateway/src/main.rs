@@ -217,16 +217,11 @@ fn main() -> ExitCode {
 /// Where a step-up's return address would come from the request's `Host` on a listener people
 /// reach by a non-loopback address: without `public_url` only the allowed hosts (and routes'
 /// hosts) can start a step-up there, which an operator should know before the first person
-/// meets `untrusted_host`.
+/// meets `untrusted_host`. (Where such a name can start one over plain HTTP with `Secure`
+/// cookies, validation itself refuses the file: that step-up could never finish.)
 fn step_up_origin_warnings(config: &Config) -> Vec<String> {
-    use proofgate_core::policy::OnFailure;
     let s = &config.step_up;
-    let uses_step_up = config
-        .policies
-        .iter()
-        .chain(std::iter::once(config.routes.default_policy()))
-        .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty());
-    if !uses_step_up || s.public_url.is_some() {
+    if !config.uses_step_up() || s.public_url.is_some() {
         return Vec::new();
     }
     let hosts: Vec<&str> = s
@@ -245,11 +240,17 @@ fn step_up_origin_warnings(config: &Config) -> Vec<String> {
         .iter()
         .filter(|l| !l.address.ip().is_loopback())
         .map(|l| {
+            let plain = if l.tls.is_none() && s.cookie_secure {
+                " (this listener is plain HTTP: there, also set step_up.cookie_secure = false, \
+                 or browsers drop the state cookie)"
+            } else {
+                ""
+            };
             format!(
                 "listener {} offers step-up but step_up.public_url is not set: a verification \
                  can return only to {hosts} (step_up.allowed_hosts, routes' hosts), any other \
                  Host is refused (untrusted_host). Set step_up.public_url = \"https://your.site\" \
-                 or list the site's names in step_up.allowed_hosts",
+                 or list the site's names in step_up.allowed_hosts{plain}",
                 l.address
             )
         })
