@@ -409,7 +409,7 @@ fn asset_box(r: &RequestRecord, base: &str, i: usize, need: Need) -> String {
         };
         format!(
             "<form method=\"post\" action=\"{base}/assets/{i}/complete\">{ident}\
-             <label>by <select name=\"channel\">{options}</select></label> \
+             <label>via <select name=\"channel\">{options}</select></label> \
              <button>{button}</button></form>"
         )
     };
