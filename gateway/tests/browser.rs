@@ -104,3 +104,84 @@ async fn step_up_by_clicking_through_the_hosted_page_then_log_out() {
 
     s.shutdown().await;
 }
+
+/// The harness's helpers against real pages (the sandbox's hosted forms), so that walks built
+/// on them can trust them: typing into a field, submitting a form, a page-made POST, a second
+/// tab, a link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_fills_forms_posts_opens_tabs_and_follows_links() {
+    use proofgate_core::client::{AssetRequest, CreateVerificationRequest, ProofApiClient};
+
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let sandbox = proofgate_sandbox::Sandbox::start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let api = ProofApiClient::new(sandbox.base_url(), common::API_KEY).unwrap();
+    let hosted_page = async |kind: &str| {
+        let req = CreateVerificationRequest::new(vec![AssetRequest::new(kind)]);
+        let created = api.create_verification_request(&req).await.unwrap();
+        (created.verification_url.unwrap(), created.id)
+    };
+    let verified = "All done. You can close this page.";
+
+    // fill + click_button: the person types their number and presses the button.
+    let (phone, phone_id) = hosted_page("phone").await;
+    b.goto(&phone).await;
+    b.wait_text("Phone number required").await;
+    b.fill("identifier", "+370 691 99199").await;
+    b.click_button("Verify this phone number").await;
+    b.wait_text(verified).await;
+    let done = api.get_verification_request(&phone_id).await.unwrap();
+    assert_eq!(done.assets[0].identifier.as_deref(), Some("+370 691 99199"));
+
+    // fill_and_submit: the same through the form.
+    let (email, email_id) = hosted_page("email").await;
+    b.goto(&email).await;
+    b.fill_and_submit(
+        "form[action$='/assets/0/complete']",
+        &[("identifier", "bob@example.com")],
+        "Verify this email address",
+    )
+    .await;
+    b.wait_text(verified).await;
+    let done = api.get_verification_request(&email_id).await.unwrap();
+    assert_eq!(
+        done.assets[0].identifier.as_deref(),
+        Some("bob@example.com")
+    );
+
+    // new_tab + post_form: a second tab, where the page posts a form of its own; the first tab
+    // keeps its page.
+    let first = b.window().await;
+    let second = b.new_tab().await;
+    assert_ne!(first, second);
+    let (domain, domain_id) = hosted_page("domain").await;
+    b.goto(&domain).await;
+    b.wait_text("Domain required").await;
+    b.post_form(
+        &format!("{domain}/assets/0/complete"),
+        &[("identifier", "corp.example"), ("channel", "dns")],
+    )
+    .await;
+    b.wait_text(verified).await;
+    let done = api.get_verification_request(&domain_id).await.unwrap();
+    assert_eq!(done.assets[0].identifier.as_deref(), Some("corp.example"));
+    assert_eq!(done.assets[0].verified_channel.as_deref(), Some("dns"));
+    b.switch_to(&first).await;
+    assert!(b.text().await.contains(verified));
+    assert_eq!(b.client().windows().await.unwrap().len(), 2);
+
+    // click_link: from a page with a link to the hosted page.
+    let (social, _) = hosted_page("social").await;
+    b.goto(&format!(
+        "data:text/html,<a href=\"{social}\">Open the verification</a>"
+    ))
+    .await;
+    b.click_link("Open the verification").await;
+    b.wait_url_prefix(&social).await;
+    b.wait_text("Social account required").await;
+
+    sandbox.shutdown().await;
+}

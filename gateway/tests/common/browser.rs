@@ -96,6 +96,16 @@ pub fn xpath_literal(s: &str) -> String {
     }
 }
 
+/// An XPath for a `<button>` (or `<input type=submit|button>`) whose text is `text`, under
+/// `scope` (`""` for the whole page, `"."` for inside the context element).
+fn button_xpath(scope: &str, text: &str) -> String {
+    let lit = xpath_literal(text);
+    format!(
+        "{scope}//button[normalize-space(.)={lit}] | \
+         {scope}//input[(@type='submit' or @type='button') and normalize-space(@value)={lit}]"
+    )
+}
+
 impl Browser {
     /// Starts `chromedriver` and a headless Chromium session; `None` (after a loud line on
     /// stderr) when they are not installed, unless `CI` is set, where that is a failure.
@@ -349,11 +359,7 @@ impl Browser {
     /// Clicks the button (a `<button>`, or an `<input type=submit|button>`) whose text is
     /// exactly `text` (whitespace collapsed).
     pub async fn click_button(&self, text: &str) {
-        let lit = xpath_literal(text);
-        let xpath = format!(
-            "//button[normalize-space(.)={lit}] | \
-             //input[(@type='submit' or @type='button') and normalize-space(@value)={lit}]"
-        );
+        let xpath = button_xpath("", text);
         let e = self
             .wait_element(&format!("a button {text:?}"), Locator::XPath(&xpath))
             .await;
@@ -376,9 +382,10 @@ impl Browser {
     }
 
     /// Fills the form matched by `form` (a CSS selector) with `fields` by name and submits it
-    /// by clicking its button `button`.
+    /// by clicking its button whose text is `button` (as [`Browser::click_button`]).
     pub async fn fill_and_submit(&self, form: &str, fields: &[(&str, &str)], button: &str) {
-        self.wait_element(&format!("a form {form:?}"), Locator::Css(form))
+        let el = self
+            .wait_element(&format!("a form {form:?}"), Locator::Css(form))
             .await;
         let f = self.client.form(Locator::Css(form)).await.unwrap();
         for (name, value) in fields {
@@ -386,7 +393,10 @@ impl Browser {
                 .await
                 .unwrap_or_else(|e| panic!("form {form:?} field {name:?}: {e}"));
         }
-        f.submit_using(button)
+        el.find(Locator::XPath(&button_xpath(".", button)))
+            .await
+            .unwrap_or_else(|e| panic!("form {form:?} has no button {button:?}: {e}"))
+            .click()
             .await
             .unwrap_or_else(|e| panic!("form {form:?} button {button:?}: {e}"));
     }
