@@ -125,7 +125,7 @@ anything = "is not looked at under an unknown table"
             1,
             "unknown key `frobnicate` at the top level; the keys there are `default_policy`, \
              `default_upstream`, `listeners`, `admin`, `server`, `upstreams`, `issuer`, \
-             `tokens`, `policies`, `routes`, `identity_headers`, `step_up`, `logging`",
+             `tokens`, `policies`, `routes`, `identity_headers`, `step_up`, `logging`, `pages`",
         ),
         (
             "listeners[0].adress",
