@@ -506,6 +506,8 @@ impl Gate {
                     } else {
                         render::same_site_referer(req.headers, req.host)
                     },
+                    wrong_identity: refusal.reason() == crate::reason::Reason::PolicyUnmet
+                        && self.holds_a_kind_asked_for(policy, req.headers),
                 };
                 let answer = render::render_refusal(
                     &refusal,
@@ -517,6 +519,30 @@ impl Gate {
                 (kind, refusal.reason().as_str(), Action::Respond(answer))
             }
         }
+    }
+
+    /// Whether the request carries a valid proof of a type `policy` asks for (only computed
+    /// for a `policy_unmet` refusal: the tokens are verified again, from the cache).
+    fn holds_a_kind_asked_for(&self, policy: &Policy, headers: &HeaderMap) -> bool {
+        let Ok(tokens) = crate::tokens::extract_tokens(headers, self.enforcer.sources()) else {
+            return false;
+        };
+        let wanted: Vec<&str> = policy
+            .requirements()
+            .iter()
+            .flat_map(|r| r.types.iter().map(String::as_str))
+            .collect();
+        let any_type = policy.requirements().iter().any(|r| r.types.is_empty());
+        tokens
+            .iter()
+            .filter_map(|t| self.enforcer.check_token(t).ok())
+            .any(|p| {
+                any_type
+                    || p.claims
+                        .proof_type
+                        .as_deref()
+                        .is_some_and(|k| wanted.contains(&k))
+            })
     }
 
     /// Answers a request to a step-up endpoint, with the outcome and reason the adapter logs

@@ -167,6 +167,11 @@ pub struct Asked<'a> {
     pub navigation: bool,
     /// For a browser's non-navigation: the page it came from ([`same_site_referer`]).
     pub back: Option<String>,
+    /// For `policy_unmet`: the person holds a valid proof of a kind the policy asks for, just
+    /// not one it accepts (another address, an old verification) — a page explains rather
+    /// than a verification starting behind their back. Without one (a phone proof on a page
+    /// that wants an email) a navigation is sent to the step-up like any other.
+    pub wrong_identity: bool,
 }
 
 /// Renders a refusal for whoever asked: an API client gets [`render`]'s problem+json, a
@@ -182,8 +187,8 @@ pub fn render_refusal(
     links: &StepUpLinks,
     pages: &Pages,
 ) -> Rendered {
-    let redirect =
-        matches!(refusal, Refusal::StepUp(r) if *r != Reason::PolicyUnmet) && asked.navigation;
+    let redirect = matches!(refusal, Refusal::StepUp(r) if *r != Reason::PolicyUnmet || !asked.wrong_identity)
+        && asked.navigation;
     if !asked.html || redirect {
         return render(refusal, &policy.name, asked.return_to, asked.html, links);
     }
@@ -192,7 +197,7 @@ pub fn render_refusal(
     let sign_out = format!("{}logout", links.prefix);
     let mut extra: Vec<(HeaderName, HeaderValue)> = Vec::new();
     let page = match refusal {
-        Refusal::StepUp(reason) if *reason == Reason::PolicyUnmet => {
+        Refusal::StepUp(reason) if *reason == Reason::PolicyUnmet && asked.wrong_identity => {
             let target = match (&asked.back, asked.navigation) {
                 (_, true) => asked.return_to,
                 (Some(back), false) => back.as_str(),

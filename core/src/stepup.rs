@@ -638,7 +638,7 @@ impl StepUp {
             });
         let path = return_to.split('?').next().unwrap_or("/");
         ActionContext {
-            title: Some(truncate(format!("{site}: verify to continue"), 100)),
+            title: Some(truncate(format!("Verify to continue to {site}"), 100)),
             description: Some(truncate(
                 format!(
                     "{site} asks you to verify {} to open {path}.",

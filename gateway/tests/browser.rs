@@ -185,3 +185,165 @@ async fn the_harness_fills_forms_posts_opens_tabs_and_follows_links() {
 
     sandbox.shutdown().await;
 }
+
+/// Two more policies for the walk below: `team` (an email of two people, so the hosted page
+/// asks which address) and `money` (any phone), both stepping up.
+const WALK_ROUTES: &str = r#"
+[[policies]]
+name = "team"
+rule = "any_of"
+on_failure = "step_up"
+requirements = [{ types = ["email"], identifiers = ["carol@corp.example", "dave@corp.example"] }]
+
+[[policies]]
+name = "money"
+rule = "any_of"
+on_failure = "step_up"
+requirements = [{ types = ["phone"] }]
+
+[[routes]]
+name = "team"
+path = "/team/**"
+policy = "team"
+
+[[routes]]
+name = "money"
+path = "/money/**"
+policy = "money"
+"#;
+
+/// Everything a person meets when things go wrong, in a real browser: the deny page; a
+/// verification with the wrong address explained (nothing saved, one button to try again);
+/// two step-ups in two tabs at once; the proofs of three pages kept together; a form POST
+/// explained and stepped up back to its page; signing out. Asserts what each page says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_explain_wrong_identity_parallel_tabs_kept_proofs_forms_and_sign_out() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let s = stack(Options {
+        extra: WALK_ROUTES,
+        ..Options::default()
+    })
+    .await;
+    let hosted = format!("{}/hosted/requests/", s.sandbox.base_url());
+
+    // 1. A page nobody may open: a page that says so, with a way home.
+    b.goto(&s.url("/nowhere/at/all")).await;
+    let text = b.wait_text("This page is not available").await;
+    assert!(text.contains("There is nothing at this address"), "{text}");
+    assert!(text.contains("route_denied"), "{text}");
+    assert!(!text.contains("{"), "no JSON for a person: {text}");
+    b.screenshot("page-1-denied").await;
+    b.click_link("Go to the home page").await;
+    b.wait_text("This page is not available").await;
+
+    // 2. The wrong address: the person verifies bob@, which the page does not allow. The
+    //    callback says what was verified and what the page needs; nothing is saved.
+    b.goto(&s.url("/team/board")).await;
+    b.wait_url_prefix(&hosted).await;
+    let text = b.wait_text("Verify to continue").await;
+    assert!(
+        text.contains("/team/board"),
+        "the hosted page says why: {text}"
+    );
+    b.fill("identifier", "bob@other.example").await;
+    b.click_button("Verify this email address").await;
+    let text = b
+        .wait_text("That verification doesn't open this page")
+        .await;
+    assert!(text.contains("bob@other.example"), "{text}");
+    assert!(
+        text.contains("an email address (carol@corp.example or dave@corp.example)"),
+        "{text}"
+    );
+    assert!(text.contains("Nothing was saved"), "{text}");
+    assert!(b.cookie("proof_token").await.is_none());
+    b.screenshot("page-2-wrong-identity").await;
+    // One button to try again, with an address the page allows.
+    b.click_link("Try again with another address").await;
+    b.wait_url_prefix(&hosted).await;
+    b.wait_text("Verify to continue").await;
+    b.fill("identifier", "carol@corp.example").await;
+    b.click_button("Verify this email address").await;
+    let text = b.wait_text("\"/team/board\"").await;
+    assert_eq!(upstream_json(&text)["identity"]["x-proof-type"], "email");
+
+    // 3. Two tabs, two step-ups at once: A starts (admin), B starts and finishes (money), then
+    //    A finishes. Neither breaks the other.
+    // Tab A: carol's email proof is of the kind the admin page asks for but not an address it
+    // allows — explained, with one button; a phone proof alone would have gone straight on.
+    let tab_a = b.window().await;
+    b.goto(&s.url("/admin/reports")).await;
+    let text = b
+        .wait_text("Your verification doesn't open this page")
+        .await;
+    assert!(
+        text.contains("one of: an email address (alice@corp.example); a domain (corp.example)"),
+        "{text}"
+    );
+    b.screenshot("page-3-verify-another").await;
+    b.click_link("Verify with another address").await;
+    b.wait_url_prefix(&hosted).await;
+    b.wait_text("Verify any one of these").await;
+    let tab_b = b.new_tab().await;
+    b.goto(&s.url("/money/send")).await;
+    b.wait_url_prefix(&hosted).await;
+    b.wait_text("Verify to continue").await;
+    b.fill("identifier", "+370 691 99199").await;
+    b.click_button("Verify this phone number").await;
+    let text = b.wait_text("\"/money/send\"").await;
+    assert_eq!(upstream_json(&text)["identity"]["x-proof-type"], "phone");
+    b.switch_to(&tab_a).await;
+    b.click_button("Verify alice@corp.example").await;
+    let text = b.wait_text("\"/admin/reports\"").await;
+    assert_eq!(upstream_json(&text)["identity"]["x-proof-type"], "email");
+
+    // 4. The proofs earned for each page are kept together: all three open without a new
+    //    verification, in either tab.
+    for (path, kind) in [
+        ("/team/board", "email"),
+        ("/money/send", "phone"),
+        ("/admin/settings", "email"),
+    ] {
+        b.goto(&s.url(path)).await;
+        let text = b.wait_text(&format!("\"{path}\"")).await;
+        assert_eq!(b.url().await, s.url(path), "{text}");
+        assert_eq!(upstream_json(&text)["identity"]["x-proof-type"], kind);
+    }
+    b.switch_to(&tab_b).await;
+    b.goto(&s.url("/admin/settings")).await;
+    b.wait_text("\"/admin/settings\"").await;
+    b.close_tab().await;
+    b.switch_to(&tab_a).await;
+
+    // 5. Sign out: a page that says so; every protected page asks again.
+    b.goto(&s.url("/.proofgate/logout")).await;
+    let text = b.wait_text("You are signed out").await;
+    assert!(text.contains("removed from this browser"), "{text}");
+    assert!(b.cookie("proof_token").await.is_none());
+    b.screenshot("page-5-signed-out").await;
+    b.goto(&s.url("/money/send")).await;
+    b.wait_url_prefix(&hosted).await;
+
+    // 6. A form POST without a proof: not lost silently — a page explains that it was not
+    //    sent and steps up back to the page the form is on.
+    b.goto(&s.url("/public/form")).await;
+    b.wait_text("\"/public/form\"").await;
+    b.post_form(&s.url("/money/send"), &[("amount", "100")])
+        .await;
+    let text = b.wait_text("Verify to continue").await;
+    assert!(text.contains("What you submitted was not sent"), "{text}");
+    assert!(text.contains("a phone number"), "{text}");
+    b.screenshot("page-4-form-post").await;
+    b.click_link("Verify").await;
+    b.wait_url_prefix(&hosted).await;
+    b.fill("identifier", "+370 691 99199").await;
+    b.click_button("Verify this phone number").await;
+    b.wait_url(&format!("= {}", s.url("/public/form")), |u| {
+        u == s.url("/public/form")
+    })
+    .await;
+
+    s.shutdown().await;
+}

@@ -772,11 +772,28 @@ pub fn table_cases() -> Vec<Case> {
         ..get(
             "staff: a browser with the wrong identity gets an explanation",
             "/admin/panel",
-            Bearer(PhoneFresh),
+            Bearer(EmailMallory),
             Expected {
                 status: 403,
                 reason: Some("policy_unmet"),
                 policy: Some("staff"),
+                step_up: Some("/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fpanel"),
+                subject: None,
+            },
+        )
+    });
+    // A proof of another kind than the page asks for is no wrong identity: straight on to
+    // the verification.
+    cases.push(Case {
+        browser: true,
+        ..get(
+            "staff: a browser with only a phone proof is redirected to start",
+            "/admin/panel",
+            Bearer(PhoneFresh),
+            Expected {
+                status: 302,
+                reason: None,
+                policy: None,
                 step_up: Some("/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fpanel"),
                 subject: None,
             },
