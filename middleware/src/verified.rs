@@ -96,25 +96,40 @@ impl std::ops::Deref for VerifiedProof {
     }
 }
 
-/// The rejection of the proof extractors: the core's `401 missing` problem response for the
-/// route's policy, the answer the layer itself gives to a request without a token.
+/// The rejection of the proof extractors: the core's `401 missing` answer for the route's
+/// policy, the answer the layer itself gives to a request without a token (problem+json, or for
+/// a browser the page).
 #[derive(Debug)]
 pub struct ProofRejection {
     rendered: proofgate_core::render::Rendered,
 }
 
 impl ProofRejection {
-    fn new(proofs: Option<&VerifiedProofs>) -> Self {
-        let default_links;
-        let (policy, links) = match proofs {
-            Some(p) => (p.state.policy.name.as_str(), p.state.gate.links()),
+    /// The layer's own answer for the route's policy with no proof: a page for a browser
+    /// (`headers` ask for HTML), else problem+json.
+    fn new(proofs: Option<&VerifiedProofs>, headers: &http::HeaderMap) -> Self {
+        let refusal = Refusal::Deny(Reason::Missing);
+        let rendered = match proofs {
+            Some(p) => {
+                let asked = proofgate_core::render::Asked {
+                    return_to: "/",
+                    html: proofgate_core::render::wants_html(headers),
+                    navigation: true,
+                    back: None,
+                    wrong_identity: false,
+                };
+                proofgate_core::render::render_refusal(
+                    &refusal,
+                    &p.state.policy,
+                    &asked,
+                    p.state.gate.links(),
+                    p.state.gate.gate().pages(),
+                )
+            }
             None => {
-                default_links = StepUpLinks::default();
-                ("", &default_links)
+                proofgate_core::render::render(&refusal, "", "/", false, &StepUpLinks::default())
             }
         };
-        let refusal = Refusal::Deny(Reason::Missing);
-        let rendered = proofgate_core::render::render(&refusal, policy, "/", false, links);
         Self { rendered }
     }
 
@@ -145,7 +160,7 @@ mod axum_impls {
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
             match parts.extensions.get::<VerifiedProofs>() {
                 Some(p) if !p.proofs.is_empty() => Ok(p.clone()),
-                other => Err(ProofRejection::new(other)),
+                other => Err(ProofRejection::new(other, &parts.headers)),
             }
         }
     }
@@ -172,7 +187,7 @@ mod axum_impls {
             let proofs = parts.extensions.get::<VerifiedProofs>();
             match proofs.and_then(|p| p.first()) {
                 Some(p) => Ok(VerifiedProof(p.clone())),
-                None => Err(ProofRejection::new(proofs)),
+                None => Err(ProofRejection::new(proofs, &parts.headers)),
             }
         }
     }

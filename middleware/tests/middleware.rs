@@ -91,6 +91,7 @@ async fn extractor_rejection_is_the_layers_problem_response() {
         )
         .route_layer(s.gate.layer(require::optional("me")));
     let res = app
+        .clone()
         .oneshot(
             http::Request::get("/me")
                 .body(axum::body::Body::empty())
@@ -111,6 +112,29 @@ async fn extractor_rejection_is_the_layers_problem_response() {
     let body = json(&body);
     assert_eq!(body["reason"], "missing");
     assert_eq!(body["policy"], "me");
+    // A browser gets the page instead.
+    let res = app
+        .oneshot(
+            http::Request::get("/me")
+                .header("accept", "text/html,application/xhtml+xml")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("Proof of identity needed"), "{page}");
+    assert!(
+        page.contains("You have not verified who you are yet."),
+        "{page}"
+    );
     s.shutdown().await;
 }
 
