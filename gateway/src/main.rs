@@ -110,7 +110,12 @@ fn init_logging(json: bool, level: &str) {
         let layer = tracing_subscriber::fmt::layer().json().with_filter(filter);
         registry.with(layer).try_init()
     } else {
-        let layer = tracing_subscriber::fmt::layer().with_filter(filter);
+        // Colours for a terminal only: not as escape codes in a file or a log collector.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var_os("NO_COLOR").is_none();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(colour)
+            .with_filter(filter);
         registry.with(layer).try_init()
     };
     if installed.is_ok() {

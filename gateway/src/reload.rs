@@ -83,6 +83,12 @@ pub fn reload(path: &PathBuf, gateway: &Gateway) -> bool {
             gateway.metrics.reloads.with_label_values(&["ok"]).inc();
             let level = apply_log_level(gateway, &config, &mut restart);
             let level = level.unwrap_or("unchanged");
+            tracing::debug!(
+                routes = config.routes.routes().len(),
+                policies = config.policies.len(),
+                upstreams = config.upstreams.len(),
+                "configuration applied"
+            );
             if restart.is_empty() {
                 tracing::info!(path = %path.display(), log_level = level, "configuration reloaded");
             } else {
