@@ -245,6 +245,7 @@ impl Proxy {
             body,
         };
         let (rendered, label) = g.gate.step_up(endpoint, request).await;
+        ctx.outcome = label;
         if endpoint == Endpoint::Start {
             g.metrics.step_up_starts.with_label_values(&[label]).inc();
         }

@@ -66,7 +66,10 @@ async fn labelled_counters_start_at_zero() {
         assert_eq!(sample(&m, absent), None, "{absent}:\n{m}");
     }
     // Named for what they are.
-    assert!(m.contains("# TYPE proofgate_fail_open_total counter"), "{m}");
+    assert!(
+        m.contains("# TYPE proofgate_fail_open_total counter"),
+        "{m}"
+    );
     for line in m.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let (name, kind) = line.split_once(' ').unwrap();
         assert_eq!(
@@ -188,7 +191,11 @@ async fn favicon_is_not_a_decision_unless_configured() {
         assert_eq!(r.headers()["cache-control"], "no-store");
         assert!(r.bytes().await.unwrap().is_empty());
     }
-    assert_eq!(decisions(&s.metrics().await), before, "counted as a decision");
+    assert_eq!(
+        decisions(&s.metrics().await),
+        before,
+        "counted as a decision"
+    );
     // Another method, or another path, is decided as usual (the default policy denies).
     let r = s.http.post(s.url("/favicon.ico")).send().await.unwrap();
     assert_eq!(r.status(), 403);
