@@ -44,6 +44,8 @@ pub struct Config {
     pub step_up: StepUpSettings,
     /// Logging.
     pub logging: Logging,
+    /// The pages browsers get (branding, template), ready to render.
+    pub pages: proofgate_core::pages::Pages,
 }
 
 impl Config {
@@ -71,13 +73,11 @@ impl Config {
     /// Whether some policy may answer with a step-up (and so needs `PROOF_API_KEY` and
     /// `PROOFGATE_COOKIE_KEY`).
     pub fn uses_step_up(&self) -> bool {
-        self.policies
-            .iter()
-            .chain(std::iter::once(self.routes.default_policy()))
-            .any(|p| {
-                p.on_failure == proofgate_core::policy::OnFailure::StepUp
-                    && !p.requirements().is_empty()
-            })
+        crate::validate::uses_step_up(
+            self.policies
+                .iter()
+                .chain(std::iter::once(self.routes.default_policy())),
+        )
     }
 
     /// The key store's settings.

@@ -1,5 +1,6 @@
 //! Configuration errors: every problem found, each with where it is.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// What kind of problem a [`ConfigError`] is.
@@ -139,6 +140,46 @@ impl<'a> IntoIterator for &'a ConfigErrors {
 
     fn into_iter(self) -> Self::IntoIter {
         self.errors.iter()
+    }
+}
+
+/// Where each key of a configuration file was written: key paths as [`ConfigError::location`]
+/// spells them (`step_up.state_ttl`, `routes[2].policy`, `routes[2]` for the `[[routes]]` entry
+/// itself) → 1-based line and column.
+///
+/// [`ConfigFile::from_toml_str`](crate::ConfigFile::from_toml_str) fills it in, and validation
+/// uses it to give every problem a line: the key's own, or that of the nearest enclosing key
+/// or table written in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locations {
+    at: HashMap<String, (usize, usize)>,
+}
+
+impl Locations {
+    pub(crate) fn insert(&mut self, path: String, line_col: (usize, usize)) {
+        self.at.entry(path).or_insert(line_col);
+    }
+
+    /// Line and column of the key at `path`, if it was written in the file.
+    pub fn get(&self, path: &str) -> Option<(usize, usize)> {
+        self.at.get(path).copied()
+    }
+
+    /// Line and column of the key at `path`, or else of the nearest enclosing key or table
+    /// written in the file (`routes[2].path` → `routes[2]` → `routes`).
+    pub fn nearest(&self, path: &str) -> Option<(usize, usize)> {
+        let mut path = path;
+        loop {
+            if let Some(at) = self.get(path) {
+                return Some(at);
+            }
+            path = &path[..path.rfind(['.', '['])?];
+        }
+    }
+
+    /// Whether no key was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
     }
 }
 

@@ -11,6 +11,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// Where each key was written, for the line numbers of validation errors. Filled in by
+    /// [`ConfigFile::from_toml_str`] and [`ConfigFile::load`]; empty for a file built in code.
+    #[serde(skip)]
+    pub locations: crate::Locations,
     /// The policy for requests that match no route.
     pub default_policy: Option<String>,
     /// The upstream for the default route and routes naming none.
@@ -47,6 +51,23 @@ pub struct ConfigFile {
     /// Logging.
     #[serde(default)]
     pub logging: LoggingFile,
+    /// The pages browsers get.
+    #[serde(default)]
+    pub pages: PagesFile,
+}
+
+/// `[pages]`: branding and template of the pages browsers get.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesFile {
+    /// The product name at the top of each page and on the hosted verification page.
+    pub product_name: Option<String>,
+    /// An `https://` URL or a path on this site.
+    pub logo_url: Option<String>,
+    /// An `https://`, `http://` or `mailto:` URL.
+    pub support_url: Option<String>,
+    /// A directory holding `page.html`, the operator's template.
+    pub template_dir: Option<String>,
 }
 
 /// `[[listeners]]`.

@@ -54,7 +54,9 @@
 //!
 //! Durations are strings of whole numbers with units `ms`, `s`, `m` (minutes), `h`, `d`, `w`,
 //! which may be combined: `"30s"`, `"10m"`, `"24h"`, `"1h30m"` (see [`parse_duration`]).
-//! Unknown keys are errors, so a misspelt key never silently falls back to a default.
+//! Unknown keys are errors, so a misspelt key never silently falls back to a default; all of them
+//! are reported at once, each with its line and the known key it is probably a misspelling of.
+//! Every problem carries the line of its key (see [`Locations`]).
 //!
 //! ## Top level
 //!
@@ -155,6 +157,10 @@
 //!
 //! ## `[[routes]]` — tried in order, first match wins
 //!
+//! A route that can never match, because an earlier one has the same path, hosts and methods or
+//! covers every request it would (`/admin/**` before `/admin/reports/**`), is an error naming
+//! both.
+//!
 //! | key | meaning |
 //! | --- | --- |
 //! | `name` | **Required**, unique, not `"default"`. |
@@ -185,7 +191,7 @@
 //! | `per_client_per_minute` | Starts per client address per minute. Defaults to `5`. |
 //! | `global_per_minute` | Starts per minute for all clients, below the Proof API's 100/min (1–99). Defaults to `30`. |
 //! | `cookie_name` | The proof cookie; must equal `tokens.cookie`. Defaults to `tokens.cookie`. |
-//! | `cookie_secure` | `Secure` on cookies; turn off only for plain-HTTP development. Defaults to `true`. |
+//! | `cookie_secure` | `Secure` on cookies; turn off only where people reach the site over plain HTTP (browsers drop `Secure` cookies there). Refused as `true` when a plain-HTTP listener on a non-loopback address lets a step-up start for a non-loopback name (an `http://` `public_url`, `allowed_hosts` or routes' hosts): it could never finish. Defaults to `true`. |
 //! | `public_url` | Absolute URL people reach this site at (`"https://app.example"`), for the verification's `redirect_url` back to `callback`; set it whenever a load balancer or TLS terminator sits in front. Defaults to the request's own scheme and `Host`, if that host is allowed (`allowed_hosts`, a route's hosts, or a loopback name); any other `Host` is refused. |
 //! | `allowed_hosts` | Host patterns (`"app.example"`, `"*.example.com"`) a step-up may return to when `public_url` is not set. Defaults to `[]` (routes' hosts and loopback names only). |
 //!
@@ -223,7 +229,7 @@ pub use config::{
     Upstream, UpstreamTls, DEFAULT_UPGRADE_SOCK, MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};
-pub use error::{ConfigError, ConfigErrors, ErrorKind};
+pub use error::{ConfigError, ConfigErrors, ErrorKind, Locations};
 pub use file::ConfigFile;
 pub use secrets::{
     Secret, Secrets, API_KEY_ENV, COOKIE_KEY_ENV, MIN_COOKIE_KEY_BYTES, WEBHOOK_SECRET_ENV,

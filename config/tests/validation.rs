@@ -130,12 +130,13 @@ policy = "admn"
     );
     assert!(e.len() >= 9, "{e}");
     assert!(e.iter().all(|e| e.kind == ErrorKind::Invalid));
-    // The rendering names each location.
+    // The rendering names each location, with the line of its key.
     let text = e.to_string();
     assert!(
-        text.contains("routes[2].policy: unknown policy \"admn\""),
+        text.contains("routes[2].policy (line 38, column 1): unknown policy \"admn\""),
         "{text}"
     );
+    assert!(e.iter().all(|e| e.line_col.is_some()), "{text}");
     assert!(text.starts_with(&format!("{} problems", e.len())), "{text}");
 }
 
@@ -660,12 +661,18 @@ state_cookie = "proof_token"
     assert_problem(&e, "step_up.prefix", "starting and ending with '/'");
     assert_problem(&e, "step_up.state_ttl", "too short");
     assert_problem(&e, "step_up.global_per_minute", "100 requests per minute");
+    assert_problem(&e, "step_up.cookie_name", "never be read back");
+    // 50 is not above the 100 written; the global limit's error is the only one about it.
+    assert!(!e.has("step_up.per_client_per_minute"), "{e}");
+    let e = errors(&with(
+        "[step_up]\nper_client_per_minute = 50\nglobal_per_minute = 20",
+    ));
     assert_problem(
         &e,
         "step_up.per_client_per_minute",
-        "above global_per_minute",
+        "50 is above global_per_minute (20)",
     );
-    assert_problem(&e, "step_up.cookie_name", "never be read back");
+    assert_eq!(e.len(), 1, "{e}");
 
     let e = errors(&with("[step_up]\nstate_cookie = \"proof_token\""));
     assert_problem(&e, "step_up.state_cookie", "other than the proof cookie");
@@ -700,7 +707,11 @@ fn unknown_keys_and_wrong_types_carry_line_and_column() {
     assert_eq!(e.len(), 1);
     let err = &e.errors()[0];
     assert_eq!(err.kind, ErrorKind::Syntax);
-    assert!(err.message.contains("unknown field `threds`"), "{err}");
+    assert_eq!(err.location, "server.threds");
+    assert_eq!(
+        err.message,
+        "unknown key `threds` in [server]; did you mean `threads`?"
+    );
     let (line, _) = err.line_col.unwrap();
     assert_eq!(line, BASE.lines().count() + 3, "{err}");
 

@@ -1,6 +1,10 @@
-//! The claims of a proof.holdings proof token.
+//! The claims of a proof.holdings proof token, and [`decode_unverified`], which reads a token's
+//! header and claims without checking anything (for showing a token to a person).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// A NumericDate: seconds since the Unix epoch. JSON numbers only; a numeric string is refused
 /// when the claims are parsed, as the issuer's SDKs do.
@@ -111,5 +115,92 @@ impl ProofClaims {
             .as_deref()
             .into_iter()
             .chain(self.proof_id.as_deref())
+    }
+}
+
+/// A compact JWS's header and payload as decoded by [`decode_unverified`]: nothing about them
+/// has been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unverified {
+    /// The protected header (`alg`, `kid`, `typ`, …).
+    pub header: Map<String, Value>,
+    /// The payload: the claims, every one of them (unknown ones included).
+    pub payload: Map<String, Value>,
+}
+
+/// Decodes a compact JWS's header and payload **without verifying anything** — not the
+/// signature, the key, the times, the issuer or revocation. For showing a token to a person
+/// (`proofgate verify` prints the claims of a token it refuses, marked unverified); never for
+/// deciding anything: decisions go through [`crate::verify::Verifier`].
+///
+/// `None` unless `token` is three `.`-separated segments of which the first two are base64url
+/// (unpadded) JSON objects; the signature segment is not looked at. Pure: no keys, no clock.
+///
+/// ```
+/// use proofgate_core::claims::decode_unverified;
+/// // {"alg":"RS256"} . {"sub":"p1","exp":1700000000} . (any signature)
+/// let t = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwMSIsImV4cCI6MTcwMDAwMDAwMH0.c2ln";
+/// let d = decode_unverified(t).unwrap();
+/// assert_eq!(d.header["alg"], "RS256");
+/// assert_eq!(d.payload["exp"], 1700000000);
+/// assert!(decode_unverified("not.a.token").is_none());
+/// ```
+pub fn decode_unverified(token: &str) -> Option<Unverified> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let object = |segment: &str| -> Option<Map<String, Value>> {
+        let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+        match serde_json::from_slice(&bytes).ok()? {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    };
+    Some(Unverified {
+        header: object(h)?,
+        payload: object(p)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn decodes_header_and_every_claim_of_any_compact_jws() {
+        let h = b64(r#"{"alg":"none","kid":"k1"}"#);
+        let p = b64(r#"{"iss":"elsewhere","exp":"soon","extra":[1,2]}"#);
+        for sig in ["", "garbage!", "c2ln"] {
+            let d = decode_unverified(&format!("{h}.{p}.{sig}")).unwrap();
+            assert_eq!(d.header["kid"], "k1");
+            assert_eq!(d.payload["exp"], "soon");
+            assert_eq!(d.payload["extra"], serde_json::json!([1, 2]));
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_compact_jws_with_json_objects() {
+        let obj = b64("{}");
+        for bad in [
+            String::new(),
+            "..".to_string(),
+            format!("{obj}.{obj}"),
+            format!("{obj}.{obj}.s.x"),
+            format!("{obj}.{}.s", b64("[1]")),
+            format!("{}.{obj}.s", b64("\"null\"")),
+            format!("{obj}.{}.s", b64("{\"a\":")),
+            format!("{obj}=.{obj}.s"),
+            format!("{obj}.%%%.s"),
+        ] {
+            assert!(decode_unverified(&bad).is_none(), "{bad}");
+        }
+        assert!(decode_unverified(&format!("{obj}.{obj}.")).is_some());
     }
 }

@@ -22,8 +22,8 @@ pub struct UpstreamEdits {
 
 /// The header edits for an allowed request: every incoming `x-proof-*` header removed (the token
 /// header itself kept unless `strip_token`), then the identity headers of `proofs` set. With
-/// `strip_token`, the bearer `Authorization`, token headers and the proof cookie (only that
-/// cookie; others are kept) are removed too.
+/// `strip_token`, the bearer `Authorization`, token headers and the proof cookie (with its
+/// continuations `_2`…; other cookies are kept) are removed too.
 pub fn upstream_edits(
     headers: &http::HeaderMap,
     proofs: &[Arc<VerifiedProof>],
@@ -65,7 +65,7 @@ pub fn upstream_edits(
                         let Ok(value) = value.to_str() else { continue };
                         for pair in value.split(';') {
                             let key = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
-                            if key == name {
+                            if crate::tokens::is_proof_cookie(key, name) {
                                 had = true;
                             } else if !pair.trim().is_empty() {
                                 kept.push(pair.trim().to_string());

@@ -61,12 +61,13 @@ use crate::client::ProofApiClient;
 use crate::decision::{Decision, Enforcer, RequestView, Routed};
 use crate::forward::{upstream_edits, UpstreamEdits};
 use crate::keys::{KeyStore, KeysConfig};
+use crate::pages::{Page, Pages};
 use crate::policy::Policy;
 use crate::proof::VerifiedProof;
-use crate::render::{self, Rendered, StepUpLinks};
+use crate::render::{self, Asked, Rendered, StepUpLinks};
 use crate::revocation::{RevocationConfig, RevocationStore};
 use crate::routes::RouteTable;
-use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpConfig};
+use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpAnswer, StepUpConfig};
 use crate::tokens::TokenSource;
 use crate::verify::{Verifier, VerifierConfig};
 
@@ -103,6 +104,7 @@ pub struct GateBuilder {
     cookie_key: Option<Vec<u8>>,
     api_key: Option<String>,
     realm: String,
+    pages: Pages,
 }
 
 impl GateBuilder {
@@ -120,7 +122,14 @@ impl GateBuilder {
             cookie_key: None,
             api_key: None,
             realm: "proofgate".into(),
+            pages: Pages::default(),
         }
+    }
+
+    /// The pages browsers get (branding, template). Defaults to `Pages::default()`.
+    pub fn pages(mut self, pages: Pages) -> Self {
+        self.pages = pages;
+        self
     }
 
     /// The key store's settings. Defaults to `KeysConfig::new("{api_base}/.well-known/jwks.json")`.
@@ -210,7 +219,9 @@ impl GateBuilder {
             prefix: step_up.prefix.clone(),
             realm: self.realm,
         };
-        Ok(Gate::from_parts(enforcer, StepUp::new(step_up, api), links))
+        let pages = Arc::new(self.pages);
+        let step_up = StepUp::new(step_up, api).with_pages(pages);
+        Ok(Gate::from_parts(enforcer, step_up, links))
     }
 }
 
@@ -396,12 +407,16 @@ impl Gate {
         options: ForwardOptions,
     ) -> Outcome<'t> {
         match self.enforcer.decide_request(routes, req) {
-            Routed::InvalidPath(_) => {
-                refused_before_routing("invalid_path", "The request path is not acceptable")
-            }
-            Routed::InvalidHost => {
-                refused_before_routing("invalid_host", "The request must name exactly one host")
-            }
+            Routed::InvalidPath(_) => self.refused_before_routing(
+                req,
+                "invalid_path",
+                "The request path is not acceptable",
+            ),
+            Routed::InvalidHost => self.refused_before_routing(
+                req,
+                "invalid_host",
+                "The request must name exactly one host",
+            ),
             Routed::Decided {
                 route,
                 rewrite,
@@ -414,7 +429,7 @@ impl Gate {
                     None => std::str::from_utf8(req.target).unwrap_or("/"),
                 };
                 let (decision, reason, mut action) =
-                    self.apply(decision, &route.policy.name, req, return_to, options);
+                    self.apply(decision, route.policy, req, return_to, options);
                 if let Action::Forward(f) = &mut action {
                     f.target = rewrite;
                     f.host = host;
@@ -440,8 +455,7 @@ impl Gate {
         options: ForwardOptions,
     ) -> Outcome<'static> {
         let decision = self.enforcer.decide(policy, req.headers);
-        let (decision, reason, action) =
-            self.apply(decision, &policy.name, req, return_to, options);
+        let (decision, reason, action) = self.apply(decision, policy, req, return_to, options);
         Outcome {
             route: "",
             upstream: None,
@@ -454,7 +468,7 @@ impl Gate {
     fn apply(
         &self,
         decision: Decision,
-        policy: &str,
+        policy: &Policy,
         req: &RequestView<'_>,
         return_to: &str,
         options: ForwardOptions,
@@ -482,25 +496,36 @@ impl Gate {
                 (kind, "", Action::Forward(forward))
             }
             Decision::Refuse(refusal) => {
-                let html = render::wants_html(req.headers, req.method);
-                let answer = render::render(&refusal, policy, return_to, html, &self.links);
+                let navigation = render::is_navigation(req.method);
+                let asked = Asked {
+                    return_to,
+                    html: render::wants_html(req.headers),
+                    navigation,
+                    back: if navigation {
+                        None
+                    } else {
+                        render::same_site_referer(req.headers, req.host)
+                    },
+                };
+                let answer = render::render_refusal(
+                    &refusal,
+                    policy,
+                    &asked,
+                    &self.links,
+                    self.step_up.pages(),
+                );
                 (kind, refusal.reason().as_str(), Action::Respond(answer))
             }
         }
     }
 
-    /// Answers a request to a step-up endpoint. The label says how a `start` went
-    /// (`started`, `rate_limited`, `failed`) for the adapter's metrics; it is empty for the
-    /// other endpoints.
-    pub async fn step_up(
-        &self,
-        endpoint: Endpoint,
-        req: StepUpRequest<'_>,
-    ) -> (Rendered, &'static str) {
+    /// Answers a request to a step-up endpoint, with the outcome and reason the adapter logs
+    /// and counts ([`StepUpAnswer`]).
+    pub async fn step_up(&self, endpoint: Endpoint, req: StepUpRequest<'_>) -> StepUpAnswer {
         let step_up = &self.step_up;
         match endpoint {
             Endpoint::Start => {
-                let html = render::wants_html(req.headers, req.method);
+                let html = render::wants_html(req.headers);
                 let policy = query_param(req.query, "policy").and_then(|n| (req.policy)(&n));
                 let start = StartRequest {
                     query: req.query,
@@ -509,48 +534,88 @@ impl Gate {
                     site_hosts: req.site_hosts,
                     client: req.client,
                     html,
+                    headers: req.headers,
                 };
-                let r = step_up.start(policy.as_deref(), start).await;
-                let label = match r.status {
-                    200 | 302 => "started",
-                    429 => "rate_limited",
-                    _ => "failed",
-                };
-                (r, label)
+                step_up.start(policy.as_deref(), start).await
             }
-            Endpoint::Callback => (
+            Endpoint::Callback => {
                 step_up
-                    .callback(&self.enforcer, req.headers, req.query)
-                    .await,
-                "",
-            ),
-            Endpoint::Logout => (step_up.logout(req.query), ""),
+                    .callback(&self.enforcer, req.headers, req.query, req.policy)
+                    .await
+            }
+            Endpoint::Logout => step_up.logout(req.headers, req.query),
             Endpoint::Webhook => {
-                let r = if req.method != Method::POST {
-                    render::simple(405, "method_not_allowed", "Webhooks are POSTed")
-                } else {
-                    match req.body {
-                        WebhookBody::Read(body) => {
-                            step_up.webhook(&self.enforcer, req.headers, &body)
-                        }
-                        WebhookBody::None => step_up.webhook(&self.enforcer, req.headers, b""),
-                        WebhookBody::TooLarge => {
-                            render::simple(413, "body_too_large", "The webhook body is too large")
-                        }
-                    }
+                let refused = |status, code, title| StepUpAnswer {
+                    response: render::simple(status, code, title),
+                    outcome: "refused",
+                    reason: code,
                 };
-                (r, "")
+                if req.method != Method::POST {
+                    return refused(405, "method_not_allowed", "Webhooks are POSTed");
+                }
+                match req.body {
+                    WebhookBody::Read(body) => step_up.webhook(&self.enforcer, req.headers, &body),
+                    WebhookBody::None => step_up.webhook(&self.enforcer, req.headers, b""),
+                    WebhookBody::TooLarge => {
+                        refused(413, "body_too_large", "The webhook body is too large")
+                    }
+                }
             }
         }
     }
-}
 
-fn refused_before_routing(reason: &'static str, title: &str) -> Outcome<'static> {
-    Outcome {
-        route: NO_ROUTE,
-        upstream: None,
-        decision: "deny",
-        reason,
-        action: Action::Respond(render::simple(400, reason, title)),
+    /// The pages browsers are answered with.
+    pub fn pages(&self) -> &Pages {
+        self.step_up.pages()
+    }
+
+    /// An answer that is not a policy decision (an upstream that does not answer, a request the
+    /// adapter cannot read): problem+json `{type, title, status, reason}`, or for a browser
+    /// ([`render::wants_html`]) a page with `heading` and `message` and a "Try again" link to
+    /// `retry` when given.
+    pub fn error_answer(
+        &self,
+        headers: &HeaderMap,
+        status: u16,
+        reason: &str,
+        title: &str,
+        (heading, message): (&str, &str),
+        retry: Option<&str>,
+    ) -> Rendered {
+        if !render::wants_html(headers) {
+            return render::simple(status, reason, title);
+        }
+        let mut page = Page::new(status, reason, heading, message);
+        if let Some(retry) = retry {
+            page = page.action("Try again", retry);
+        }
+        self.pages()
+            .render(&page.action("Go to the home page", "/"))
+    }
+
+    fn refused_before_routing(
+        &self,
+        req: &RequestView<'_>,
+        reason: &'static str,
+        title: &str,
+    ) -> Outcome<'static> {
+        let answer = self.error_answer(
+            req.headers,
+            400,
+            reason,
+            title,
+            (
+                "This address can't be opened",
+                "The address or request is not one this site accepts. Check the link.",
+            ),
+            None,
+        );
+        Outcome {
+            route: NO_ROUTE,
+            upstream: None,
+            decision: "deny",
+            reason,
+            action: Action::Respond(answer),
+        }
     }
 }

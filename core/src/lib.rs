@@ -35,6 +35,7 @@
 //! | 4 | [`routes`] | route matching on normalized paths |
 //! | 4 | [`decision`] | decisions and the enforcer |
 //! | 4 | [`forward`] | the header edits of an allowed request |
+//! | 5 | [`pages`] | HTML pages for people: template, branding, CSP, policies in words |
 //! | 5 | [`render`] | refusals as problem+json, `WWW-Authenticate` and step-up redirects |
 //! | 6 | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
 //! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
@@ -52,6 +53,7 @@ pub mod gate;
 pub mod identifier;
 mod jws;
 pub mod keys;
+pub mod pages;
 pub mod params;
 pub mod path;
 pub mod policy;

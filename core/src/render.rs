@@ -7,6 +7,8 @@ use http::header::{HeaderName, HeaderValue};
 use serde_json::json;
 
 use crate::decision::Refusal;
+use crate::pages::{describe_policy, Page, Pages};
+use crate::policy::Policy;
 use crate::reason::{Family, Reason};
 
 /// A response to send instead of forwarding.
@@ -117,13 +119,182 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
-/// Whether a request prefers an HTML page (a browser) over JSON (an API client).
-pub fn wants_html(headers: &http::HeaderMap, method: &http::Method) -> bool {
-    (method == http::Method::GET || method == http::Method::HEAD)
-        && headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
+/// Whether a request prefers an HTML page (a browser) over JSON (an API client): its `Accept`
+/// names `text/html`. Any method: a browser's form `POST` gets a page too.
+pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Whether a request is a navigation a redirect can replay (`GET` or `HEAD`): anything else
+/// carries a body that a step-up's round trip would lose.
+pub fn is_navigation(method: &http::Method) -> bool {
+    method == http::Method::GET || method == http::Method::HEAD
+}
+
+/// The path and query of `referer` when it is a page of `host` (same scheme-less origin),
+/// else `None`: where a browser whose form could not be sent is brought back to after a
+/// step-up. Anything else (another site, no `Referer`) returns to `/`.
+pub fn same_site_referer(headers: &http::HeaderMap, host: Option<&str>) -> Option<String> {
+    let host = host?;
+    let referer = headers.get(http::header::REFERER)?.to_str().ok()?;
+    let rest = referer
+        .strip_prefix("https://")
+        .or_else(|| referer.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if !rest[..end].eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let target = rest[end..].split('#').next().unwrap_or("");
+    let target = if target.starts_with('/') {
+        target.to_owned()
+    } else {
+        format!("/{target}")
+    };
+    Some(without_tokens(&target).into_owned())
+}
+
+/// How a refused request asked: what a page for it offers.
+#[derive(Debug, Clone)]
+pub struct Asked<'a> {
+    /// The original relative path and query.
+    pub return_to: &'a str,
+    /// The client is a browser ([`wants_html`]).
+    pub html: bool,
+    /// The request is a navigation ([`is_navigation`]).
+    pub navigation: bool,
+    /// For a browser's non-navigation: the page it came from ([`same_site_referer`]).
+    pub back: Option<String>,
+}
+
+/// Renders a refusal for whoever asked: an API client gets [`render`]'s problem+json, a
+/// browser's navigation that needs a proof the step-up redirect, and every other browser
+/// request a [`Page`] that says what happened and offers the next action — among them a
+/// verified person whose proof does not satisfy the route (`policy_unmet`: an explanation, not
+/// another verification started behind their back) and a form `POST` (nothing is replayed:
+/// the step-up returns to the page the form came from).
+pub fn render_refusal(
+    refusal: &Refusal,
+    policy: &Policy,
+    asked: &Asked<'_>,
+    links: &StepUpLinks,
+    pages: &Pages,
+) -> Rendered {
+    let redirect =
+        matches!(refusal, Refusal::StepUp(r) if *r != Reason::PolicyUnmet) && asked.navigation;
+    if !asked.html || redirect {
+        return render(refusal, &policy.name, asked.return_to, asked.html, links);
+    }
+    let needs = describe_policy(policy);
+    let home = "/";
+    let sign_out = format!("{}logout", links.prefix);
+    let mut extra: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    let page = match refusal {
+        Refusal::StepUp(reason) if *reason == Reason::PolicyUnmet => {
+            let target = match (&asked.back, asked.navigation) {
+                (_, true) => asked.return_to,
+                (Some(back), false) => back.as_str(),
+                (None, false) => home,
+            };
+            let start = links.start_url(&policy.name, target);
+            extra.push((
+                http::header::WWW_AUTHENTICATE,
+                www_authenticate(&links.realm, *reason, Some(&start)),
+            ));
+            Page::new(
+                403,
+                reason.as_str(),
+                "Your verification doesn't open this page",
+                "You are verified, but not as someone this page allows. Verify with another \
+                 address to continue, or sign out.",
+            )
+            .detail("This page needs", needs)
+            .action("Verify with another address", start)
+            .action("Sign out", sign_out)
+        }
+        Refusal::StepUp(reason) => {
+            let back = asked.back.as_deref().unwrap_or(home);
+            let start = links.start_url(&policy.name, back);
+            extra.push((
+                http::header::WWW_AUTHENTICATE,
+                www_authenticate(&links.realm, *reason, Some(&start)),
+            ));
+            Page::new(
+                401,
+                reason.as_str(),
+                "Verify to continue",
+                "This action needs proof of who you are. What you submitted was not sent: after \
+                 verifying you return to the page you came from, where you can send it again.",
+            )
+            .detail("This action needs", needs)
+            .action("Verify", start)
+            .action("Go back", back.to_owned())
+        }
+        Refusal::Deny(reason) => match reason.family() {
+            Family::Unavailable => {
+                extra.push((http::header::RETRY_AFTER, HeaderValue::from_static("5")));
+                Page::new(
+                    503,
+                    reason.as_str(),
+                    "We can't check your access right now",
+                    "The service that confirms proofs cannot be reached at the moment. Nothing \
+                     is wrong with your access: try again in a few seconds.",
+                )
+                .action("Try again", asked.return_to.to_owned())
+            }
+            Family::Forbidden if *reason == Reason::RouteDenied => Page::new(
+                403,
+                reason.as_str(),
+                "This page is not available",
+                "There is nothing at this address that you can open.",
+            )
+            .action("Go to the home page", home),
+            Family::Forbidden => Page::new(
+                403,
+                reason.as_str(),
+                "You can't open this page",
+                "You are verified, but not as someone this page allows.",
+            )
+            .detail("This page needs", needs)
+            .action("Go to the home page", home)
+            .action("Sign out", sign_out),
+            Family::Unauthenticated => {
+                extra.push((
+                    http::header::WWW_AUTHENTICATE,
+                    www_authenticate(&links.realm, *reason, None),
+                ));
+                Page::new(
+                    401,
+                    reason.as_str(),
+                    "Proof of identity needed",
+                    format!(
+                        "{} This page does not offer a verification here: ask the site's \
+                         operator how to get access.",
+                        in_words(*reason)
+                    ),
+                )
+                .detail("This page needs", needs)
+                .action("Go to the home page", home)
+            }
+        },
+    };
+    let mut rendered = pages.render(&page);
+    rendered.headers.extend(extra);
+    rendered
+}
+
+/// A reason as a person reads it.
+fn in_words(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Missing => "You have not verified who you are yet.",
+        Reason::Expired => "Your verification has expired.",
+        Reason::Revoked => "Your verification has been withdrawn.",
+        Reason::Suspended => "Your verification is suspended.",
+        Reason::NotYetValid => "Your verification is not valid yet.",
+        _ => "Your verification could not be accepted.",
+    }
 }
 
 fn www_authenticate(realm: &str, reason: Reason, step_up: Option<&str>) -> HeaderValue {

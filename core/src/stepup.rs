@@ -19,12 +19,14 @@ use http::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::client::{AssetRequest, CreateVerificationRequest, ProofApiClient};
+use crate::client::{ActionContext, AssetRequest, CreateVerificationRequest, ProofApiClient};
 use crate::clock::unix_now;
 use crate::decision::Enforcer;
+use crate::pages::{describe_policy, describe_type, Link, Page, Pages};
 use crate::params::percent_decode;
 pub use crate::params::{cookie, query_param};
 use crate::policy::{Combine, Policy, Rule};
+use crate::proof::VerifiedProof;
 use crate::reason::{Family, Reason};
 use crate::render::Rendered;
 use crate::revocation::Pushed;
@@ -107,6 +109,11 @@ pub struct FlowState {
     pub return_to: String,
     /// Expiry, Unix seconds.
     pub exp: i64,
+    /// The flow's id: its state cookie is `<state_cookie>_<flow>` and its callback
+    /// `<prefix>callback?flow=<flow>`, so that several step-ups (tabs) run side by side. Empty
+    /// in a state sealed before flows had ids.
+    #[serde(default)]
+    pub flow: String,
 }
 
 /// Why a state cookie was refused.
@@ -246,6 +253,7 @@ impl StartLimiter {
 pub struct StepUp {
     config: StepUpConfig,
     api: Option<ProofApiClient>,
+    pages: Arc<Pages>,
     limiter: StartLimiter,
     /// Verification request ids whose flow has completed: a state completes once. Kept for the
     /// state's lifetime (after which the state itself is refused as expired). Per replica.
@@ -294,7 +302,43 @@ pub struct StartRequest<'a> {
     pub client: &'a str,
     /// Whether the client is a browser (redirect) or an API client (JSON).
     pub html: bool,
+    /// The request's headers (the browser's other step-ups in progress, in their cookies).
+    pub headers: &'a http::HeaderMap,
 }
+
+/// A step-up endpoint's answer, with what the adapter logs and counts.
+#[derive(Debug, Clone)]
+pub struct StepUpAnswer {
+    /// The response.
+    pub response: Rendered,
+    /// How it went, for metrics: `started`, `rate_limited`, `refused`, `failed` (start);
+    /// `completed`, `policy_unmet`, `refused`, `failed` (callback); `signed_out` (logout);
+    /// `applied`, `duplicate`, `refused` (webhook).
+    pub outcome: &'static str,
+    /// The reason code of a refusal or failure (the problem+json `reason`); empty on success.
+    pub reason: &'static str,
+}
+
+impl StepUpAnswer {
+    fn ok(response: Rendered, outcome: &'static str) -> Self {
+        Self {
+            response,
+            outcome,
+            reason: "",
+        }
+    }
+}
+
+/// Most step-ups one browser may have in progress at once (one state cookie each); starting
+/// another ends the oldest.
+pub const MAX_FLOWS: usize = 6;
+
+/// Length of a flow id (hex).
+const FLOW_LEN: usize = 12;
+
+/// A proof cookie's value is kept under this many bytes (browsers keep about 4 KiB per cookie,
+/// name and attributes included).
+const MAX_COOKIE_VALUE: usize = 3800;
 
 /// Most completed flows, webhook deliveries and proof event times remembered, each.
 const MAX_REMEMBERED: u64 = 100_000;
@@ -311,12 +355,113 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn problem(status: u16, code: &str, detail: &str) -> Rendered {
-    crate::render::simple(status, code, detail)
+/// A refusal or failure of an endpoint, rendered for whoever asked.
+struct Refused {
+    status: u16,
+    code: &'static str,
+    /// The problem+json `title` (what API clients read).
+    detail: &'static str,
+    /// The page's heading and message (what people read).
+    heading: &'static str,
+    message: String,
+    details: Vec<(String, String)>,
+    actions: Vec<(String, String)>,
+    retry_after: Option<u64>,
+}
+
+impl Refused {
+    fn new(status: u16, code: &'static str, detail: &'static str, heading: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            detail,
+            heading,
+            message: String::new(),
+            details: Vec::new(),
+            actions: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    fn detail(mut self, label: &str, value: impl Into<String>) -> Self {
+        self.details.push((label.to_owned(), value.into()));
+        self
+    }
+
+    fn action(mut self, label: &str, href: impl Into<String>) -> Self {
+        self.actions.push((label.to_owned(), href.into()));
+        self
+    }
+
+    fn home(self) -> Self {
+        self.action("Go to the home page", "/")
+    }
 }
 
 fn header(name: HeaderName, value: String) -> Option<(HeaderName, HeaderValue)> {
     HeaderValue::from_str(&value).ok().map(|v| (name, v))
+}
+
+/// The flow cookies (`<state_cookie>_<flow>`) a request carries, as `(flow, value)`.
+fn flow_cookies<'h>(headers: &'h http::HeaderMap, state_cookie: &str) -> Vec<(&'h str, &'h str)> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let flow = k.trim().strip_prefix(state_cookie)?.strip_prefix('_')?;
+            (flow.len() == FLOW_LEN && flow.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (flow, v.trim()))
+        })
+        .collect()
+}
+
+fn no_content() -> Rendered {
+    Rendered {
+        status: 204,
+        headers: Vec::new(),
+        body: Bytes::new(),
+    }
+}
+
+/// Step-up is not configured (no API key).
+fn unavailable() -> Refused {
+    Refused::new(
+        503,
+        "step_up_unavailable",
+        "Step-up is not configured",
+        "Verification is not available",
+    )
+    .message("This site cannot verify people at the moment. Try again later.")
+    .home()
+}
+
+/// The verification service could not be reached or answered nonsense.
+fn unreachable(retry: &str) -> Refused {
+    Refused::new(
+        502,
+        "step_up_failed",
+        "The verification service could not be reached",
+        "The verification service could not be reached",
+    )
+    .message("This is not your fault. Try again in a moment.")
+    .action("Try again", retry)
+    .home()
+}
+
+/// Cuts `text` to at most `max` characters.
+fn truncate(mut text: String, max: usize) -> String {
+    if let Some((i, _)) = text.char_indices().nth(max) {
+        text.truncate(i);
+    }
+    text
 }
 
 impl StepUp {
@@ -339,8 +484,20 @@ impl StepUp {
                 .build(),
             config,
             api,
+            pages: Arc::new(Pages::default()),
             limiter,
         }
+    }
+
+    /// The same protocol answering browsers with `pages` (branding, template).
+    pub fn with_pages(mut self, pages: Arc<Pages>) -> Self {
+        self.pages = pages;
+        self
+    }
+
+    /// The pages browsers are answered with.
+    pub fn pages(&self) -> &Arc<Pages> {
+        &self.pages
     }
 
     /// The settings.
@@ -428,9 +585,78 @@ impl StepUp {
         allowed.then(|| format!("{scheme}://{host}"))
     }
 
+    fn refused(&self, html: bool, outcome: &'static str, r: Refused) -> StepUpAnswer {
+        let mut response = if html {
+            let mut page = Page::new(r.status, r.code, r.heading, r.message);
+            page.details = r.details;
+            page.actions = r
+                .actions
+                .into_iter()
+                .map(|(l, h)| Link::new(l, h))
+                .collect();
+            self.pages.render(&page)
+        } else {
+            crate::render::simple(r.status, r.code, r.detail)
+        };
+        if let Some(retry) = r.retry_after {
+            response
+                .headers
+                .push((http::header::RETRY_AFTER, HeaderValue::from(retry)));
+        }
+        StepUpAnswer {
+            response,
+            outcome,
+            reason: r.code,
+        }
+    }
+
+    fn set_cookie(&self, name: &str, value: &str, path: &str, max_age: i64) -> String {
+        format!(
+            "{name}={value}; Path={path}; Max-Age={max_age}{}",
+            self.cookie_attrs()
+        )
+    }
+
+    fn start_link(&self, policy: &str, return_to: &str) -> String {
+        crate::render::StepUpLinks {
+            prefix: self.config.prefix.clone(),
+            realm: String::new(),
+        }
+        .start_url(policy, return_to)
+    }
+
+    /// What the hosted page tells the person: which site asks, for what, and what to verify.
+    fn action_context(&self, base: &str, policy: &Policy, return_to: &str) -> ActionContext {
+        let site = self
+            .pages
+            .branding()
+            .product_name
+            .clone()
+            .unwrap_or_else(|| {
+                let host = base.split_once("://").map_or(base, |(_, h)| h);
+                host.to_owned()
+            });
+        let path = return_to.split('?').next().unwrap_or("/");
+        ActionContext {
+            title: Some(truncate(format!("{site}: verify to continue"), 100)),
+            description: Some(truncate(
+                format!(
+                    "{site} asks you to verify {} to open {path}.",
+                    describe_policy(policy)
+                ),
+                500,
+            )),
+        }
+    }
+
     /// `GET <prefix>start?policy=…&return_to=…`: see [`StartRequest`] for what the adapter
     /// passes (an unlisted host is refused when `public_url` is not set, [`StepUp::origin`]).
-    pub async fn start(&self, policy: Option<&Policy>, req: StartRequest<'_>) -> Rendered {
+    ///
+    /// Each start is its own flow, with its own state cookie (`<state_cookie>_<flow>`, path
+    /// `<prefix>`) and callback (`<prefix>callback?flow=<flow>`): a browser may have up to
+    /// [`MAX_FLOWS`] step-ups in progress (tabs); a start beyond that ends the oldest, and
+    /// expired or foreign state cookies are cleared on the way.
+    pub async fn start(&self, policy: Option<&Policy>, req: StartRequest<'_>) -> StepUpAnswer {
         let StartRequest {
             query,
             scheme,
@@ -438,115 +664,211 @@ impl StepUp {
             site_hosts,
             client,
             html,
+            headers: request_headers,
         } = req;
         let return_to = query_param(query, "return_to").unwrap_or_else(|| "/".into());
         let Some(return_to) = safe_return_to(&return_to) else {
-            return problem(
+            let r = Refused::new(
                 400,
                 "invalid_return_to",
                 "return_to must be a relative path on this site",
-            );
+                "This verification link is not valid",
+            )
+            .message("The link asks to return to another site, which is not allowed.")
+            .home();
+            return self.refused(html, "refused", r);
         };
         let Some(policy) = policy.filter(|p| !p.requirements().is_empty()) else {
-            return problem(
+            let r = Refused::new(
                 404,
                 "unknown_policy",
                 "No step-up is available for this policy",
-            );
+                "This verification link is not valid",
+            )
+            .message("The page it was made for does not offer a verification (any more).")
+            .action("Go back", return_to)
+            .home();
+            return self.refused(html, "refused", r);
         };
         let Some(base) = self.origin(scheme, host, site_hosts) else {
-            return problem(
+            let r = Refused::new(
                 400,
                 "untrusted_host",
                 "This site's address is not one step-up may return to; the operator sets \
                  step_up.public_url or step_up.allowed_hosts",
+                "Verification is not available at this address",
+            )
+            .message(
+                "This site is not set up to verify people who reach it by this address. \
+                 Use the site's usual address, or tell its operator (step_up.public_url or \
+                 step_up.allowed_hosts).",
             );
+            return self.refused(html, "refused", r);
         };
         if let Err(retry) = self.limiter.take(client) {
-            let mut r = problem(
+            let mut r = Refused::new(
                 429,
                 "rate_limited",
                 "Too many verification starts; try again later",
-            );
-            r.headers
-                .push((http::header::RETRY_AFTER, HeaderValue::from(retry)));
-            return r;
+                "Too many verification attempts",
+            )
+            .message(format!(
+                "Verifications were started too often. Wait {} and try again.",
+                crate::pages::human_duration(retry)
+            ))
+            .action("Try again", self.start_link(&policy.name, return_to))
+            .home();
+            r.retry_after = Some(retry);
+            return self.refused(html, "rate_limited", r);
         }
         let Some(api) = &self.api else {
-            return problem(503, "step_up_unavailable", "Step-up is not configured");
+            return self.refused(html, "failed", unavailable());
         };
+        let flow: String = (0..FLOW_LEN / 2)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
         let mut req = Self::request_for(policy);
-        req.redirect_url = Some(format!("{base}{}callback", self.config.prefix));
+        req.redirect_url = Some(format!("{base}{}callback?flow={flow}", self.config.prefix));
         req.expires_in = Some(self.config.state_ttl.as_secs());
+        req.action_context = Some(self.action_context(&base, policy, return_to));
         let created = match api.create_verification_request(&req).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "creating a verification request failed");
-                return problem(
-                    502,
-                    "step_up_failed",
-                    "The verification service could not be reached",
+                return self.refused(
+                    html,
+                    "failed",
+                    unreachable(&self.start_link(&policy.name, return_to)),
                 );
             }
         };
         let Some(url) = created.verification_url.clone() else {
-            return problem(
-                502,
-                "step_up_failed",
-                "The verification service returned no page",
+            return self.refused(
+                html,
+                "failed",
+                unreachable(&self.start_link(&policy.name, return_to)),
             );
         };
+        let now = unix_now();
         let state = FlowState {
             rid: created.id.clone(),
             policy: policy.name.clone(),
             return_to: return_to.to_string(),
-            exp: unix_now() + self.config.state_ttl.as_secs() as i64,
+            exp: now + self.config.state_ttl.as_secs() as i64,
+            flow: flow.clone(),
         };
         let sealed = seal_state(&self.config.cookie_key, &state);
-        let set_state = format!(
-            "{}={sealed}; Path={}; Max-Age={}{}",
-            self.config.state_cookie,
-            self.config.prefix,
-            self.config.state_ttl.as_secs(),
-            self.cookie_attrs()
-        );
         let mut headers: Vec<(HeaderName, HeaderValue)> = vec![(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         )];
-        headers.extend(header(http::header::SET_COOKIE, set_state));
+        // The browser's other flows: unreadable or expired ones are cleared, and beyond
+        // MAX_FLOWS - 1 the oldest ones, to make room for this one.
+        let mut live: Vec<(i64, &str)> = Vec::new();
+        for (other, value) in flow_cookies(request_headers, &self.config.state_cookie) {
+            match open_state(&self.config.cookie_key, value, now) {
+                Ok(s) => live.push((s.exp, other)),
+                Err(_) => live.push((i64::MIN, other)),
+            }
+        }
+        live.sort_unstable();
+        let stale = live.len().saturating_sub(MAX_FLOWS - 1);
+        for (exp, other) in &live {
+            if *exp == i64::MIN || live.iter().position(|(_, o)| o == other) < Some(stale) {
+                let name = format!("{}_{other}", self.config.state_cookie);
+                headers.extend(header(
+                    http::header::SET_COOKIE,
+                    self.set_cookie(&name, "", &self.config.prefix, 0),
+                ));
+            }
+        }
+        let name = format!("{}_{flow}", self.config.state_cookie);
+        headers.extend(header(
+            http::header::SET_COOKIE,
+            self.set_cookie(
+                &name,
+                &sealed,
+                &self.config.prefix,
+                self.config.state_ttl.as_secs() as i64,
+            ),
+        ));
         if html {
             headers.extend(header(http::header::LOCATION, url));
-            Rendered {
-                status: 302,
-                headers,
-                body: Bytes::new(),
-            }
-        } else {
-            headers.push((
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ));
-            let body = json!({
-                "verification_url": url,
-                "request_id": created.id,
-                "expires_at": created.expires_at,
-                "callback": format!("{}callback", self.config.prefix),
-                "state": sealed,
-            });
+            return StepUpAnswer::ok(
+                Rendered {
+                    status: 302,
+                    headers,
+                    body: Bytes::new(),
+                },
+                "started",
+            );
+        }
+        headers.push((
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+        let body = json!({
+            "verification_url": url,
+            "request_id": created.id,
+            "expires_at": created.expires_at,
+            "callback": format!("{}callback", self.config.prefix),
+            "state": sealed,
+        });
+        StepUpAnswer::ok(
             Rendered {
                 status: 200,
                 headers,
                 body: Bytes::from(body.to_string()),
-            }
-        }
+            },
+            "started",
+        )
     }
 
-    /// `GET <prefix>callback`: finishes a flow. The state comes from the state cookie, or (for API
-    /// clients that cannot keep cookies) from a `state` query parameter.
+    /// The flow a callback finishes: the state cookie of `flow` (the callback's own query), or
+    /// for a callback without one the browser's flow for `verification_request_id`, or its only
+    /// one (a state cookie from before flows had ids included); `(sealed, from_cookie)`.
+    fn callback_state(&self, headers: &http::HeaderMap, query: &str) -> Option<(String, bool)> {
+        let name = &self.config.state_cookie;
+        let flows = flow_cookies(headers, name);
+        let wanted_flow = query_param(query, "flow").map(|f| {
+            // A service that appends its own `?…` to the redirect URL leaves it after the id.
+            f.chars()
+                .take_while(char::is_ascii_hexdigit)
+                .take(FLOW_LEN)
+                .collect::<String>()
+        });
+        if let Some(flow) = wanted_flow {
+            return flows
+                .iter()
+                .find(|(f, _)| *f == flow)
+                .map(|(_, v)| ((*v).to_owned(), true));
+        }
+        let rid = query_param(query, "verification_request_id");
+        let mut candidates: Vec<&str> = flows.iter().map(|(_, v)| *v).collect();
+        candidates.extend(cookie(headers, name));
+        let now = unix_now();
+        let pick = match rid {
+            Some(rid) => candidates
+                .iter()
+                .find(|v| open_state(&self.config.cookie_key, v, now).is_ok_and(|s| s.rid == rid)),
+            None if candidates.len() == 1 => candidates.first(),
+            None => None,
+        };
+        pick.map(|v| ((*v).to_owned(), true))
+    }
+
+    /// `GET <prefix>callback`: finishes a flow. The state comes from the flow's state cookie,
+    /// or (for API clients that cannot keep cookies) from a `state` query parameter.
     ///
-    /// A browser is sent back to the flow's `return_to` with the proof cookie set; a client that
-    /// asks for JSON (`Accept: application/json`) gets `{proof_tokens, expires_in, return_to}`.
+    /// The verified tokens must satisfy the policy the flow was started for (`policy` looks it
+    /// up by name), together with the proofs the browser already holds: a verification that
+    /// does not is answered with what was verified and what the page needs, and sets nothing —
+    /// no cookie that grants nothing, no automatic new verification. A browser is sent back to
+    /// the flow's `return_to` with the proof cookie set: the new proofs and the ones it held
+    /// (still valid, not replaced by a newer proof of the same identity), at most
+    /// [`crate::tokens::MAX_TOKENS_PER_REQUEST`], newest first, split across up to
+    /// [`crate::tokens::MAX_PROOF_COOKIES`] cookies. A client that asks for JSON (`Accept:
+    /// application/json`) gets `{proof_tokens, expires_in, return_to}`.
     ///
     /// A flow completes once: a second callback with the same state (from anyone who saw it) is
     /// refused `state_used` (per replica; see docs/security.md). The proof cookie is set only
@@ -558,87 +880,122 @@ impl StepUp {
         enforcer: &Enforcer,
         request_headers: &http::HeaderMap,
         query: &str,
-    ) -> Rendered {
+        policy: &(dyn Fn(&str) -> Option<Arc<Policy>> + Sync),
+    ) -> StepUpAnswer {
         let json_client = headers_accept_json(request_headers);
-        let (sealed, from_cookie) = match cookie(request_headers, &self.config.state_cookie) {
-            Some(c) => (c.to_owned(), true),
-            None => match query_param(query, "state") {
-                Some(q) => (q, false),
-                None => return problem(400, "state_missing", "No step-up is in progress"),
-            },
-        };
-        if !from_cookie && !json_client {
-            return problem(
+        let html = !json_client && crate::render::wants_html(request_headers);
+        let missing = || {
+            Refused::new(
                 400,
                 "state_missing",
                 "No step-up is in progress in this browser; start again from the page you wanted",
-            );
-        }
+                "This verification can't be finished here",
+            )
+            .message(
+                "No verification is in progress in this browser: it may have been started in \
+                 another browser, or already finished. Go back to the page you wanted and \
+                 start again.",
+            )
+            .home()
+        };
+        let (sealed, from_cookie) = match self.callback_state(request_headers, query) {
+            Some(found) => found,
+            None => match query_param(query, "state") {
+                Some(q) if json_client => (q, false),
+                _ => return self.refused(html, "refused", missing()),
+            },
+        };
         let state = match open_state(&self.config.cookie_key, &sealed, unix_now()) {
             Ok(s) => s,
             Err(e) => {
-                return problem(
-                    400,
-                    "state_invalid",
-                    &format!("The step-up state was refused: {e}"),
-                )
+                let (heading, message) = match e {
+                    StateError::Expired => (
+                        "This verification has expired",
+                        "It was started too long ago. Go back to the page you wanted and start \
+                         again.",
+                    ),
+                    _ => (
+                        "This verification can't be finished here",
+                        "Its details were damaged on the way. Go back to the page you wanted \
+                         and start again.",
+                    ),
+                };
+                let detail = match e {
+                    StateError::Expired => "The step-up state was refused: expired state",
+                    StateError::Forged => "The step-up state was refused: forged state",
+                    StateError::Malformed => "The step-up state was refused: malformed state",
+                };
+                let r = Refused::new(400, "state_invalid", detail, heading)
+                    .message(message)
+                    .home();
+                return self.refused(html, "refused", r);
             }
         };
+        if let Some(rid) = query_param(query, "verification_request_id") {
+            if rid != state.rid {
+                return self.refused(html, "refused", missing());
+            }
+        }
+        let retry = self.start_link(&state.policy, &state.return_to);
         let Some(api) = &self.api else {
-            return problem(503, "step_up_unavailable", "Step-up is not configured");
+            return self.refused(html, "failed", unavailable());
         };
         let request = match api.get_verification_request(&state.rid).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "fetching the verification request failed");
-                return problem(
-                    502,
-                    "step_up_failed",
-                    "The verification service could not be reached",
-                );
+                return self.refused(html, "failed", unreachable(&retry));
             }
         };
-        let mut tokens = Vec::new();
-        let mut min_exp = i64::MAX;
+        let mut tokens: Vec<(String, Arc<VerifiedProof>)> = Vec::new();
         for token in request.proof_tokens() {
-            // A token issued a moment ago may name a status-list slot our copy does not have
-            // yet: that is "cannot check now", not "bad", so the cookie is set and every later
-            // request checks it again.
-            // The callback already waits on the network, so it refreshes that list here rather
-            // than send the person back to a 503.
-            let mut checked = enforcer.check_token(token);
-            if matches!(checked, Err(Reason::StatusUnavailable)) {
-                if let Some(status) = enforcer
-                    .verifier()
-                    .verify(token)
-                    .ok()
-                    .and_then(|p| p.claims.status.clone())
-                {
-                    let uri = &status.status_list.uri;
-                    if let Err(e) = enforcer.revocation().refresh_status_list(uri).await {
-                        tracing::warn!(error = %e, "refreshing a status list during a callback failed");
-                    }
-                    checked = enforcer.check_token(token);
-                }
-            }
-            let checked = match checked {
-                Err(r) if r.family() == Family::Unavailable => enforcer.verifier().verify(token),
-                other => other,
-            };
-            match checked {
-                Ok(p) => {
-                    min_exp = min_exp.min(p.exp);
-                    tokens.push(token.to_owned());
-                }
+            match self.check_new_token(enforcer, token).await {
+                Ok(p) => tokens.push((token.to_owned(), p)),
                 Err(reason) => tracing::info!(%reason, "a step-up token was refused"),
             }
         }
         if tokens.is_empty() {
-            return problem(
+            let r = Refused::new(
                 401,
                 "step_up_incomplete",
                 "The verification was not completed",
-            );
+                "The verification was not completed",
+            )
+            .message("Nothing was verified, so the page can't be opened yet.")
+            .action("Try again", retry)
+            .home();
+            return self.refused(html, "refused", r);
+        }
+        // The proofs the browser already holds (only when this is its own flow).
+        let mut held: Vec<(String, Arc<VerifiedProof>)> = Vec::new();
+        if from_cookie {
+            for token in crate::tokens::extract_tokens(
+                request_headers,
+                &[crate::tokens::TokenSource::Cookie(
+                    self.config.proof_cookie.clone(),
+                )],
+            )
+            .unwrap_or_default()
+            {
+                let replaced = |p: &VerifiedProof| {
+                    tokens.iter().any(|(t, n)| {
+                        t == token
+                            || (n.claims.proof_type == p.claims.proof_type
+                                && n.identifier_hash.is_some()
+                                && n.identifier_hash == p.identifier_hash)
+                    })
+                };
+                let proof = match enforcer.check_token(token) {
+                    Ok(p) => Some(p),
+                    Err(r) if r.family() == Family::Unavailable => {
+                        enforcer.verifier().verify(token).ok()
+                    }
+                    Err(_) => None,
+                };
+                if let Some(p) = proof.filter(|p| !replaced(p)) {
+                    held.push((token.to_owned(), p));
+                }
+            }
         }
         // Atomic: of two callbacks racing with one state, exactly one gets the tokens.
         if !self
@@ -647,32 +1004,81 @@ impl StepUp {
             .or_insert(())
             .is_fresh()
         {
-            return problem(
+            let r = Refused::new(
                 400,
                 "state_used",
                 "This step-up has already been completed; start again",
-            );
+                "This verification was already used",
+            )
+            .message("A verification link works once. Go back to the page you wanted.")
+            .action(
+                "Go back",
+                safe_return_to(&state.return_to).unwrap_or("/").to_owned(),
+            )
+            .home();
+            return self.refused(html, "refused", r);
         }
-        let max_age = (min_exp - unix_now()).max(0);
-        let clear_state = format!(
-            "{}=; Path={}; Max-Age=0{}",
-            self.config.state_cookie,
-            self.config.prefix,
-            self.cookie_attrs()
-        );
-        let proof = format!(
-            "{}={}; Path=/; Max-Age={max_age}{}",
-            self.config.proof_cookie,
-            tokens.join(crate::tokens::COOKIE_TOKEN_SEPARATOR),
-            self.cookie_attrs()
-        );
+        let now = unix_now();
+        let mut all: Vec<(String, Arc<VerifiedProof>)> = tokens.clone();
+        all.extend(held);
+        all.truncate(crate::tokens::MAX_TOKENS_PER_REQUEST);
         let mut headers: Vec<(HeaderName, HeaderValue)> = vec![(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         )];
+        let flow_cookie = if state.flow.is_empty() {
+            self.config.state_cookie.clone()
+        } else {
+            format!("{}_{}", self.config.state_cookie, state.flow)
+        };
         if from_cookie {
-            headers.extend(header(http::header::SET_COOKIE, clear_state));
-            headers.extend(header(http::header::SET_COOKIE, proof));
+            headers.extend(header(
+                http::header::SET_COOKIE,
+                self.set_cookie(&flow_cookie, "", &self.config.prefix, 0),
+            ));
+        }
+        if let Some(policy) = policy(&state.policy) {
+            let proofs: Vec<Arc<VerifiedProof>> = all.iter().map(|(_, p)| p.clone()).collect();
+            if policy.evaluate(&proofs, now).is_none() {
+                let verified: Vec<String> = request
+                    .assets
+                    .iter()
+                    .filter(|a| a.proof_token.is_some())
+                    .map(|a| {
+                        let mut text = describe_type(&a.kind);
+                        if let Some(id) = &a.identifier {
+                            text.push_str(&format!(" ({id})"));
+                        }
+                        text
+                    })
+                    .collect();
+                let r = Refused::new(
+                    403,
+                    "policy_unmet",
+                    "The verified proofs do not meet the policy of the page you wanted",
+                    "That verification doesn't open this page",
+                )
+                .message(
+                    "The verification succeeded, but not for an address or account this page \
+                     allows. Nothing was saved. Try again with one the page accepts.",
+                )
+                .detail("You verified", verified.join(", "))
+                .detail("This page needs", describe_policy(&policy))
+                .action("Try again with another address", retry)
+                .home();
+                let mut answer = self.refused(html, "policy_unmet", r);
+                if from_cookie {
+                    answer.response.headers.extend(header(
+                        http::header::SET_COOKIE,
+                        self.set_cookie(&flow_cookie, "", &self.config.prefix, 0),
+                    ));
+                }
+                return answer;
+            }
+        }
+        let min_exp = tokens.iter().map(|(_, p)| p.exp).min().unwrap_or(now);
+        if from_cookie {
+            headers.extend(self.proof_cookies(request_headers, &all, now));
         }
         if json_client {
             // An API client gets its tokens in the answer, to present as a bearer token.
@@ -681,24 +1087,152 @@ impl StepUp {
                 HeaderValue::from_static("application/json"),
             ));
             let body = json!({
-                "proof_tokens": tokens,
-                "expires_in": max_age,
+                "proof_tokens": tokens.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+                "expires_in": (min_exp - now).max(0),
                 "return_to": state.return_to,
             });
-            return Rendered {
-                status: 200,
-                headers,
-                body: Bytes::from(body.to_string()),
-            };
+            return StepUpAnswer::ok(
+                Rendered {
+                    status: 200,
+                    headers,
+                    body: Bytes::from(body.to_string()),
+                },
+                "completed",
+            );
         }
         // Checked again here: a state sealed with a leaked key must still not redirect off-site.
         let target = safe_return_to(&state.return_to).unwrap_or("/").to_string();
         headers.extend(header(http::header::LOCATION, target));
-        Rendered {
-            status: 302,
-            headers,
-            body: Bytes::new(),
+        StepUpAnswer::ok(
+            Rendered {
+                status: 302,
+                headers,
+                body: Bytes::new(),
+            },
+            "completed",
+        )
+    }
+
+    /// Checks a token the verification just returned. A token issued a moment ago may name a
+    /// status-list slot our copy does not have yet: that is "cannot check now", not "bad"; the
+    /// callback already waits on the network, so it refreshes that list here rather than send
+    /// the person back to a 503, and keeps a token it still cannot check (every later request
+    /// checks it again).
+    async fn check_new_token(
+        &self,
+        enforcer: &Enforcer,
+        token: &str,
+    ) -> Result<Arc<VerifiedProof>, Reason> {
+        let mut checked = enforcer.check_token(token);
+        if matches!(checked, Err(Reason::StatusUnavailable)) {
+            if let Some(status) = enforcer
+                .verifier()
+                .verify(token)
+                .ok()
+                .and_then(|p| p.claims.status.clone())
+            {
+                let uri = &status.status_list.uri;
+                if let Err(e) = enforcer.revocation().refresh_status_list(uri).await {
+                    tracing::warn!(error = %e, "refreshing a status list during a callback failed");
+                }
+                checked = enforcer.check_token(token);
+            }
         }
+        match checked {
+            Err(r) if r.family() == Family::Unavailable => enforcer.verifier().verify(token),
+            other => other,
+        }
+    }
+
+    /// `Set-Cookie`s that hold `proofs` (newest first) in the proof cookie and as many
+    /// continuations as they need, each under [`MAX_COOKIE_VALUE`] bytes and living as long as
+    /// its longest-lived token; continuations the browser holds but no longer needs are cleared.
+    fn proof_cookies(
+        &self,
+        request_headers: &http::HeaderMap,
+        proofs: &[(String, Arc<VerifiedProof>)],
+        now: i64,
+    ) -> Vec<(HeaderName, HeaderValue)> {
+        use crate::tokens::{proof_cookie_name, COOKIE_TOKEN_SEPARATOR, MAX_PROOF_COOKIES};
+        let mut chunks: Vec<(String, i64)> = Vec::new();
+        for (token, proof) in proofs {
+            let fits = chunks.last().is_some_and(|(value, _)| {
+                value.len() + COOKIE_TOKEN_SEPARATOR.len() + token.len() <= MAX_COOKIE_VALUE
+            });
+            if fits {
+                if let Some((value, exp)) = chunks.last_mut() {
+                    value.push_str(COOKIE_TOKEN_SEPARATOR);
+                    value.push_str(token);
+                    *exp = (*exp).max(proof.exp);
+                }
+            } else if chunks.len() < MAX_PROOF_COOKIES {
+                chunks.push((token.clone(), proof.exp));
+            } else {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for (i, (value, exp)) in chunks.iter().enumerate() {
+            let name = proof_cookie_name(&self.config.proof_cookie, i);
+            out.extend(header(
+                http::header::SET_COOKIE,
+                self.set_cookie(&name, value, "/", (exp - now).max(0)),
+            ));
+        }
+        for i in chunks.len()..MAX_PROOF_COOKIES {
+            let name = proof_cookie_name(&self.config.proof_cookie, i);
+            if cookie(request_headers, &name).is_some() {
+                out.extend(header(
+                    http::header::SET_COOKIE,
+                    self.set_cookie(&name, "", "/", 0),
+                ));
+            }
+        }
+        out
+    }
+
+    /// `GET <prefix>logout`: clears the proof cookies and returns to `return_to`; without one,
+    /// a browser gets a page that says it is signed out (an API client a redirect to `/`).
+    pub fn logout(&self, request_headers: &http::HeaderMap, query: &str) -> StepUpAnswer {
+        let return_to = query_param(query, "return_to");
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        for i in 0..crate::tokens::MAX_PROOF_COOKIES {
+            let name = crate::tokens::proof_cookie_name(&self.config.proof_cookie, i);
+            headers.extend(header(
+                http::header::SET_COOKIE,
+                self.set_cookie(&name, "", "/", 0),
+            ));
+        }
+        let response = match return_to {
+            None if crate::render::wants_html(request_headers) => {
+                let page = Page::new(
+                    200,
+                    "signed_out",
+                    "You are signed out",
+                    "Your verifications have been removed from this browser. Pages that need \
+                     one will ask you to verify again.",
+                )
+                .action("Go to the home page", "/");
+                let mut r = self.pages.render(&page);
+                r.headers.extend(headers);
+                r
+            }
+            target => {
+                let target = target.unwrap_or_else(|| "/".into());
+                let target = safe_return_to(&target).unwrap_or("/").to_string();
+                headers.push((
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ));
+                headers.extend(header(http::header::LOCATION, target));
+                Rendered {
+                    status: 302,
+                    headers,
+                    body: Bytes::new(),
+                }
+            }
+        };
+        StepUpAnswer::ok(response, "signed_out")
     }
 
     /// `POST <prefix>webhook`: checks the content type and the signature and applies
@@ -708,12 +1242,22 @@ impl StepUp {
     /// signature) is acknowledged `204` without effect. Per proof, events apply in timestamp
     /// order: an event older than the last one applied (a replayed `proof.unsuspended` after a
     /// later `proof.suspended`) is ignored. `proof.revoked` is final whatever its order.
-    pub fn webhook(&self, enforcer: &Enforcer, headers: &http::HeaderMap, body: &[u8]) -> Rendered {
+    pub fn webhook(
+        &self,
+        enforcer: &Enforcer,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> StepUpAnswer {
+        let refused = |status, code, detail: &str| StepUpAnswer {
+            response: crate::render::simple(status, code, detail),
+            outcome: "refused",
+            reason: code,
+        };
         let Some(secret) = &self.config.webhook_secret else {
-            return problem(404, "webhooks_disabled", "Webhooks are not configured");
+            return refused(404, "webhooks_disabled", "Webhooks are not configured");
         };
         if let Err(e) = webhook::verify_headers(secret, headers, body) {
-            return problem(
+            return refused(
                 401,
                 "invalid_webhook",
                 &format!("The webhook was refused: {e}"),
@@ -725,14 +1269,14 @@ impl StepUp {
             .and_then(|v| v.split(';').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return problem(
+            return refused(
                 415,
                 "unsupported_media_type",
                 "Webhooks are sent as application/json",
             );
         }
         let Ok(event) = serde_json::from_slice::<webhook::WebhookEvent>(body) else {
-            return problem(400, "invalid_webhook", "The webhook body is not an event");
+            return refused(400, "invalid_webhook", "The webhook body is not an event");
         };
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         // Both headers are present: the signature check above required them.
@@ -745,11 +1289,7 @@ impl StepUp {
             ),
         };
         if !self.deliveries.entry(delivery).or_insert(()).is_fresh() {
-            return Rendered {
-                status: 204,
-                headers: Vec::new(),
-                body: Bytes::new(),
-            };
+            return StepUpAnswer::ok(no_content(), "duplicate");
         }
         let at: i64 = timestamp.parse().unwrap_or(0);
         let store = enforcer.revocation();
@@ -776,33 +1316,7 @@ impl StepUp {
                 }
             }
         }
-        Rendered {
-            status: 204,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    /// `GET <prefix>logout`: clears the proof cookie and returns to `return_to` (or `/`).
-    pub fn logout(&self, query: &str) -> Rendered {
-        let target = query_param(query, "return_to").unwrap_or_else(|| "/".into());
-        let target = safe_return_to(&target).unwrap_or("/").to_string();
-        let clear = format!(
-            "{}=; Path=/; Max-Age=0{}",
-            self.config.proof_cookie,
-            self.cookie_attrs()
-        );
-        let mut headers: Vec<(HeaderName, HeaderValue)> = vec![(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        )];
-        headers.extend(header(http::header::SET_COOKIE, clear));
-        headers.extend(header(http::header::LOCATION, target));
-        Rendered {
-            status: 302,
-            headers,
-            body: Bytes::new(),
-        }
+        StepUpAnswer::ok(no_content(), "applied")
     }
 }
 
@@ -840,6 +1354,7 @@ mod tests {
             policy: "p".into(),
             return_to: "/x".into(),
             exp: unix_now() + 60,
+            flow: "0123456789ab".into(),
         };
         let sealed = seal_state(&key, &s);
         assert_eq!(open_state(&key, &sealed, unix_now()), Ok(s.clone()));

@@ -31,6 +31,32 @@ impl TokenSource {
 /// Separates several tokens in one proof cookie (never part of a compact JWS).
 pub const COOKIE_TOKEN_SEPARATOR: &str = "~";
 
+/// Most proof cookies one set of proofs is split across: `proof_token`, then `proof_token_2`
+/// up to `proof_token_4` (a browser keeps about 4 KiB per cookie, a token is about 1 KiB).
+pub const MAX_PROOF_COOKIES: usize = 4;
+
+/// Whether a cookie named `key` is part of the proof cookie `name`: `name` itself or one of its
+/// continuations `name_2` … `name_4` ([`MAX_PROOF_COOKIES`]).
+pub fn is_proof_cookie(key: &str, name: &str) -> bool {
+    match key.strip_prefix(name) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('_')
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| (2..=MAX_PROOF_COOKIES).contains(&n) && rest.len() == 2),
+        None => false,
+    }
+}
+
+/// The name of the `i`-th (from 0) proof cookie of `name`.
+pub fn proof_cookie_name(name: &str, i: usize) -> String {
+    if i == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}_{}", i + 1)
+    }
+}
+
 /// Most tokens looked at in one request.
 pub const MAX_TOKENS_PER_REQUEST: usize = 4;
 
@@ -72,7 +98,7 @@ pub fn extract_tokens<'h>(
                     let Ok(value) = value.to_str() else { continue };
                     for pair in value.split(';') {
                         if let Some((k, v)) = pair.split_once('=') {
-                            if k.trim() == name {
+                            if is_proof_cookie(k.trim(), name) {
                                 tokens.extend(
                                     v.trim()
                                         .trim_matches('"')

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod dev;
 pub mod error;
 mod health;
+pub mod inspect;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;

@@ -6,7 +6,17 @@
 //! proofgate run -c config/examples/zero-trust.toml --upgrade   # then: kill -QUIT <old pid>
 //! proofgate check -c config/examples/zero-trust.toml
 //! proofgate verify TOKEN -c config/examples/dev.toml --issuer http://127.0.0.1:7700
+//! proofgate verify TOKEN -c config/examples/dev.toml --path /admin --method GET --host localhost
 //! ```
+//!
+//! `verify` prints the token's header and claims — marked `UNVERIFIED`, with the reason, when
+//! the signature, key, times, issuer, claims or revocation check fails — and `iat`, `nbf`, `exp`
+//! as RFC 3339 UTC and relative to now. Alone it ends with the verdict (`verdict: valid`, or the
+//! reason on stderr); with `--path` (and `--method`, default `GET`; `--host`, default
+//! `localhost`) it decides that request as the gateway would, the token where the gateway looks
+//! first, and prints the route, decision, reason and answer status, and what the policy requires
+//! when refused. Exit status 0 when the token is valid (with `--path`: when the request would be
+//! allowed), 1 otherwise. The token is never printed. See `proofgate::inspect`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,11 +59,14 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Verify a token against the configured issuer and print its claims and verdict.
+    /// Verify a token against the configured issuer and print its header, its claims (marked
+    /// UNVERIFIED, with the reason, when a check fails), their times and the verdict; with
+    /// `--path`, decide a request carrying it as the gateway would. Exit status 0 when the token
+    /// is valid (with `--path`: when the request would be allowed), 1 otherwise.
     Verify {
-        /// The token.
+        /// The token (never printed).
         token: String,
-        /// The configuration file (for the issuer settings).
+        /// The configuration file (issuer settings, token sources, routes and policies).
         #[arg(short, long)]
         config: PathBuf,
         /// The issuer's base URL, in place of the file's `issuer.api_base` (the JWKS, revocation
@@ -61,6 +74,18 @@ enum Command {
         /// dev` started, which prints this URL.
         #[arg(long, value_name = "URL")]
         issuer: Option<String>,
+        /// Decide a request for this path (and query) carrying the token where the gateway looks
+        /// first (by default `Authorization: Bearer`), under the file's routes and policies:
+        /// prints the route, decision (allow, deny, step_up), reason and, when refused, what the
+        /// policy requires.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// The request's method, with `--path`.
+        #[arg(long, value_name = "METHOD", default_value = "GET", requires = "path")]
+        method: String,
+        /// The request's `Host`, with `--path` (default `localhost`).
+        #[arg(long, value_name = "HOST", requires = "path")]
+        host: Option<String>,
     },
     /// Run the sandbox, a demo upstream and the gateway together, on loopback.
     Dev {
@@ -177,7 +202,15 @@ fn main() -> ExitCode {
             token,
             config,
             issuer,
-        } => verify(&token, &config, issuer),
+            path,
+            method,
+            host,
+        } => proofgate::inspect::verify(&proofgate::inspect::VerifyArgs {
+            token,
+            config,
+            issuer,
+            request: path.map(|path| proofgate::inspect::RequestArgs { path, method, host }),
+        }),
         Command::Dev {
             listen,
             admin,
@@ -205,16 +238,11 @@ fn main() -> ExitCode {
 /// Where a step-up's return address would come from the request's `Host` on a listener people
 /// reach by a non-loopback address: without `public_url` only the allowed hosts (and routes'
 /// hosts) can start a step-up there, which an operator should know before the first person
-/// meets `untrusted_host`.
+/// meets `untrusted_host`. (Where such a name can start one over plain HTTP with `Secure`
+/// cookies, validation itself refuses the file: that step-up could never finish.)
 fn step_up_origin_warnings(config: &Config) -> Vec<String> {
-    use proofgate_core::policy::OnFailure;
     let s = &config.step_up;
-    let uses_step_up = config
-        .policies
-        .iter()
-        .chain(std::iter::once(config.routes.default_policy()))
-        .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty());
-    if !uses_step_up || s.public_url.is_some() {
+    if !config.uses_step_up() || s.public_url.is_some() {
         return Vec::new();
     }
     let hosts: Vec<&str> = s
@@ -233,11 +261,17 @@ fn step_up_origin_warnings(config: &Config) -> Vec<String> {
         .iter()
         .filter(|l| !l.address.ip().is_loopback())
         .map(|l| {
+            let plain = if l.tls.is_none() && s.cookie_secure {
+                " (this listener is plain HTTP: there, also set step_up.cookie_secure = false, \
+                 or browsers drop the state cookie)"
+            } else {
+                ""
+            };
             format!(
                 "listener {} offers step-up but step_up.public_url is not set: a verification \
                  can return only to {hosts} (step_up.allowed_hosts, routes' hosts), any other \
                  Host is refused (untrusted_host). Set step_up.public_url = \"https://your.site\" \
-                 or list the site's names in step_up.allowed_hosts",
+                 or list the site's names in step_up.allowed_hosts{plain}",
                 l.address
             )
         })
@@ -261,61 +295,4 @@ fn check_tls_files(config: &Config) -> Result<(), CliError> {
         proofgate::tls::check_listener_tls(l)?;
     }
     Ok(())
-}
-
-fn verify(token: &str, path: &PathBuf, issuer: Option<String>) -> Result<(), CliError> {
-    let config = match issuer {
-        None => load(path)?,
-        Some(api_base) => {
-            let mut file = proofgate_config::ConfigFile::load(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            file.issuer.api_base = Some(api_base);
-            file.validate()
-                .map_err(|e| format!("{} with --issuer: {e}", path.display()))?
-        }
-    };
-    eprintln!("issuer: {}", config.issuer.api_base);
-    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    Ok(rt.block_on(async {
-        let keys = proofgate_core::KeyStore::new(config.keys_config());
-        keys.refresh()
-            .await
-            .map_err(|e| format!("fetching the JWKS: {e}"))?;
-        let revocation =
-            proofgate_core::RevocationStore::new(config.revocation_config(), keys.clone());
-        if let Err(e) = revocation.refresh_list().await {
-            eprintln!("warning: the revocation list could not be fetched: {e}");
-        }
-        let verifier = std::sync::Arc::new(proofgate_core::Verifier::new(
-            keys,
-            config.verifier_config(),
-        ));
-        let enforcer = proofgate_core::Enforcer::new(
-            verifier.clone(),
-            revocation,
-            config.tokens.sources.clone(),
-        );
-        match verifier.verify(token) {
-            Ok(proof) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&proof.claims).unwrap_or_default()
-                );
-                if let Some(status) = &proof.claims.status {
-                    let uri = &status.status_list.uri;
-                    if let Err(e) = enforcer.revocation().refresh_status_list(uri).await {
-                        eprintln!("warning: the status list {uri} could not be fetched: {e}");
-                    }
-                }
-            }
-            Err(reason) => println!("claims: not shown ({reason})"),
-        }
-        match enforcer.check_token(token) {
-            Ok(_) => {
-                println!("verdict: valid");
-                Ok(())
-            }
-            Err(reason) => Err(format!("verdict: {reason} — {}", reason.message())),
-        }
-    })?)
 }

@@ -20,11 +20,15 @@ use proofgate_core::routes::RouteTable;
 /// The results of `proofgate_config_reloads_total`.
 pub const RELOAD_RESULTS: [&str; 2] = ["ok", "rejected"];
 
-/// The outcomes of `proofgate_step_up_starts_total`.
-pub const STEP_UP_START_OUTCOMES: [&str; 3] = ["started", "rate_limited", "failed"];
+/// The outcomes of `proofgate_step_up_starts_total` (the core's `StepUpAnswer::outcome` for a
+/// start).
+pub const STEP_UP_START_OUTCOMES: [&str; 4] = ["started", "rate_limited", "refused", "failed"];
 
 /// The outcomes of `proofgate_step_up_callbacks_total`.
-pub const STEP_UP_CALLBACK_OUTCOMES: [&str; 3] = ["completed", "refused", "failed"];
+pub const STEP_UP_CALLBACK_OUTCOMES: [&str; 4] = ["completed", "policy_unmet", "refused", "failed"];
+
+/// The outcomes of `proofgate_webhooks_total`.
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["applied", "duplicate", "refused"];
 
 /// The kinds of `proofgate_upstream_errors_total`: `connect_failed` (refused, unreachable,
 /// TLS handshake: 502), `connect_timeout` (504), `read_timeout` (the upstream took longer than
@@ -75,8 +79,9 @@ pub struct Metrics {
     /// `proofgate_upstream_errors_total{upstream, kind}`: requests that got no answer from
     /// their upstream (502/504), by [`UPSTREAM_ERROR_KINDS`].
     pub upstream_errors: IntCounterVec,
-    /// `proofgate_webhooks_total`: webhooks received.
-    pub webhooks: IntCounter,
+    /// `proofgate_webhooks_total{outcome}`: requests to the webhook endpoint, `applied`,
+    /// `duplicate` or `refused`.
+    pub webhooks: IntCounterVec,
     /// `proofgate_client_errors_total`: requests whose body the client sent malformed (a bad
     /// chunk, …) or too slowly, answered 400/408 without reaching the upstream's answer.
     pub client_errors: IntCounter,
@@ -187,8 +192,14 @@ impl Metrics {
             &["upstream", "kind"],
         )
         .expect("metric");
-        let webhooks =
-            IntCounter::new("proofgate_webhooks_total", "Webhooks received.").expect("metric");
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "proofgate_webhooks_total",
+                "Webhooks received, by outcome (applied, duplicate, refused).",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
         let cache_lookups = IntCounterVec::new(
             Opts::new(
                 "proofgate_cache_lookups_total",
@@ -231,6 +242,9 @@ impl Metrics {
         }
         for outcome in STEP_UP_CALLBACK_OUTCOMES {
             step_up_callbacks.with_label_values(&[outcome]);
+        }
+        for outcome in WEBHOOK_OUTCOMES {
+            webhooks.with_label_values(&[outcome]);
         }
         for result in ["hit", "miss"] {
             cache_lookups.with_label_values(&[result]);

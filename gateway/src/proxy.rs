@@ -207,7 +207,6 @@ impl Proxy {
         ctx.decision = "step_up_endpoint";
         let body =
             if endpoint == Endpoint::Webhook && session.req_header().method == http::Method::POST {
-                g.metrics.webhooks.inc();
                 let mut body = Vec::new();
                 let mut too_large = false;
                 while let Some(chunk) = session.read_request_body().await? {
@@ -244,13 +243,20 @@ impl Proxy {
             policy: &policy,
             body,
         };
-        let (rendered, label) = g.gate.step_up(endpoint, request).await;
-        ctx.outcome = label;
-        if endpoint == Endpoint::Start {
-            g.metrics.step_up_starts.with_label_values(&[label]).inc();
+        let answer = g.gate.step_up(endpoint, request).await;
+        ctx.outcome = answer.outcome;
+        let counter = match endpoint {
+            Endpoint::Start => Some(&g.metrics.step_up_starts),
+            Endpoint::Callback => Some(&g.metrics.step_up_callbacks),
+            Endpoint::Webhook => Some(&g.metrics.webhooks),
+            Endpoint::Logout => None,
+        };
+        if let Some(counter) = counter {
+            counter.with_label_values(&[answer.outcome]).inc();
         }
+        ctx.reason = answer.reason;
         drop(live);
-        respond(session, rendered).await?;
+        respond(session, answer.response).await?;
         Ok(true)
     }
 }

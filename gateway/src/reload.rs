@@ -154,10 +154,11 @@ fn apply_log_level(
 
 /// The settings in which `new` differs from `running` (what the process started with) and
 /// that a reload cannot apply, named as in the file: `listeners`, `admin`, `server.threads`,
-/// `issuer.jwks_refresh`, `tokens.sources`, `step_up.state_ttl`, `logging.json`, … The
-/// listeners, admin address, server settings and upgrade socket are bound or handed to Pingora
-/// at start; the issuer, token and step-up settings are built into the core's gate; the log
-/// format into the subscriber. What a reload applies is not listed.
+/// `issuer.jwks_refresh`, `tokens.sources`, `step_up.state_ttl`, `logging.json`,
+/// `pages.product_name`, … The listeners, admin address, server settings and upgrade socket
+/// are bound or handed to Pingora at start; the issuer, token, step-up and page settings are
+/// built into the core's gate; the log format into the subscriber. What a reload applies is
+/// not listed.
 pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     macro_rules! compare {
@@ -206,6 +207,23 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         "step_up.public_url": step_up.public_url;
         "step_up.allowed_hosts": step_up.allowed_hosts;
         "logging.json": logging.json;
+    }
+    let (was, now) = (running.pages.branding(), new.pages.branding());
+    for (name, changed) in [
+        ("pages.product_name", was.product_name != now.product_name),
+        ("pages.logo_url", was.logo_url != now.logo_url),
+        ("pages.support_url", was.support_url != now.support_url),
+    ] {
+        if changed {
+            out.push(name);
+        }
+    }
+    // The template (read from `pages.template_dir` at load) has no accessor of its own; the
+    // derived `Debug` shows every field.
+    if running.pages.branding() == new.pages.branding()
+        && format!("{:?}", running.pages) != format!("{:?}", new.pages)
+    {
+        out.push("pages.template_dir");
     }
     out
 }
@@ -280,6 +298,7 @@ fn every_setting_is_sorted(c: &Config) {
                 json: _,
                 level: _, // applied (apply_log_level)
             },
+        pages: _, // compared: branding and template
     } = c;
 }
 
@@ -327,6 +346,11 @@ rule = "public"
                 "rule = \"public\"",
                 "rule = \"public\"\n[issuer]\napi_base = \"https://issuer.example\"",
                 "issuer.api_base, issuer.jwks_url, issuer.revocation_url, issuer.status_list_url",
+            ),
+            (
+                "rule = \"public\"",
+                "rule = \"public\"\n[pages]\nproduct_name = \"Acme\"",
+                "pages.product_name",
             ),
             // Applied by a reload: not named.
             (

@@ -129,6 +129,31 @@ fn names_favicon(route: &proofgate_core::routes::Route) -> bool {
             .eq_ignore_ascii_case(FAVICON_PATH)
 }
 
+/// The core's [`GateBuilder`] for a configuration, without the secrets (the step-up cookie
+/// key, API key and webhook secret are [`Gateway::new`]'s to add): issuer, keys, revocation,
+/// verifier, token sources and step-up settings. `proofgate verify --path` decides with a gate
+/// built from it, so that it answers as the gateway would.
+pub fn gate_builder(config: &Config) -> GateBuilder {
+    let s = &config.step_up;
+    let mut step_up = StepUpConfig::new(Vec::new());
+    step_up.prefix = s.prefix.clone();
+    step_up.state_ttl = s.state_ttl;
+    step_up.state_cookie = s.state_cookie.clone();
+    step_up.proof_cookie = s.cookie_name.clone();
+    step_up.secure_cookies = s.cookie_secure;
+    step_up.public_url = s.public_url.clone();
+    // (The routes' own hosts are allowed too: `Live::hosts`, which follows reloads.)
+    step_up.allowed_hosts = s.allowed_hosts.clone();
+    step_up.per_client_per_minute = s.per_client_per_minute;
+    step_up.global_per_minute = s.global_per_minute;
+    GateBuilder::new(&config.issuer.api_base)
+        .keys_config(config.keys_config())
+        .revocation_config(config.revocation_config())
+        .verifier_config(config.verifier_config())
+        .token_sources(config.tokens.sources.clone())
+        .step_up_config(step_up)
+}
+
 /// Everything a request needs, shared by all of Pingora's threads.
 pub struct Gateway {
     /// The core's gate: every decision and step-up answer is its.
@@ -159,30 +184,15 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Builds the gateway's state from a validated configuration and the secrets: the core's
-    /// [`GateBuilder`], with the same settings and fallbacks as the tower layer's.
+    /// [`GateBuilder`] ([`gate_builder`]), with the same settings and fallbacks as the tower
+    /// layer's.
     pub fn new(config: &Config, secrets: &Secrets) -> Result<Arc<Self>, GatewayError> {
-        let s = &config.step_up;
-        let mut step_up = StepUpConfig::new(Vec::new());
-        step_up.prefix = s.prefix.clone();
-        step_up.state_ttl = s.state_ttl;
-        step_up.state_cookie = s.state_cookie.clone();
-        step_up.proof_cookie = s.cookie_name.clone();
-        step_up.secure_cookies = s.cookie_secure;
-        step_up.public_url = s.public_url.clone();
-        // (The routes' own hosts are allowed too: `Live::hosts`, which follows reloads.)
-        step_up.allowed_hosts = s.allowed_hosts.clone();
-        step_up.per_client_per_minute = s.per_client_per_minute;
-        step_up.global_per_minute = s.global_per_minute;
-        step_up.webhook_secret = secrets
+        let mut builder = gate_builder(config);
+        builder.step_up_config_mut().webhook_secret = secrets
             .webhook_secret
             .as_ref()
             .map(|w| w.expose().as_bytes().to_vec());
-        let gate = GateBuilder::new(&config.issuer.api_base)
-            .keys_config(config.keys_config())
-            .revocation_config(config.revocation_config())
-            .verifier_config(config.verifier_config())
-            .token_sources(config.tokens.sources.clone())
-            .step_up_config(step_up)
+        let gate = builder
             .cookie_key(
                 secrets
                     .cookie_key
@@ -190,6 +200,7 @@ impl Gateway {
                     .map(|k| k.expose().as_bytes().to_vec()),
             )
             .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
+            .pages(config.pages.clone())
             .build()?;
         let metrics = Metrics::new();
         metrics.init_decisions(&config.routes);

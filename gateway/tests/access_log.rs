@@ -120,6 +120,16 @@ async fn every_request_has_one_access_line_with_its_details() {
          Connection: close\r\n\r\n"
     );
     assert_eq!(raw(proxy, request.as_bytes()), 200);
+    // A step-up start that is refused: its reason is logged.
+    let r = http
+        .get(url("/.proofgate/start?policy=nope"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let refused_status = r.status().as_u16();
+    assert!(r.status().is_client_error(), "{refused_status}");
+    let refusal: Value = r.json().await.unwrap();
     // Refused before routing: HTTP/1.1 without a `Host`.
     let request = "POST /public/x HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(raw(proxy, request.as_bytes()), 400);
@@ -128,7 +138,7 @@ async fn every_request_has_one_access_line_with_its_details() {
     let start = Instant::now();
     let lines = loop {
         let lines = access_lines(&logs());
-        if lines.len() >= 7 || start.elapsed() > Duration::from_secs(5) {
+        if lines.len() >= 8 || start.elapsed() > Duration::from_secs(5) {
             break lines;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -192,7 +202,22 @@ async fn every_request_has_one_access_line_with_its_details() {
     assert_eq!(favicon["reason"], "", "{favicon}");
     assert_eq!(favicon["status"], 404, "{favicon}");
 
-    let start = line("/.proofgate/start");
+    let starts: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["path"] == "/.proofgate/start")
+        .collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    let (start, refused_start) = (starts[0].clone(), starts[1]);
+    for (field, want) in [
+        ("route", "step_up_start"),
+        ("decision", "step_up_endpoint"),
+        ("outcome", "refused"),
+        ("reason", refusal["reason"].as_str().unwrap()),
+    ] {
+        assert_eq!(refused_start[field], want, "{field}: {refused_start}");
+    }
+    assert_ne!(refused_start["reason"], "");
+    assert_eq!(refused_start["status"], refused_status);
     for (field, want) in [
         ("route", "step_up_start"),
         ("decision", "step_up_endpoint"),

@@ -156,15 +156,27 @@ async fn open_redirects_and_forged_state_are_refused() {
             "/.proofgate/start?policy=staff&return_to={}",
             proofgate_core::render::urlencode(target)
         ));
-        let (st, body, h) = problem(
-            s.http
-                .get(url)
-                .header("accept", "text/html")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        // A browser gets a page that says so, an API client the problem; neither a redirect.
+        let r = s
+            .http
+            .get(&url)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{target}");
+        assert!(r.headers().get("location").is_none());
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("This verification link is not valid"),
+            "{page}"
+        );
+        assert!(page.contains("invalid_return_to"), "{page}");
+        let (st, body, h) = problem(s.http.get(url).send().await.unwrap()).await;
         assert_eq!(st, 400, "{target}: {body}");
         assert_eq!(body["reason"], "invalid_return_to");
         assert!(h.get("location").is_none());
@@ -188,6 +200,7 @@ async fn open_redirects_and_forged_state_are_refused() {
                 policy: "staff".into(),
                 return_to: return_to.into(),
                 exp,
+                flow: String::new(),
             },
         )
     };

@@ -156,10 +156,12 @@ policy = "staff"
             && err.contains("return only to loopback names ("),
         "{err}"
     );
-    // With public_url set, or only on loopback, there is nothing to warn about.
+    // With public_url set, or only on loopback, there is nothing to warn about. (Over this
+    // plain-HTTP listener, names in allowed_hosts need cookie_secure = false: with Secure
+    // cookies their step-up could never finish, which `check` refuses, see tests/check.rs.)
     for fix in [
         "[step_up]\npublic_url = \"https://app.example\"\n",
-        "[step_up]\nallowed_hosts = [\"app.example\"]\n",
+        "[step_up]\nallowed_hosts = [\"app.example\"]\ncookie_secure = false\n",
     ] {
         std::fs::write(
             &file,

@@ -35,8 +35,14 @@ async fn labelled_counters_start_at_zero() {
         r#"proofgate_step_up_starts_total{outcome="started"}"#,
         r#"proofgate_step_up_starts_total{outcome="rate_limited"}"#,
         r#"proofgate_step_up_starts_total{outcome="failed"}"#,
+        r#"proofgate_step_up_starts_total{outcome="refused"}"#,
         r#"proofgate_step_up_callbacks_total{outcome="completed"}"#,
+        r#"proofgate_step_up_callbacks_total{outcome="policy_unmet"}"#,
         r#"proofgate_step_up_callbacks_total{outcome="refused"}"#,
+        r#"proofgate_step_up_callbacks_total{outcome="failed"}"#,
+        r#"proofgate_webhooks_total{outcome="applied"}"#,
+        r#"proofgate_webhooks_total{outcome="duplicate"}"#,
+        r#"proofgate_webhooks_total{outcome="refused"}"#,
         r#"proofgate_cache_lookups_total{result="hit"}"#,
         // A step-up policy: refusals are step-ups, except "cannot check now".
         r#"proofgate_decisions_total{decision="allow",reason="",route="admin"}"#,
@@ -77,6 +83,68 @@ async fn labelled_counters_start_at_zero() {
             kind == "counter",
             "{name} is a {kind}"
         );
+    }
+    s.shutdown().await;
+}
+
+/// Each step-up endpoint's answer is counted under its outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_up_endpoints_are_counted_by_outcome() {
+    let s = stack(Options::default()).await;
+    let get = |path: &'static str| {
+        let rb = s.http.get(s.url(path)).header("accept", "application/json");
+        async move { rb.send().await.unwrap().status() }
+    };
+    // A start for a policy that does not exist, a callback without a flow, a webhook that is
+    // not POSTed: refused, each in its own counter.
+    for path in [
+        "/.proofgate/start?policy=nope",
+        "/.proofgate/callback",
+        "/.proofgate/webhook",
+    ] {
+        let status = get(path).await;
+        assert!(status.is_client_error(), "{path}: {status}");
+    }
+    let m = s.metrics().await;
+    for (series, want) in [
+        (r#"proofgate_step_up_starts_total{outcome="refused"}"#, 1.0),
+        (r#"proofgate_step_up_starts_total{outcome="started"}"#, 0.0),
+        (
+            r#"proofgate_step_up_callbacks_total{outcome="refused"}"#,
+            1.0,
+        ),
+        (
+            r#"proofgate_step_up_callbacks_total{outcome="completed"}"#,
+            0.0,
+        ),
+        (r#"proofgate_webhooks_total{outcome="refused"}"#, 1.0),
+    ] {
+        assert_eq!(sample(&m, series), Some(want), "{series}:\n{m}");
+    }
+    // A whole step-up: started, then completed.
+    let state = common::json_step_up(
+        &s.http,
+        &s.proxy,
+        "/.proofgate/start?policy=staff&return_to=%2Fadmin",
+    )
+    .await;
+    let r = s
+        .http
+        .get(s.url(&format!("/.proofgate/callback?state={state}")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = s.metrics().await;
+    for (series, want) in [
+        (r#"proofgate_step_up_starts_total{outcome="started"}"#, 1.0),
+        (
+            r#"proofgate_step_up_callbacks_total{outcome="completed"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&m, series), Some(want), "{series}:\n{m}");
     }
     s.shutdown().await;
 }

@@ -122,6 +122,6 @@ impl Proofgate {
             policy: &policy,
             body,
         };
-        self.gate().step_up(endpoint, request).await.0
+        self.gate().step_up(endpoint, request).await.response
     }
 }

@@ -148,6 +148,15 @@ impl ProofgateBuilder {
         self
     }
 
+    /// The pages browsers get instead of problem+json (branding, template): see
+    /// [`proofgate_core::pages`].
+    ///
+    /// Defaults to `Pages::default()` (the built-in template, no branding).
+    pub fn pages(mut self, pages: proofgate_core::pages::Pages) -> Self {
+        self.gate = self.gate.pages(pages);
+        self
+    }
+
     /// The realm in `WWW-Authenticate`.
     ///
     /// Defaults to `proofgate`.

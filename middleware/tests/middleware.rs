@@ -390,9 +390,14 @@ async fn step_up_return_address_follows_the_https_setting() {
         let id = started["request_id"].as_str().unwrap();
         let api = ProofApiClient::new(sandbox.base_url(), common::API_KEY).unwrap();
         let request = api.get_verification_request(id).await.unwrap();
-        assert_eq!(
-            request.redirect_url.as_deref(),
-            Some(format!("{scheme}://{addr}/.proofgate/callback").as_str())
+        // Each flow has its own callback: `…/callback?flow=<12 hex>`.
+        let redirect = request.redirect_url.unwrap();
+        let flow = redirect
+            .strip_prefix(&format!("{scheme}://{addr}/.proofgate/callback?flow="))
+            .unwrap_or_else(|| panic!("{redirect}"));
+        assert!(
+            flow.len() == 12 && flow.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{redirect}"
         );
         server.abort();
     }

@@ -13,7 +13,7 @@ use axum::Router;
 use serde_json::Value;
 
 use crate::envelope::{escape, html, MAX_BODY_BYTES};
-use crate::state::{self, lock, VerificationRecord};
+use crate::state::{self, lock, RequestRecord, VerificationRecord};
 use crate::Shared;
 
 /// The hosted routes.
@@ -65,9 +65,16 @@ fn page(status: StatusCode, title: &str, content: &str) -> Response {
     html(
         status,
         format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · proof.holdings sandbox</title>\
-             <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}\
-             fieldset{{margin:1rem 0}}.tag{{color:#a60}}</style></head><body>\
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <title>{t} · proof.holdings sandbox</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;\
+             line-height:1.4;overflow-wrap:anywhere}}\
+             fieldset{{margin:.5rem 0;border:1px solid #bbb;border-radius:6px}}legend{{font-weight:600}}\
+             .tag{{color:#a60}}.need{{font-weight:normal;font-size:.85em;padding:0 .4em;border-radius:4px}}\
+             .required{{background:#fde2e1}}.option{{background:#e1ecfd}}.optional{{background:#eee}}\
+             .or{{margin:.25rem 0 .25rem 1rem;font-weight:600;color:#555}}.done{{color:#060}}\
+             .shortcut{{margin-top:1.5rem}}</style></head><body>\
              <p class=\"tag\">proof.holdings — sandbox (test mode, nothing is sent)</p><h1>{t}</h1>{content}</body></html>",
             t = escape(title),
         ),
@@ -295,35 +302,81 @@ fn after(s: &Shared, id: &str, request: &Value) -> Response {
     }
 }
 
-async fn request_page(
-    State(s): State<Arc<Shared>>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Response, HostedError> {
-    let id = ids(path)?;
-    expire_if_due(&s, &id);
-    let data = lock(&s.data);
-    let r = data.requests.get(&id).ok_or(HostedError::NotFound)?;
-    let title = r
-        .action_context
-        .as_ref()
-        .and_then(|c| c.get("title"))
-        .and_then(Value::as_str)
-        .unwrap_or("Verify your identity");
-    let mut content = String::new();
-    if let Some(d) = r
-        .action_context
-        .as_ref()
-        .and_then(|c| c.get("description"))
-        .and_then(Value::as_str)
-    {
-        content.push_str(&format!("<p>{}</p>", escape(d)));
+/// What an asset of a request means for the person: the words on its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Needed to finish.
+    Required,
+    /// One of several alternatives, any one of which finishes (no asset is required).
+    Alternative,
+    /// Not needed to finish: other assets are required, this one is extra.
+    Optional,
+}
+
+/// How a request's assets are grouped on the page. The sandbox completes a request once an
+/// asset is verified and every required one is: with no required asset, any one finishes it
+/// (how the gateway asks for an any-of policy); with some, the others are extras.
+fn needs(r: &RequestRecord) -> Vec<Need> {
+    let any_required = r.assets.iter().any(|a| a.required);
+    r.assets
+        .iter()
+        .map(|a| match (a.required, any_required, r.assets.len()) {
+            (true, _, _) | (false, false, 1) => Need::Required,
+            (false, false, _) => Need::Alternative,
+            (false, true, _) => Need::Optional,
+        })
+        .collect()
+}
+
+/// The asset type in words: "email address", "phone number", …
+fn noun(kind: &str) -> &str {
+    match kind {
+        "phone" => "phone number",
+        "waba" => "WhatsApp Business number",
+        "email" => "email address",
+        "domain" => "domain",
+        "social" => "social account",
+        "wallet" => "wallet",
+        "account" => "account",
+        "telegram_bot" => "Telegram bot",
+        other => other,
     }
-    content.push_str(&format!(
-        "<p>Status: <strong id=\"status\">{}</strong></p>",
-        r.status
-    ));
-    let base = format!("/hosted/requests/{}", escape(&id));
-    for (i, a) in r.assets.iter().enumerate() {
+}
+
+/// A non-blank string field of `action_context`.
+fn context_text<'a>(r: &'a RequestRecord, key: &str) -> Option<&'a str> {
+    r.action_context
+        .as_ref()
+        .and_then(|c| c.get(key))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// One asset's box: what it is, whether it is needed, and its form (or its outcome).
+fn asset_box(r: &RequestRecord, base: &str, i: usize, need: Need) -> String {
+    let a = &r.assets[i];
+    let noun = noun(&a.kind);
+    let label = match need {
+        Need::Required => "<span class=\"need required\">required</span>",
+        Need::Alternative => "<span class=\"need option\">one option</span>",
+        Need::Optional => "<span class=\"need optional\">optional, not needed to continue</span>",
+    };
+    let mut heading = capitalized(noun);
+    if let Some(v) = &a.identifier {
+        heading.push_str(&format!(" <code>{}</code>", escape(v)));
+    }
+    let body = if a.status == "verified" {
+        format!(
+            "<p class=\"done\">Verified{}.</p>",
+            a.verified_channel
+                .as_deref()
+                .map(|c| format!(" by {}", escape(c)))
+                .unwrap_or_default()
+        )
+    } else if r.is_terminal() {
+        format!("<p>Not verified (the request is {}).</p>", r.status)
+    } else {
         let channels: Vec<String> = if a.allowed_channels.is_empty() {
             state::channels_of(&a.kind)
                 .unwrap_or(&[])
@@ -344,30 +397,105 @@ async fn request_page(
                 format!("<option{selected}>{}</option>", escape(c))
             })
             .collect();
-        let ident = match &a.identifier {
-            Some(v) => format!("<code>{}</code>", escape(v)),
-            None => format!(
-                "<input name=\"identifier\" placeholder=\"{}\">",
-                escape(state::default_identifier(&a.kind))
+        let (ident, button) = match &a.identifier {
+            Some(v) => (String::new(), format!("Verify {}", escape(v))),
+            None => (
+                format!(
+                    "<label>Your {noun} <input name=\"identifier\" placeholder=\"{}\"></label> ",
+                    escape(state::default_identifier(&a.kind))
+                ),
+                format!("Verify this {noun}"),
             ),
         };
-        let action = if a.status == "verified" || r.is_terminal() {
-            format!("<p>{}</p>", escape(a.status))
+        format!(
+            "<form method=\"post\" action=\"{base}/assets/{i}/complete\">{ident}\
+             <label>via <select name=\"channel\">{options}</select></label> \
+             <button>{button}</button></form>"
+        )
+    };
+    format!("<fieldset class=\"asset\"><legend>{heading} {label}</legend>{body}</fieldset>")
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+async fn request_page(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, HostedError> {
+    let id = ids(path)?;
+    expire_if_due(&s, &id);
+    let data = lock(&s.data);
+    let r = data.requests.get(&id).ok_or(HostedError::NotFound)?;
+    let title = context_text(r, "title").unwrap_or("Verify your identity");
+    let mut content = String::new();
+    if let Some(d) = context_text(r, "description") {
+        content.push_str(&format!("<p class=\"description\">{}</p>", escape(d)));
+    }
+    content.push_str(&format!(
+        "<p>Status: <strong id=\"status\">{}</strong></p>",
+        r.status
+    ));
+    let base = format!("/hosted/requests/{}", escape(&id));
+    let needs = needs(r);
+    let group =
+        |need: Need| -> Vec<usize> { (0..needs.len()).filter(|&i| needs[i] == need).collect() };
+    let (required, alternatives, optional) = (
+        group(Need::Required),
+        group(Need::Alternative),
+        group(Need::Optional),
+    );
+    if !required.is_empty() {
+        let intro = if required.len() == 1 {
+            "Verify this to continue:"
         } else {
-            format!(
-                "<form method=\"post\" action=\"{base}/assets/{i}/complete\">{ident} \
-                 <select name=\"channel\">{options}</select> <button>Verify (test mode)</button></form>"
-            )
+            "Verify each of these to continue:"
         };
         content.push_str(&format!(
-            "<fieldset><legend>{}{}</legend>{action}</fieldset>",
-            escape(&a.kind),
-            if a.required { "" } else { " (optional)" }
+            "<section id=\"required\"><p class=\"intro\">{intro}</p>"
         ));
+        for &i in &required {
+            content.push_str(&asset_box(r, &base, i, Need::Required));
+        }
+        content.push_str("</section>");
+    }
+    if !alternatives.is_empty() {
+        content.push_str(
+            "<section id=\"any-of\"><p class=\"intro\">Verify <strong>any one of these</strong> \
+             to continue (one is enough):</p>",
+        );
+        for (n, &i) in alternatives.iter().enumerate() {
+            if n > 0 {
+                content.push_str("<p class=\"or\">or</p>");
+            }
+            content.push_str(&asset_box(r, &base, i, Need::Alternative));
+        }
+        content.push_str("</section>");
+    }
+    if !optional.is_empty() {
+        content.push_str(
+            "<section id=\"optional\"><p class=\"intro\">Optional: you can also verify these, \
+             but you do not need to.</p>",
+        );
+        for &i in &optional {
+            content.push_str(&asset_box(r, &base, i, Need::Optional));
+        }
+        content.push_str("</section>");
     }
     if !r.is_terminal() {
+        let everything = if alternatives.is_empty() {
+            "Verify everything (test mode)"
+        } else {
+            "Verify the first option (test mode)"
+        };
         content.push_str(&format!(
-            "<form method=\"post\" action=\"{base}/complete\"><button id=\"complete-all\">Verify everything (test mode)</button></form>"
+            "<form class=\"shortcut\" method=\"post\" action=\"{base}/complete\">\
+             <button id=\"complete-all\">{everything}</button></form>"
         ));
         if r.partial_ok && r.status == "partial" {
             content.push_str(&format!(

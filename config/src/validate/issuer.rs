@@ -52,7 +52,14 @@ pub(super) fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
             ),
         }
     }
-    if !status_list_url.is_empty() {
+    // Compared only with what the file says: a bad api_base, status_list_url or origin was
+    // reported already, and its stand-in says nothing about where the list is.
+    let compared = [
+        "issuer.api_base",
+        "issuer.status_list_url",
+        "issuer.status_list_origins",
+    ];
+    if !status_list_url.is_empty() && !compared.iter().any(|k| c.failed(k)) {
         let origin = |u: &str| {
             url::Url::parse(u)
                 .ok()
@@ -99,7 +106,8 @@ pub(super) fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         Duration::from_secs(60),
         Duration::from_secs(30 * 86_400),
     );
-    if jwks_max_staleness < jwks_refresh {
+    let compared = ["issuer.jwks_refresh", "issuer.jwks_max_staleness"];
+    if jwks_max_staleness < jwks_refresh && !compared.iter().any(|k| c.failed(k)) {
         c.err(
             "issuer.jwks_max_staleness",
             format!(
@@ -123,7 +131,11 @@ pub(super) fn issuer(c: &mut Check, f: &IssuerFile) -> IssuerSettings {
         Duration::from_secs(10),
         WEEK,
     );
-    if revocation_max_staleness < revocation_refresh {
+    let compared = [
+        "issuer.revocation_refresh",
+        "issuer.revocation_max_staleness",
+    ];
+    if revocation_max_staleness < revocation_refresh && !compared.iter().any(|k| c.failed(k)) {
         c.err(
             "issuer.revocation_max_staleness",
             format!(

@@ -34,13 +34,13 @@ pub(super) fn listeners(c: &mut Check, files: &[ListenerFile]) -> Vec<Listener> 
     out
 }
 
-pub(super) fn admin(c: &mut Check, file: &AdminFile) -> AdminListener {
-    let default = SocketAddr::from(([127, 0, 0, 1], 9091));
+/// The admin listener; `None` when its address is bad (reported).
+pub(super) fn admin(c: &mut Check, file: &AdminFile) -> Option<AdminListener> {
     let address = match file.address.as_deref() {
-        None => default,
-        Some(_) => socket_addr(c, "admin.address", file.address.as_deref()).unwrap_or(default),
+        None => SocketAddr::from(([127, 0, 0, 1], 9091)),
+        Some(_) => socket_addr(c, "admin.address", file.address.as_deref())?,
     };
-    AdminListener { address }
+    Some(AdminListener { address })
 }
 
 pub(super) fn check_address_clash(

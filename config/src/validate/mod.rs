@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use proofgate_core::policy::{OnFailure, Policy};
+
 use crate::config::Config;
 use crate::duration::parse_duration;
 use crate::error::{ConfigError, ConfigErrors};
@@ -17,9 +19,11 @@ mod identity_headers;
 mod issuer;
 mod listeners;
 mod logging;
+mod pages;
 mod parse;
 mod policies;
 mod routes;
+mod schema;
 mod server;
 mod step_up;
 mod tokens;
@@ -29,6 +33,7 @@ use self::identity_headers::identity_headers;
 use self::issuer::issuer;
 use self::listeners::{admin, check_address_clash, listeners};
 use self::logging::logging;
+use self::pages::pages;
 pub(crate) use self::parse::parse;
 use self::policies::policies;
 use self::routes::routes;
@@ -50,6 +55,18 @@ struct Check {
 impl Check {
     fn err(&mut self, location: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError::invalid(location, message));
+    }
+
+    /// Whether a problem was already reported at `location` or below it (`routes[1]` covers
+    /// `routes[1].methods[0]`). A check that compares a key with another skips when either
+    /// failed: the value it would compare is a default that stands in for the bad one, and
+    /// the resulting error would be about something the file does not say.
+    fn failed(&self, location: &str) -> bool {
+        self.errors.iter().any(|e| {
+            e.location
+                .strip_prefix(location)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
     }
 
     /// A duration at `location`, `default` when absent, refused below `min` or above `max`.
@@ -206,7 +223,8 @@ impl Check {
 pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let mut c = Check { errors: Vec::new() };
     let listeners = listeners(&mut c, &file.listeners);
-    let admin = file.admin.as_ref().map(|a| admin(&mut c, a));
+    // `None` too when the address is bad (an error already): no clash with a stand-in.
+    let admin = file.admin.as_ref().and_then(|a| admin(&mut c, a));
     check_address_clash(&mut c, &listeners, admin.as_ref());
     let server = server(&mut c, &file.server);
     let upstreams = upstreams(&mut c, &file.upstreams);
@@ -216,12 +234,11 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let routes = routes(&mut c, file, &policies, &upstreams);
     let identity_headers = identity_headers(&mut c, &file.identity_headers);
     let logging = logging(&mut c, &file.logging);
-    let step_up = routes
-        .as_ref()
-        .map(|table| step_up(&mut c, &file.step_up, &tokens, &policies, table));
+    let pages = pages(&mut c, &file.pages);
+    let step_up = step_up(&mut c, file, &tokens, &policies, routes.as_ref());
 
-    match (ConfigErrors::from_vec(c.errors), routes, step_up) {
-        (None, Some(routes), Some(step_up)) => Ok(Config {
+    match (ConfigErrors::from_vec(c.errors), routes) {
+        (None, Some(routes)) => Ok(Config {
             listeners,
             admin,
             server,
@@ -233,15 +250,42 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
             identity_headers,
             step_up,
             logging,
+            pages,
         }),
-        (Some(errors), _, _) => Err(errors),
+        (Some(errors), _) => Err(with_lines(errors, &file.locations)),
         // Unreachable: a missing route table always comes with an error; kept total anyway.
-        (None, _, _) => Err(ConfigErrors::one(ConfigError::invalid(
+        (None, _) => Err(ConfigErrors::one(ConfigError::invalid(
             "routes",
             "could not be built",
         ))),
     }
 }
+
+/// Gives each problem the line of its key, or of the nearest enclosing key or table, when the
+/// file says where that is, and puts them in file order (those with no line first).
+fn with_lines(errors: ConfigErrors, locations: &crate::error::Locations) -> ConfigErrors {
+    let mut errors: Vec<ConfigError> = errors
+        .into_iter()
+        .map(|mut e| {
+            if e.line_col.is_none() {
+                e.line_col = locations.nearest(&e.location);
+            }
+            e
+        })
+        .collect();
+    errors.sort_by_key(|e| e.line_col);
+    ConfigErrors::from_vec(errors).expect("non-empty")
+}
+
+/// Whether a policy among `policies` (or the default policy) may answer with a step-up.
+pub(crate) fn uses_step_up<'a>(
+    policies: impl IntoIterator<Item = &'a std::sync::Arc<Policy>>,
+) -> bool {
+    policies
+        .into_iter()
+        .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty())
+}
+
 fn is_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()

@@ -67,7 +67,8 @@ pub async fn start(http: &Client, base: &str, path: &str, sandbox: &str) -> Star
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("proofgate_state="))
+        // The flow's own state cookie, `proofgate_state_<flow>` (not one cleared on the way).
+        .find(|c| c.starts_with("proofgate_state_") && !c.contains("Max-Age=0"))
         .map(|c| c.split(';').next().unwrap_or_default().to_string());
     assert_eq!(
         status,
@@ -82,7 +83,7 @@ pub async fn start(http: &Client, base: &str, path: &str, sandbox: &str) -> Star
     Started {
         start,
         hosted,
-        state_cookie: state_cookie.expect("a proofgate_state cookie"),
+        state_cookie: state_cookie.expect("a proofgate_state_<flow> cookie"),
     }
 }
 

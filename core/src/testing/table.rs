@@ -234,6 +234,9 @@ impl Case {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), String> {
+        if self.browser && !matches!(status, 200 | 302) {
+            return self.expect.check_page(status, headers, body);
+        }
         self.expect.check(status, headers, body)?;
         if status != 200 {
             return Ok(());
@@ -295,6 +298,60 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 impl Expected {
+    /// Compares a browser's answer with this expectation: the status; an HTML page with
+    /// `Cache-Control: no-store` and a strict CSP that names the reason; on a 401 the exact
+    /// `WWW-Authenticate`; the step-up start link as the page's link (and nothing else that
+    /// looks like problem+json).
+    pub fn check_page(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+        let page = String::from_utf8_lossy(body);
+        if status != self.status {
+            return Err(format!(
+                "status {status}, expected {} (page {page})",
+                self.status
+            ));
+        }
+        if header(headers, "content-type") != Some("text/html; charset=utf-8") {
+            return Err(format!(
+                "content-type {:?}",
+                header(headers, "content-type")
+            ));
+        }
+        if header(headers, "cache-control") != Some("no-store") {
+            return Err(format!(
+                "cache-control {:?}",
+                header(headers, "cache-control")
+            ));
+        }
+        let csp = header(headers, "content-security-policy").unwrap_or("");
+        if !csp.starts_with("default-src 'none';") || csp.contains("unsafe") {
+            return Err(format!("content-security-policy {csp:?}"));
+        }
+        let reason = self.reason.unwrap_or("");
+        if !page.contains(reason) {
+            return Err(format!("the page does not name {reason}: {page}"));
+        }
+        if let Some(start) = self.step_up {
+            let href = format!("href=\"{}\"", crate::pages::escape(start));
+            if !page.contains(&href) {
+                return Err(format!("the page has no link {href}: {page}"));
+            }
+        }
+        let www = header(headers, "www-authenticate");
+        let expected_www = (status == 401 || self.step_up.is_some()).then(|| {
+            let mut v = format!("Proof realm=\"proofgate\", error=\"{reason}\"");
+            if let Some(start) = self.step_up {
+                v.push_str(&format!(", step_up=\"{start}\""));
+            }
+            v
+        });
+        if www.map(str::to_owned) != expected_www {
+            return Err(format!(
+                "www-authenticate {www:?}, expected {expected_www:?}"
+            ));
+        }
+        Ok(())
+    }
+
     /// Compares an adapter's answer with this expectation: status; for a 302 the `Location`;
     /// for an error the content type, `Cache-Control: no-store`, `WWW-Authenticate` (exact, on a
     /// 401), `Retry-After` (on a 503) and every field of the problem body, nothing more and
@@ -640,13 +697,98 @@ pub fn table_cases() -> Vec<Case> {
             },
         )
     });
+    // A browser's form POST is not redirected (its body would be lost): a page explains and
+    // offers the step-up, returning to the page the form came from when that is this site.
+    let page = |status, reason, policy, start| Expected {
+        status,
+        reason: Some(reason),
+        policy: Some(policy),
+        step_up: start,
+        subject: None,
+    };
     cases.push(Case {
         browser: true,
         ..post(
-            "payouts: a browser POST is not redirected",
+            "payouts: a browser POST where step-up is off gets a page without one",
             "/payouts/send",
             Nothing,
-            deny(401, "missing", "payouts"),
+            page(401, "missing", "payouts", None),
+        )
+    });
+    cases.push(Case {
+        browser: true,
+        ..post(
+            "staff: a browser POST gets a page, back to /",
+            "/admin/users",
+            Nothing,
+            page(
+                401,
+                "missing",
+                "staff",
+                Some("/.proofgate/start?policy=staff&return_to=%2F"),
+            ),
+        )
+    });
+    cases.push(Case {
+        browser: true,
+        headers: vec![
+            ("host", "app.example"),
+            ("referer", "http://app.example/admin/form?x=1"),
+        ],
+        ..post(
+            "staff: a browser POST from this site returns to its form",
+            "/admin/users",
+            Nothing,
+            page(
+                401,
+                "missing",
+                "staff",
+                Some("/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fform%3Fx%3D1"),
+            ),
+        )
+    });
+    cases.push(Case {
+        browser: true,
+        headers: vec![
+            ("host", "app.example"),
+            ("referer", "http://evil.example/admin/form"),
+        ],
+        ..post(
+            "staff: a browser POST from another site returns to /",
+            "/admin/users",
+            Nothing,
+            page(
+                401,
+                "missing",
+                "staff",
+                Some("/.proofgate/start?policy=staff&return_to=%2F"),
+            ),
+        )
+    });
+    // A verified person whose proof does not open the page is told so (no new verification
+    // behind their back).
+    cases.push(Case {
+        browser: true,
+        ..get(
+            "staff: a browser with the wrong identity gets an explanation",
+            "/admin/panel",
+            Bearer(PhoneFresh),
+            Expected {
+                status: 403,
+                reason: Some("policy_unmet"),
+                policy: Some("staff"),
+                step_up: Some("/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fpanel"),
+                subject: None,
+            },
+        )
+    });
+    cases.push(Case {
+        browser: true,
+        ..get(
+            "no route: a browser gets a page",
+            "/nowhere",
+            Nothing,
+            deny(403, "route_denied", "deny-all"),
         )
     });
     cases.push(Case {

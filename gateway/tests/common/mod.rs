@@ -2,6 +2,8 @@
 //! Pingora listener, all on loopback ephemeral ports.
 #![allow(dead_code, missing_docs)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -80,9 +80,16 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let state = &self.state;
+        // The host is only used for pages here (the application routed the request): a form
+        // that could not be sent returns to its page when the `Referer` is this host's.
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
         let view = RequestView {
             method: req.method(),
-            host: None,
+            host,
             target: b"",
             headers: req.headers(),
         };
