@@ -224,6 +224,21 @@ pub struct ServerSettings {
     /// of the running one (Pingora's graceful upgrade). Both must name the same path.
     /// Defaults to `/tmp/proofgate-upgrade.sock`.
     pub upgrade_sock: PathBuf,
+    /// How `GET /favicon.ico` is answered when no route names that path. Defaults to
+    /// [`FaviconMode::NotFound`].
+    pub favicon: FaviconMode,
+}
+
+/// How `/favicon.ico` is answered (`[server] favicon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaviconMode {
+    /// `404` with an empty body, without a policy decision (browsers ask for it on every page
+    /// view; under a denying default policy each would be a logged denial). A route whose path
+    /// is `/favicon.ico` itself still applies.
+    #[default]
+    NotFound,
+    /// Decided by the routes and policies like any other request.
+    Policy,
 }
 
 /// An upstream cluster.

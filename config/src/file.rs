@@ -114,6 +114,8 @@ pub struct ServerFile {
     pub graceful_shutdown_timeout: Option<String>,
     /// Unix socket the listening sockets are handed over on in a graceful upgrade.
     pub upgrade_sock: Option<String>,
+    /// `not_found` or `policy`: how `/favicon.ico` is answered.
+    pub favicon: Option<String>,
 }
 
 /// `[[upstreams]]`.

@@ -90,6 +90,7 @@
 //! | `grace_period` | Wait after a shutdown signal before the final step, for load balancers to notice. Defaults to `"5m"`. |
 //! | `graceful_shutdown_timeout` | How long the final step waits for open requests. Defaults to `"5s"`. |
 //! | `upgrade_sock` | Absolute path of the Unix socket on which `proofgate run --upgrade` receives the running process's listening sockets. Defaults to `"/tmp/proofgate-upgrade.sock"`. |
+//! | `favicon` | `"not_found"`: `GET /favicon.ico` is answered `404` without a policy decision unless a route names that path. `"policy"`: decided like any request. Defaults to `"not_found"`. |
 //!
 //! ## `[[upstreams]]` — at least one
 //!
@@ -223,9 +224,9 @@ mod secrets;
 mod validate;
 
 pub use config::{
-    AdminListener, Config, FailMode, HealthCheck, IdentityHeaders, IssuerSettings, Listener,
-    ListenerTls, LogLevel, Logging, ServerSettings, StepUpSettings, TokenSettings, Upstream,
-    UpstreamTls, DEFAULT_UPGRADE_SOCK, MAX_FILE_BYTES,
+    AdminListener, Config, FailMode, FaviconMode, HealthCheck, IdentityHeaders, IssuerSettings,
+    Listener, ListenerTls, LogLevel, Logging, ServerSettings, StepUpSettings, TokenSettings,
+    Upstream, UpstreamTls, DEFAULT_UPGRADE_SOCK, MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use error::{ConfigError, ConfigErrors, ErrorKind, Locations};

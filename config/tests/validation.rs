@@ -260,6 +260,17 @@ graceful_shutdown_timeout = "2h"
 }
 
 #[test]
+fn favicon_defaults_to_not_found_and_takes_policy() {
+    use proofgate_config::FaviconMode;
+    let c = Config::from_toml_str(&with("")).unwrap();
+    assert_eq!(c.server.favicon, FaviconMode::NotFound);
+    let c = Config::from_toml_str(&with("[server]\nfavicon = \"policy\"")).unwrap();
+    assert_eq!(c.server.favicon, FaviconMode::Policy);
+    let e = errors(&with("[server]\nfavicon = \"ignore\""));
+    assert_problem(&e, "server.favicon", "use \"not_found\"");
+}
+
+#[test]
 fn upgrade_sock_defaults_and_is_taken_as_given() {
     let c = Config::from_toml_str(BASE).unwrap();
     assert_eq!(

@@ -49,20 +49,27 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     m.refresh_failures
         .with_label_values(&["revocation"])
         .set(g.gate.revocation().consecutive_failures() as i64);
-    m.fail_open
-        .set(g.gate.revocation().fail_open_count() as i64);
+    m.sync_fail_open(g.gate.revocation().fail_open_count());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.render(),
     )
 }
 
+/// `200 ready` or `503 not ready: …` with what is missing; either way followed by the settings
+/// a reload could not apply, if any (`restart needed for: listeners, …`): those keep their old
+/// values, which does not make the gateway less ready.
 async fn readyz(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
-    match g.ready() {
+    let (status, mut body) = match g.ready() {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(problems) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", problems.join(", ")),
         ),
+    };
+    let restart = g.restart_needed();
+    if !restart.is_empty() {
+        body.push_str(&format!("restart needed for: {}\n", restart.join(", ")));
     }
+    (status, body)
 }

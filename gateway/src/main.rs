@@ -114,24 +114,45 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// and above stay, and the lines it writes about a request carry only the path (see
 /// `ProxyHttp::request_summary` in `proxy.rs`). `gateway/tests/canary.rs` runs everything at
 /// `trace` and fails on any token or secret in the log.
+///
+/// The level sits behind a `reload` layer, and a configuration reload swaps it
+/// ([`proofgate::reload::set_log_level_hook`]); while `RUST_LOG` is set, it decides and the
+/// file's level is not applied.
 fn init_logging(json: bool, level: &str) {
-    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
     use tracing_subscriber::prelude::*;
 
-    let level = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let env_decides = from_env.is_some();
+    let level = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let (level, handle) = tracing_subscriber::reload::Layer::new(level);
     let no_header_dumps = filter_fn(|meta| {
         !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
     });
     let filter = level.and(no_header_dumps);
     let registry = tracing_subscriber::registry();
-    let _ = if json {
+    let installed = if json {
         let layer = tracing_subscriber::fmt::layer().json().with_filter(filter);
         registry.with(layer).try_init()
     } else {
-        let layer = tracing_subscriber::fmt::layer().with_filter(filter);
+        // Colours for a terminal only: not as escape codes in a file or a log collector.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var_os("NO_COLOR").is_none();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(colour)
+            .with_filter(filter);
         registry.with(layer).try_init()
     };
+    if installed.is_ok() {
+        proofgate::reload::set_log_level_hook(move |level| {
+            if env_decides {
+                return Err("RUST_LOG is set and decides the level".into());
+            }
+            handle
+                .reload(EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        });
+    }
 }
 
 /// An error for the person at the terminal: printed after `proofgate: `, exit status 1. The

@@ -1,4 +1,10 @@
 //! Prometheus metrics, registered once per gateway.
+//!
+//! Names follow Prometheus' conventions: counters end in `_total`, durations and ages are in
+//! seconds and say so. Every labelled counter whose label values are known in advance is
+//! created at 0 (reload results, step-up outcomes, the decisions each route's policy can
+//! reach, each upstream's error kinds), so that `rate()`, `increase()` and alerts see the
+//! first event, not only the second.
 
 use std::collections::HashMap;
 
@@ -7,6 +13,36 @@ use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
 };
+use proofgate_core::policy::{OnFailure, Policy, Rule};
+use proofgate_core::reason::{Family, Reason};
+use proofgate_core::routes::RouteTable;
+
+/// The results of `proofgate_config_reloads_total`.
+pub const RELOAD_RESULTS: [&str; 2] = ["ok", "rejected"];
+
+/// The outcomes of `proofgate_step_up_starts_total` (the core's `StepUpAnswer::outcome` for a
+/// start).
+pub const STEP_UP_START_OUTCOMES: [&str; 4] = ["started", "rate_limited", "refused", "failed"];
+
+/// The outcomes of `proofgate_step_up_callbacks_total`.
+pub const STEP_UP_CALLBACK_OUTCOMES: [&str; 4] = ["completed", "policy_unmet", "refused", "failed"];
+
+/// The outcomes of `proofgate_webhooks_total`.
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["applied", "duplicate", "refused"];
+
+/// The kinds of `proofgate_upstream_errors_total`: `connect_failed` (refused, unreachable,
+/// TLS handshake: 502), `connect_timeout` (504), `read_timeout` (the upstream took longer than
+/// its `read_timeout` to answer: 504), `write_timeout` (504), `no_healthy_backend` (every
+/// address failed its health check: 502), `response_failed` (the connection broke or the
+/// answer was not HTTP: 502).
+pub const UPSTREAM_ERROR_KINDS: [&str; 6] = [
+    "connect_failed",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "no_healthy_backend",
+    "response_failed",
+];
 
 /// Decision counters by route, then by `(decision, reason)`.
 type DecisionCounters = HashMap<String, HashMap<(&'static str, &'static str), IntCounter>>;
@@ -26,14 +62,26 @@ pub struct Metrics {
     pub revocation_age: Gauge,
     /// `proofgate_refresh_failures{source}`: consecutive failed refreshes.
     pub refresh_failures: prometheus::IntGaugeVec,
-    /// `proofgate_fail_open_total`: decisions allowed only because fail mode is open.
-    pub fail_open: IntGauge,
-    /// `proofgate_step_up_starts_total{outcome}`.
+    /// `proofgate_fail_open_total`: decisions allowed only because fail mode is open. A
+    /// counter, brought up to the revocation store's own total at each scrape
+    /// ([`Metrics::sync_fail_open`]); it was exported as a gauge before.
+    pub fail_open: IntCounter,
+    /// `proofgate_step_up_starts_total{outcome}`: `started`, `rate_limited`, `failed`, …
     pub step_up_starts: IntCounterVec,
-    /// `proofgate_config_reloads_total{result}`.
+    /// `proofgate_step_up_callbacks_total{outcome}`: how the returns from the hosted
+    /// verification went.
+    pub step_up_callbacks: IntCounterVec,
+    /// `proofgate_config_reloads_total{result}`: `ok` or `rejected`.
     pub reloads: IntCounterVec,
-    /// `proofgate_webhooks_total`: webhooks received.
-    pub webhooks: IntCounter,
+    /// `proofgate_config_restart_required`: 1 while the configuration file holds a change that
+    /// only a restart applies (the log line of the reload and `/readyz` name the settings).
+    pub restart_required: IntGauge,
+    /// `proofgate_upstream_errors_total{upstream, kind}`: requests that got no answer from
+    /// their upstream (502/504), by [`UPSTREAM_ERROR_KINDS`].
+    pub upstream_errors: IntCounterVec,
+    /// `proofgate_webhooks_total{outcome}`: requests to the webhook endpoint, `applied`,
+    /// `duplicate` or `refused`.
+    pub webhooks: IntCounterVec,
     /// `proofgate_client_errors_total`: requests whose body the client sent malformed (a bad
     /// chunk, …) or too slowly, answered 400/408 without reaching the upstream's answer.
     pub client_errors: IntCounter,
@@ -102,7 +150,7 @@ impl Metrics {
             &["source"],
         )
         .expect("metric");
-        let fail_open = IntGauge::new(
+        let fail_open = IntCounter::new(
             "proofgate_fail_open_total",
             "Decisions allowed only because the fail mode is open.",
         )
@@ -115,6 +163,14 @@ impl Metrics {
             &["outcome"],
         )
         .expect("metric");
+        let step_up_callbacks = IntCounterVec::new(
+            Opts::new(
+                "proofgate_step_up_callbacks_total",
+                "Step-up callbacks (returns from the hosted verification) by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
         let reloads = IntCounterVec::new(
             Opts::new(
                 "proofgate_config_reloads_total",
@@ -123,8 +179,27 @@ impl Metrics {
             &["result"],
         )
         .expect("metric");
-        let webhooks =
-            IntCounter::new("proofgate_webhooks_total", "Webhooks received.").expect("metric");
+        let restart_required = IntGauge::new(
+            "proofgate_config_restart_required",
+            "1 while the configuration file holds a change that only a restart applies.",
+        )
+        .expect("metric");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "proofgate_upstream_errors_total",
+                "Requests that got no answer from their upstream (502/504), by upstream and kind.",
+            ),
+            &["upstream", "kind"],
+        )
+        .expect("metric");
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "proofgate_webhooks_total",
+                "Webhooks received, by outcome (applied, duplicate, refused).",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
         let cache_lookups = IntCounterVec::new(
             Opts::new(
                 "proofgate_cache_lookups_total",
@@ -148,7 +223,10 @@ impl Metrics {
             Box::new(refresh_failures.clone()),
             Box::new(fail_open.clone()),
             Box::new(step_up_starts.clone()),
+            Box::new(step_up_callbacks.clone()),
             Box::new(reloads.clone()),
+            Box::new(restart_required.clone()),
+            Box::new(upstream_errors.clone()),
             Box::new(webhooks.clone()),
             Box::new(cache_lookups.clone()),
         ] {
@@ -156,6 +234,24 @@ impl Metrics {
         }
         let decision_timers =
             ["allow", "deny", "step_up"].map(|k| decision_seconds.with_label_values(&[k]));
+        for result in RELOAD_RESULTS {
+            reloads.with_label_values(&[result]);
+        }
+        for outcome in STEP_UP_START_OUTCOMES {
+            step_up_starts.with_label_values(&[outcome]);
+        }
+        for outcome in STEP_UP_CALLBACK_OUTCOMES {
+            step_up_callbacks.with_label_values(&[outcome]);
+        }
+        for outcome in WEBHOOK_OUTCOMES {
+            webhooks.with_label_values(&[outcome]);
+        }
+        for result in ["hit", "miss"] {
+            cache_lookups.with_label_values(&[result]);
+        }
+        for source in ["jwks", "revocation"] {
+            refresh_failures.with_label_values(&[source]);
+        }
         Self {
             registry,
             decision_counters: ArcSwap::from_pointee(HashMap::new()),
@@ -168,7 +264,10 @@ impl Metrics {
             refresh_failures,
             fail_open,
             step_up_starts,
+            step_up_callbacks,
             reloads,
+            restart_required,
+            upstream_errors,
             webhooks,
             client_errors,
             cache_lookups,
@@ -219,6 +318,42 @@ impl Metrics {
         }
     }
 
+    /// Creates, at 0, the series of `proofgate_decisions_total` that `routes` can reach: for
+    /// each route (and the default) the decisions its policy can make, and the refusals before
+    /// routing. Called at start and on each reload; series of routes since removed stay.
+    pub fn init_decisions(&self, routes: &RouteTable) {
+        use proofgate_core::gate::NO_ROUTE;
+        use proofgate_core::routes::DEFAULT_ROUTE_NAME;
+        let named = routes.routes().iter().map(|r| (r.name.as_str(), &r.policy));
+        let default = std::iter::once((DEFAULT_ROUTE_NAME, routes.default_policy()));
+        for (route, policy) in named.chain(default) {
+            for (decision, reason) in reachable_decisions(policy) {
+                self.decisions.with_label_values(&[route, decision, reason]);
+            }
+        }
+        for reason in ["invalid_path", "invalid_host", "invalid_request"] {
+            self.decisions
+                .with_label_values(&[NO_ROUTE, "deny", reason]);
+        }
+    }
+
+    /// Creates, at 0, `proofgate_upstream_errors_total` for each of `upstreams` and each kind.
+    pub fn init_upstreams<'a>(&self, upstreams: impl IntoIterator<Item = &'a str>) {
+        for upstream in upstreams {
+            for kind in UPSTREAM_ERROR_KINDS {
+                self.upstream_errors.with_label_values(&[upstream, kind]);
+            }
+        }
+    }
+
+    /// Brings `proofgate_fail_open_total` up to the revocation store's own total.
+    pub fn sync_fail_open(&self, total: u64) {
+        let seen = self.fail_open.get();
+        if total > seen {
+            self.fail_open.inc_by(total - seen);
+        }
+    }
+
     /// Brings `proofgate_cache_lookups_total` up to the verifier's own totals.
     pub fn sync_cache_lookups(&self, hits: u64, misses: u64) {
         for (label, total) in [("hit", hits), ("miss", misses)] {
@@ -228,5 +363,28 @@ impl Metrics {
                 c.inc_by(total - seen);
             }
         }
+    }
+}
+
+/// The `(decision, reason)` pairs a policy can produce (as the core's enforcer decides):
+/// public and optional policies only allow; a deny policy only denies (`route_denied`); a
+/// policy with requirements allows, or refuses for any other reason — with a step-up when its
+/// `on_failure` says so and the reason is not "cannot check now", else with a denial.
+fn reachable_decisions(policy: &Policy) -> Vec<(&'static str, &'static str)> {
+    match &policy.rule {
+        Rule::Public | Rule::Optional => vec![("allow", "")],
+        Rule::Deny => vec![("deny", Reason::RouteDenied.as_str())],
+        Rule::Require { .. } => std::iter::once(("allow", ""))
+            .chain(
+                Reason::ALL
+                    .iter()
+                    .filter(|r| **r != Reason::RouteDenied)
+                    .map(|r| {
+                        let deny = r.family() == Family::Unavailable
+                            || policy.on_failure == OnFailure::Deny;
+                        (if deny { "deny" } else { "step_up" }, r.as_str())
+                    }),
+            )
+            .collect(),
     }
 }

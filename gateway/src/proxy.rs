@@ -17,7 +17,7 @@ use proofgate_core::render::{self, Rendered};
 use proofgate_core::stepup::Endpoint;
 use proofgate_core::webhook::MAX_BODY_BYTES;
 
-use crate::state::Gateway;
+use crate::state::{Gateway, FAVICON_PATH};
 
 /// The proxy.
 pub struct Proxy {
@@ -31,14 +31,106 @@ impl Proxy {
     }
 }
 
-/// Per-request state, for upstream selection and the access log.
+/// Per-request state, for upstream selection, the metrics and the access log.
 #[derive(Debug)]
 pub struct Ctx {
     route: String,
+    /// The route's upstream; once one is chosen, the upstream actually used (the default
+    /// upstream for routes naming none).
     upstream: Option<String>,
     decision: &'static str,
     reason: &'static str,
+    /// How a step-up endpoint's request went (`started`, `completed`, …); empty otherwise.
+    outcome: &'static str,
+    /// Why no upstream could be chosen ([`UPSTREAM_ERROR_KINDS`](crate::metrics::UPSTREAM_ERROR_KINDS)), for the error count.
+    upstream_error: Option<&'static str>,
+    /// [`subject_hashes`] of the proofs an allowed request used.
+    subjects: Option<String>,
     started: Instant,
+}
+
+/// How many hex digits of a subject's SHA-256 the access log shows: 64 bits, enough to tell
+/// people apart in a log, too few to be worth a lookup table of its own.
+const SUBJECT_HASH_HEX: usize = 16;
+
+/// The access log's `subject` field: for each proof, the first [`SUBJECT_HASH_HEX`] hex
+/// digits of the SHA-256 of its subject (the proof id, `sub`), comma-separated. Never the
+/// subject or the token itself; `printf %s "$sub" | sha256sum | cut -c1-16` finds a known
+/// proof's lines.
+fn subject_hashes(proofs: &[Arc<proofgate_core::VerifiedProof>]) -> Option<String> {
+    let hashes: Vec<String> = proofs
+        .iter()
+        .map(|p| p.subject())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let mut h = proofgate_core::identifier::hash_normalized(s);
+            h.truncate(SUBJECT_HASH_HEX);
+            h
+        })
+        .collect();
+    (!hashes.is_empty()).then(|| hashes.join(","))
+}
+
+/// Longest `User-Agent` the access log keeps, in characters.
+const MAX_LOGGED_USER_AGENT: usize = 200;
+/// Longest `Host` the access log keeps, in characters.
+const MAX_LOGGED_HOST: usize = 255;
+
+/// A header value for the access log: at most `max` characters, every byte that is not
+/// printable ASCII replaced by `?` (no control character, no invalid UTF-8 reaches a log line),
+/// `…` marking a cut.
+fn loggable(value: Option<&[u8]>, max: usize) -> String {
+    let Some(bytes) = value else {
+        return String::new();
+    };
+    let mut out: String = bytes
+        .iter()
+        .take(max)
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if bytes.len() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// The `404` for `/favicon.ico` under `server.favicon = "not_found"`: empty, not stored.
+fn favicon_not_found() -> Rendered {
+    Rendered {
+        status: 404,
+        headers: vec![(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        )],
+        body: bytes::Bytes::new(),
+    }
+}
+
+/// [`UPSTREAM_ERROR_KINDS`](crate::metrics::UPSTREAM_ERROR_KINDS) for a failure to get the upstream's answer.
+fn upstream_error_kind(e: &Error) -> &'static str {
+    match e.etype() {
+        ErrorType::ConnectTimedout => "connect_timeout",
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::ConnectProxyFailure
+        | ErrorType::TLSWantX509Lookup
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::SocketError
+        | ErrorType::BindError => "connect_failed",
+        ErrorType::ReadTimedout => "read_timeout",
+        ErrorType::WriteTimedout => "write_timeout",
+        _ => "response_failed",
+    }
 }
 
 async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
@@ -115,7 +207,6 @@ impl Proxy {
         ctx.decision = "step_up_endpoint";
         let body =
             if endpoint == Endpoint::Webhook && session.req_header().method == http::Method::POST {
-                g.metrics.webhooks.inc();
                 let mut body = Vec::new();
                 let mut too_large = false;
                 while let Some(chunk) = session.read_request_body().await? {
@@ -153,11 +244,15 @@ impl Proxy {
             body,
         };
         let answer = g.gate.step_up(endpoint, request).await;
-        if endpoint == Endpoint::Start {
-            g.metrics
-                .step_up_starts
-                .with_label_values(&[answer.outcome])
-                .inc();
+        ctx.outcome = answer.outcome;
+        let counter = match endpoint {
+            Endpoint::Start => Some(&g.metrics.step_up_starts),
+            Endpoint::Callback => Some(&g.metrics.step_up_callbacks),
+            Endpoint::Webhook => Some(&g.metrics.webhooks),
+            Endpoint::Logout => None,
+        };
+        if let Some(counter) = counter {
+            counter.with_label_values(&[answer.outcome]).inc();
         }
         ctx.reason = answer.reason;
         drop(live);
@@ -176,6 +271,9 @@ impl ProxyHttp for Proxy {
             upstream: None,
             decision: "none",
             reason: "",
+            outcome: "",
+            upstream_error: None,
+            subjects: None,
             started: Instant::now(),
         }
     }
@@ -188,6 +286,16 @@ impl ProxyHttp for Proxy {
         if session.req_header().raw_path().starts_with(b"/") {
             if let Some(endpoint) = g.gate.endpoint(session.req_header().uri.path()) {
                 return self.step_up(session, ctx, endpoint).await;
+            }
+        }
+        if g.live.load().favicon_not_found {
+            let req = session.req_header();
+            let get = req.method == http::Method::GET || req.method == http::Method::HEAD;
+            if get && req.uri.path() == FAVICON_PATH {
+                // Not a decision: not counted, logged as `decision=none`.
+                ctx.route = NO_ROUTE.to_owned();
+                respond(session, favicon_not_found()).await?;
+                return Ok(true);
             }
         }
         if normalize_content_length(session.req_header_mut()).is_err() {
@@ -224,8 +332,13 @@ impl ProxyHttp for Proxy {
         g.metrics
             .count_decision(&ctx.route, ctx.decision, ctx.reason);
         let forward = match outcome.action {
-            Action::Forward(forward) => forward,
+            Action::Forward(forward) => {
+                ctx.subjects = subject_hashes(&forward.proofs);
+                forward
+            }
             Action::Respond(rendered) => {
+                // Answered here: no upstream in the access line.
+                ctx.upstream = None;
                 drop(live);
                 respond(session, rendered).await?;
                 return Ok(true);
@@ -263,13 +376,13 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let live = self.gateway.live.load();
-        let name = ctx
-            .upstream
-            .as_deref()
-            .or_else(|| live.routes.default_upstream())
-            .ok_or_else(|| {
-                Error::explain(ErrorType::HTTPStatus(502), "no upstream for this route")
-            })?;
+        if ctx.upstream.is_none() {
+            ctx.upstream = live.routes.default_upstream().map(str::to_owned);
+        }
+        ctx.upstream_error = Some("no_healthy_backend");
+        let name = ctx.upstream.as_deref().ok_or_else(|| {
+            Error::explain(ErrorType::HTTPStatus(502), "no upstream for this route")
+        })?;
         let pool = live
             .upstreams
             .get(name)
@@ -278,6 +391,7 @@ impl ProxyHttp for Proxy {
             .lb
             .select(b"", 256)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
+        ctx.upstream_error = None;
         let mut peer = HttpPeer::new(
             backend.addr,
             pool.tls.is_some(),
@@ -321,6 +435,15 @@ impl ProxyHttp for Proxy {
         ctx.reason = reason;
         if (400..500).contains(&code) {
             self.gateway.metrics.client_errors.inc();
+        }
+        if code == 502 || code == 504 {
+            let kind = ctx.upstream_error.unwrap_or_else(|| upstream_error_kind(e));
+            let upstream = ctx.upstream.as_deref().unwrap_or(NO_ROUTE);
+            self.gateway
+                .metrics
+                .upstream_errors
+                .with_label_values(&[upstream, kind])
+                .inc();
         }
         if code > 0 {
             let _ = respond(session, render::simple(code, reason, title)).await;
@@ -371,18 +494,38 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    /// One access line per request, whatever became of it: proxied, answered by a step-up
+    /// endpoint, refused before routing, or failed upstream. The path only (a query string may
+    /// carry a token); `Host` and `User-Agent` cut and cleaned ([`loggable`]) and passed as
+    /// strings, which both formats quote; a hash of the subject, never the subject or token.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
+            .unwrap_or_default();
         let req = session.req_header();
-        // The path only: a query string may carry a token.
+        let host = loggable(host_of(session).map(str::as_bytes), MAX_LOGGED_HOST);
+        let user_agent = loggable(
+            req.headers
+                .get(http::header::USER_AGENT)
+                .map(http::HeaderValue::as_bytes),
+            MAX_LOGGED_USER_AGENT,
+        );
         tracing::info!(
             target: "access",
+            client = client.as_str(),
             method = %req.method,
+            host = host.as_str(),
             path = %req.uri.path(),
+            user_agent = user_agent.as_str(),
             status,
-            route = %ctx.route,
+            route = ctx.route.as_str(),
+            upstream = ctx.upstream.as_deref().unwrap_or(""),
             decision = ctx.decision,
             reason = ctx.reason,
+            outcome = ctx.outcome,
+            subject = ctx.subjects.as_deref().unwrap_or(""),
             micros = ctx.started.elapsed().as_micros() as u64,
         );
     }

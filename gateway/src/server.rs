@@ -67,7 +67,7 @@ struct WatchShutdown {
     upgrade_sock: PathBuf,
     gateway: Arc<Gateway>,
     #[cfg(unix)]
-    signals: tokio::sync::Mutex<Signals>,
+    signals: Arc<tokio::sync::Mutex<Signals>>,
 }
 
 /// Stops on [`GatewayHandle::shutdown`] (at once) or on the usual Unix signals, as Pingora's
@@ -77,13 +77,44 @@ struct WatchShutdown {
 /// there passes [`upgrade_peer_check`]), both accept on them for 5 s, then this one stops
 /// accepting and drains like `SIGTERM`. Without a new process to take them (none appears within
 /// 5 s, or it fails the check), `SIGQUIT` is logged and this one goes on serving. Whatever stops
-/// the server first marks the gateway [`Gateway::draining`].
+/// the server first marks the gateway [`Gateway::draining`]. Once a graceful stop has begun
+/// (`SIGTERM`, or `SIGQUIT` handing the sockets over), a second `SIGTERM` or `SIGINT` ends the
+/// process at once ([`exit_on_second_signal`]): Pingora itself would wait out the whole grace
+/// period whatever comes.
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for WatchShutdown {
     async fn recv(&self) -> ShutdownSignal {
         let signal = self.next().await;
         self.gateway.draining.store(true, Ordering::Relaxed);
+        #[cfg(unix)]
+        if !matches!(signal, ShutdownSignal::FastShutdown) {
+            // On Pingora's server runtime, whose worker keeps running while its main thread
+            // sleeps through the grace period.
+            tokio::spawn(exit_on_second_signal(self.signals.clone()));
+        }
         signal
+    }
+}
+
+/// After a graceful stop has begun: the next `SIGTERM` or `SIGINT` exits the process at once
+/// (status 0, as a first `SIGINT` does), dropping the requests still in flight and releasing
+/// every port; someone who sends it has decided not to wait for the grace period. `SIGQUIT`
+/// meanwhile is logged and ignored.
+#[cfg(unix)]
+async fn exit_on_second_signal(signals: Arc<tokio::sync::Mutex<Signals>>) {
+    let mut signals = signals.lock().await;
+    loop {
+        match signals.recv().await {
+            ShutdownSignal::GracefulUpgrade => {
+                tracing::warn!("SIGQUIT while stopping: ignored (SIGTERM or SIGINT stops at once)")
+            }
+            _ => {
+                tracing::warn!(
+                    "second stop signal: exiting now, without waiting for requests in flight"
+                );
+                std::process::exit(0);
+            }
+        }
     }
 }
 
@@ -295,7 +326,7 @@ impl GatewayHandle {
                         upgrade_sock,
                         gateway: watched,
                         #[cfg(unix)]
-                        signals: tokio::sync::Mutex::new(signals),
+                        signals: Arc::new(tokio::sync::Mutex::new(signals)),
                     }),
                 })
             })

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -12,8 +12,7 @@ use pingora::http::RequestHeader;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
-use proofgate_config::Config;
-use proofgate_config::Secrets;
+use proofgate_config::{Config, FaviconMode, LogLevel, Secrets};
 use proofgate_core::gate::{Gate, GateBuilder};
 use proofgate_core::routes::RouteTable;
 use proofgate_core::stepup::StepUpConfig;
@@ -57,6 +56,9 @@ pub struct Live {
     /// The host patterns the routes name: this site's own names, which a step-up may return
     /// to (beside `step_up.allowed_hosts`); follows reloads.
     pub hosts: Vec<String>,
+    /// Whether `GET /favicon.ico` is answered `404` at once, without a policy decision
+    /// (`server.favicon = "not_found"` and no route names that path itself).
+    pub favicon_not_found: bool,
 }
 
 impl Live {
@@ -107,8 +109,24 @@ impl Live {
                 .iter()
                 .flat_map(|r| r.hosts.iter().cloned())
                 .collect(),
+            favicon_not_found: config.server.favicon == FaviconMode::NotFound
+                && !config.routes.routes().iter().any(names_favicon),
         })
     }
+}
+
+/// The path browsers ask for on every page view.
+pub(crate) const FAVICON_PATH: &str = "/favicon.ico";
+
+/// Whether `route` names [`FAVICON_PATH`] itself (a prefix pattern of exactly that path), not
+/// only through a wildcard or a shorter prefix.
+fn names_favicon(route: &proofgate_core::routes::Route) -> bool {
+    !route.path.is_glob()
+        && route
+            .path
+            .as_str()
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(FAVICON_PATH)
 }
 
 /// The core's [`GateBuilder`] for a configuration, without the secrets (the step-up cookie
@@ -149,6 +167,13 @@ pub struct Gateway {
     /// Whether the server is stopping (set once, when a shutdown signal is acted on); see
     /// [`Gateway::draining`].
     pub(crate) draining: AtomicBool,
+    /// The configuration the process started with: what the settings a reload cannot apply
+    /// still are.
+    pub(crate) started_with: Config,
+    /// The settings whose change in the file awaits a restart, as of the last reload.
+    pub(crate) restart_needed: ArcSwap<Vec<&'static str>>,
+    /// The log level in effect (`logging.level`, which a reload applies).
+    pub(crate) log_level: Mutex<LogLevel>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -177,12 +202,18 @@ impl Gateway {
             .api_key(secrets.api_key.as_ref().map(|k| k.expose().to_string()))
             .pages(config.pages.clone())
             .build()?;
+        let metrics = Metrics::new();
+        metrics.init_decisions(&config.routes);
+        metrics.init_upstreams(config.upstreams.iter().map(|u| u.name.as_str()));
         Ok(Arc::new(Self {
             gate,
             live: ArcSwap::from_pointee(Live::from_config(config)?),
-            metrics: Metrics::new(),
+            metrics,
             listening: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            started_with: config.clone(),
+            restart_needed: ArcSwap::from_pointee(Vec::new()),
+            log_level: Mutex::new(config.logging.level),
         }))
     }
 
@@ -231,11 +262,33 @@ impl Gateway {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Replaces routes, policies and upstreams with those of `config`. Issuer and listener
-    /// settings need a restart.
-    pub fn reload(&self, config: &Config) -> Result<(), GatewayError> {
+    /// Replaces routes, policies, upstreams, `identity_headers.strip_token` and
+    /// `server.favicon` with those of `config`. Returns the settings in which `config` differs
+    /// from what the process started with and that only a restart applies
+    /// ([`crate::reload::restart_only_changes`]; the log level is [`crate::reload::reload`]'s);
+    /// they are kept for `/readyz` and `proofgate_config_restart_required`.
+    pub fn reload(&self, config: &Config) -> Result<Vec<&'static str>, GatewayError> {
         let live = Live::from_config(config)?;
+        self.metrics.init_decisions(&config.routes);
+        self.metrics
+            .init_upstreams(config.upstreams.iter().map(|u| u.name.as_str()));
         self.live.store(Arc::new(live));
-        Ok(())
+        Ok(crate::reload::restart_only_changes(
+            &self.started_with,
+            config,
+        ))
+    }
+
+    /// Records the settings awaiting a restart (empty: none) for `/readyz` and the metric.
+    pub(crate) fn set_restart_needed(&self, settings: Vec<&'static str>) {
+        self.metrics
+            .restart_required
+            .set(i64::from(!settings.is_empty()));
+        self.restart_needed.store(Arc::new(settings));
+    }
+
+    /// The settings whose change in the file awaits a restart (the old values keep serving).
+    pub fn restart_needed(&self) -> Arc<Vec<&'static str>> {
+        self.restart_needed.load_full()
     }
 }

@@ -1,11 +1,14 @@
 //! Hot reload: a good new file is applied without a restart; a bad one is rejected, counted, and
-//! the running configuration keeps serving.
+//! the running configuration keeps serving; what only a restart applies is named (log line,
+//! `/readyz`, `proofgate_config_restart_required`), the log level is applied at once.
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{config_text, stack, Options};
+use common::{config_text, free_port, stack, Options, Process, API_KEY, COOKIE_KEY};
+use proofgate_sandbox::{Sandbox, SandboxConfig};
 
 async fn wait_status(s: &common::Stack, path: &str, want: u16) {
     let start = Instant::now();
@@ -246,4 +249,182 @@ async fn reloaded_route_hosts_become_step_up_hosts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     s.shutdown().await;
+}
+
+/// Replaces the file at `path` in one step (a rename), so that the watcher never reads it half
+/// written.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The real binary: a route change is applied and needs no restart; a log level change is
+/// applied (debug lines appear from then on, and stop after the level goes back); a listener
+/// address and `step_up.state_ttl` change is named in the reload's log line, in `/readyz` (still
+/// ready, the old listener serving) and in `proofgate_config_restart_required`, until a reload
+/// puts them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
+    let mut sc = SandboxConfig::default();
+    sc.rate_limit_per_minute = None;
+    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
+    let upstream = common::echo_upstream().await;
+    let (proxy, admin) = (free_port(), free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("proofgate.toml");
+    let original = config_text(
+        proxy,
+        admin,
+        sandbox.base_url(),
+        upstream,
+        &Options::default(),
+    );
+    std::fs::write(&config, &original).unwrap();
+    let log = tmp.path().join("proofgate.log");
+    let secret = sandbox.webhook_secret().to_string();
+    let _gateway = Process::proofgate(
+        &config,
+        &[],
+        &[
+            ("PROOF_API_KEY", API_KEY),
+            ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
+            ("PROOF_WEBHOOK_SECRET", &secret),
+        ],
+        &log,
+    );
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let count = |needle: &str| logs().lines().filter(|l| l.contains(needle)).count();
+    let http = reqwest::Client::new();
+    let admin_get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://127.0.0.1:{admin}{path}"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let status_of = |port: u16, path: &'static str| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    };
+    let restart_metric = || async {
+        let (_, text) = admin_get("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("proofgate_config_restart_required "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no proofgate_config_restart_required in\n{text}"))
+    };
+    let started = Instant::now();
+    while admin_get_ready(&http, admin).await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(restart_metric().await, "0");
+    let reloaded = "configuration reloaded";
+    let applied = "configuration applied";
+    let route = |name: &str| {
+        format!("\n[[routes]]\nname = \"{name}\"\npath = \"/{name}/**\"\npolicy = \"deny-all\"\n")
+    };
+
+    // A route: applied, nothing awaits a restart, no debug line at `info`.
+    let text = format!("{original}{}", route("one"));
+    replace_file(&config, &text);
+    wait_for("the reload of a new route", &log, || count(reloaded) >= 1).await;
+    assert_eq!(status_of(proxy, "/one/x").await.unwrap(), 403);
+    assert!(!logs().contains("restart needed"), "{}", logs());
+    assert_eq!(count(applied), 0, "{}", logs());
+    assert_eq!(restart_metric().await, "0");
+    let (status, body) = admin_get("/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+
+    // The log level: applied at once, the reload's own debug line is written.
+    let text = format!("{original}{}{}", route("one"), route("two"))
+        .replace("level = \"info\"", "level = \"debug\"");
+    replace_file(&config, &text);
+    // (The reload's own line says so; its debug line is written just before it.)
+    wait_for("the reload to debug", &log, || {
+        count("log_level=\"debug\"") >= 1
+    })
+    .await;
+    assert_eq!(status_of(proxy, "/two/x").await.unwrap(), 403);
+    assert_eq!(count(applied), 1, "{}", logs());
+    assert!(!logs().contains("restart needed"), "{}", logs());
+    // And back to info: no debug line from the next reload on.
+    let text = format!("{original}{}{}", route("one"), route("three"));
+    replace_file(&config, &text);
+    wait_for("the reload back to info", &log, || count(reloaded) >= 3).await;
+    let debug_lines = count(applied);
+    let text = format!("{original}{}{}", route("one"), route("four"));
+    replace_file(&config, &text);
+    wait_for("the next reload", &log, || count(reloaded) >= 4).await;
+    assert_eq!(status_of(proxy, "/four/x").await.unwrap(), 403);
+    assert_eq!(count(applied), debug_lines, "{}", logs());
+
+    // A listener address and the step-up state lifetime: named, the old values keep serving.
+    let moved = free_port();
+    let text = format!("{original}{}", route("four"))
+        .replace(
+            &format!("address = \"127.0.0.1:{proxy}\""),
+            &format!("address = \"127.0.0.1:{moved}\""),
+        )
+        .replace("[step_up]\n", "[step_up]\nstate_ttl = \"5m\"\n");
+    replace_file(&config, &text);
+    let named = "configuration reloaded; restart needed for: listeners, step_up.state_ttl";
+    wait_for("the restart-needed line", &log, || count(named) >= 1).await;
+    assert_eq!(restart_metric().await, "1");
+    let (status, body) = admin_get("/readyz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "ready\nrestart needed for: listeners, step_up.state_ttl\n"
+        )
+    );
+    assert_eq!(status_of(proxy, "/public/x").await.unwrap(), 200);
+    assert!(status_of(moved, "/public/x").await.is_err());
+
+    // Put back: nothing awaits a restart any more.
+    let text = format!("{original}{}", route("four"));
+    replace_file(&config, &text);
+    wait_for("the reload that puts them back", &log, || {
+        count(reloaded) >= 6
+    })
+    .await;
+    assert_eq!(restart_metric().await, "0");
+    let (status, body) = admin_get("/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    assert_eq!(count("restart needed"), 1, "{}", logs());
+}
+
+async fn admin_get_ready(http: &reqwest::Client, admin: u16) -> u16 {
+    http.get(format!("http://127.0.0.1:{admin}/readyz"))
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Waits (at most 15 s) until `done`; the log at `log` goes in the failure.
+async fn wait_for(what: &str, log: &Path, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{what}: never happened\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Check;
-use crate::config::{ServerSettings, DEFAULT_UPGRADE_SOCK};
+use crate::config::{FaviconMode, ServerSettings, DEFAULT_UPGRADE_SOCK};
 use crate::file::ServerFile;
 
 pub(super) fn server(c: &mut Check, f: &ServerFile) -> ServerSettings {
@@ -34,6 +34,17 @@ pub(super) fn server(c: &mut Check, f: &ServerFile) -> ServerSettings {
             Duration::from_secs(3600),
         ),
         upgrade_sock: upgrade_sock(c, f.upgrade_sock.as_deref()),
+        favicon: match f.favicon.as_deref() {
+            None | Some("not_found") => FaviconMode::NotFound,
+            Some("policy") => FaviconMode::Policy,
+            Some(other) => {
+                c.err(
+                    "server.favicon",
+                    format!("{other:?}; use \"not_found\" (404 without a policy decision) or \"policy\""),
+                );
+                FaviconMode::NotFound
+            }
+        },
     }
 }
 fn upgrade_sock(c: &mut Check, value: Option<&str>) -> PathBuf {
