@@ -446,7 +446,38 @@ impl ProxyHttp for Proxy {
                 .inc();
         }
         if code > 0 {
-            let _ = respond(session, render::simple(code, reason, title)).await;
+            // A browser gets a page that says whose fault it is and offers to try again (the
+            // same address, for a navigation: nothing is replayed for a form).
+            let req = session.req_header();
+            let page = match code {
+                504 => (
+                    "The application took too long to answer",
+                    "The site behind this gateway did not answer in time. Try again in a moment.",
+                ),
+                408 | 400..=499 => (
+                    "The request could not be read",
+                    "Your browser's request did not arrive whole. Try again.",
+                ),
+                _ => (
+                    "The application is not answering",
+                    "The site behind this gateway cannot be reached right now. This is not \
+                     your fault: try again in a moment.",
+                ),
+            };
+            let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+            let retry = (render::is_navigation(&req.method)
+                && target.starts_with('/')
+                && !target.starts_with("//"))
+            .then(|| render::without_tokens(target).into_owned());
+            let answer = self.gateway.gate.error_answer(
+                &req.headers,
+                code,
+                reason,
+                title,
+                page,
+                retry.as_deref(),
+            );
+            let _ = respond(session, answer).await;
         }
         FailToProxy {
             error_code: code,

@@ -463,6 +463,36 @@ upstream = "slow"
         (502, Some("upstream_unavailable")),
         "{body}"
     );
+    // A browser gets pages that say so, with a way to try again (no token echoed).
+    for (path, status, says) in [
+        (
+            "/dead/x?y=1&proof_token=secret",
+            502,
+            "The application is not answering",
+        ),
+        ("/slow/x", 504, "The application took too long to answer"),
+    ] {
+        let r = s
+            .http
+            .get(s.url(path))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let page = r.text().await.unwrap();
+        assert!(page.contains(says), "{page}");
+        let retry = path
+            .replace("&proof_token=secret", "")
+            .replace('&', "&amp;");
+        assert!(
+            page.contains(&format!("href=\"{retry}\">Try again")),
+            "{page}"
+        );
+        assert!(!page.contains("secret"), "{page}");
+    }
     // The gateway is unharmed.
     assert_eq!(status_of(&s, &s.url("/public/ping")).await, 200);
     s.shutdown().await;
