@@ -454,7 +454,7 @@ impl ProxyHttp for Proxy {
                     "The application took too long to answer",
                     "The site behind this gateway did not answer in time. Try again in a moment.",
                 ),
-                408 | 400..=499 => (
+                400..=499 => (
                     "The request could not be read",
                     "Your browser's request did not arrive whole. Try again.",
                 ),
