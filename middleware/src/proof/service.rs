@@ -123,6 +123,14 @@ where
     }
 }
 
+/// A tonic service behind the layer keeps its gRPC name, so that tonic's router
+/// (`Server::add_service`) serves it under that name with the layer's policy:
+/// `Server::builder().add_service(gate.layer(policy).layer(AdminServer::new(admin)))`.
+#[cfg(feature = "tonic")]
+impl<S: tonic::server::NamedService> tonic::server::NamedService for ProofService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 /// The original path and query: under a nested axum router the request's URI has lost its
 /// prefix, but the step-up link must bring the person back to the URL they asked for.
 fn return_to<B>(req: &Request<B>) -> &str {
