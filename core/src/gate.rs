@@ -27,6 +27,7 @@
 //!         methods: vec![],
 //!         policy: Arc::new(Policy::public("open")),
 //!         upstream: None,
+//!         preflight: Default::default(),
 //!     }],
 //!     Arc::new(Policy::deny("zero-trust")),
 //! );
@@ -66,7 +67,7 @@ use crate::policy::Policy;
 use crate::proof::VerifiedProof;
 use crate::render::{self, Asked, Rendered, StepUpLinks};
 use crate::revocation::{RevocationConfig, RevocationStore};
-use crate::routes::RouteTable;
+use crate::routes::{Preflight, RouteTable};
 use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpAnswer, StepUpConfig};
 use crate::tokens::TokenSource;
 use crate::verify::{Verifier, VerifierConfig};
@@ -448,7 +449,9 @@ impl Gate {
     }
 
     /// Decides a request under one policy (the tower layer: the application's router has
-    /// chosen the route). `return_to` is the original path and query, for step-up links.
+    /// chosen the route). `return_to` is the original path and query, for step-up links. A CORS
+    /// preflight is decided like any request ([`Preflight::Deny`]; see
+    /// [`Gate::decide_policy_with`]).
     pub fn decide_policy(
         &self,
         policy: &Policy,
@@ -456,7 +459,21 @@ impl Gate {
         return_to: &str,
         options: ForwardOptions,
     ) -> Outcome<'static> {
-        let decision = self.enforcer.decide(policy, req.headers);
+        self.decide_policy_with(policy, Preflight::Deny, req, return_to, options)
+    }
+
+    /// [`Gate::decide_policy`] with the route's CORS preflight setting: under
+    /// [`Preflight::Forward`] a CORS preflight ([`crate::decision::cors_preflight`]) is allowed
+    /// without a policy decision ([`Enforcer::decide_with_preflight`]).
+    pub fn decide_policy_with(
+        &self,
+        policy: &Policy,
+        preflight: Preflight,
+        req: &RequestView<'_>,
+        return_to: &str,
+        options: ForwardOptions,
+    ) -> Outcome<'static> {
+        let decision = self.enforcer.decide_with_preflight(policy, preflight, req);
         let (decision, reason, action) = self.apply(decision, policy, req, return_to, options);
         Outcome {
             route: "",
@@ -832,6 +849,7 @@ mod tests {
                 methods: vec![],
                 policy: Arc::new(staff()),
                 upstream: None,
+                preflight: Default::default(),
             }],
             Arc::new(Policy::deny("zero-trust")),
         );
@@ -881,5 +899,127 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "grpc-status"), Some("14"));
         assert_eq!(header(&r, "grpc-message"), Some("Bad gateway"));
+    }
+
+    fn preflight_headers(origin: bool, announced: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("host", "api.example".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        h.insert("x-proof-subject", "spoofed".parse().unwrap());
+        if origin {
+            h.insert("origin", "https://app.example".parse().unwrap());
+        }
+        for m in announced {
+            h.append("access-control-request-method", m.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cors_preflights_follow_the_routes_setting() {
+        let (gate, _) = gate();
+        let route = |name: &str, path: &str, methods: Vec<Method>, preflight| Route {
+            name: name.into(),
+            hosts: vec![],
+            path: PathPattern::parse(path).unwrap(),
+            methods,
+            policy: Arc::new(staff()),
+            upstream: Some(format!("{name}-upstream")),
+            preflight,
+        };
+        let routes = RouteTable::new(
+            vec![
+                route("api", "/api/**", vec![], Preflight::Forward),
+                route("posts", "/posts/**", vec![Method::POST], Preflight::Forward),
+                route("admin", "/admin/**", vec![], Preflight::Deny),
+            ],
+            Arc::new(Policy::deny("zero-trust")),
+        );
+        let decide = |method: &Method, target: &str, headers: &HeaderMap| {
+            let view = RequestView {
+                method,
+                host: Some("api.example"),
+                target: target.as_bytes(),
+                headers,
+            };
+            let o = gate.decide(&routes, &view, ForwardOptions::default());
+            (o.route, o.upstream, o.decision, o.reason, o.action)
+        };
+        let options = Method::OPTIONS;
+        let preflight = preflight_headers(true, &["PUT"]);
+
+        // Forwarded without a decision: no proofs, client-sent identity headers removed.
+        let (route, upstream, decision, _, action) = decide(&options, "/api/x", &preflight);
+        assert_eq!(
+            (route, upstream, decision),
+            ("api", Some("api-upstream"), "allow")
+        );
+        let Action::Forward(f) = action else { panic!() };
+        assert!(f.proofs.is_empty());
+        assert!(f.edits.remove.iter().any(|h| h == "x-proof-subject"));
+        assert!(f.edits.set.is_empty());
+
+        // A route that covers only POST forwards the preflights of its POSTs, not of a GET.
+        let post = preflight_headers(true, &["POST"]);
+        let (route, _, decision, ..) = decide(&options, "/posts/1", &post);
+        assert_eq!((route, decision), ("posts", "allow"));
+        let get = preflight_headers(true, &["GET"]);
+        let (route, _, decision, reason, _) = decide(&options, "/posts/1", &get);
+        assert_eq!(
+            (route, decision, reason),
+            ("default", "deny", "route_denied")
+        );
+
+        // Not preflights: decided under the policy like any request.
+        for (method, headers) in [
+            (&options, preflight_headers(false, &["PUT"])),
+            (&options, preflight_headers(true, &[])),
+            (&options, preflight_headers(true, &["PUT", "POST"])),
+            (&options, preflight_headers(true, &["NOT A METHOD"])),
+            (&Method::GET, preflight_headers(true, &["PUT"])),
+        ] {
+            let (route, _, decision, reason, _) = decide(method, "/api/x", &headers);
+            assert_eq!(
+                (route, decision, reason),
+                ("api", "step_up", "missing"),
+                "{method} {headers:?}"
+            );
+        }
+        // A route that denies preflights (the default) decides them.
+        let (route, _, decision, reason, _) = decide(&options, "/admin/x", &preflight);
+        assert_eq!((route, decision, reason), ("admin", "step_up", "missing"));
+        // `OPTIONS *` names no route: the default decides it.
+        let (route, _, decision, ..) = decide(&options, "*", &preflight);
+        assert_eq!((route, decision), ("default", "deny"));
+
+        // One policy (the tower layer): the caller says what preflights get.
+        let view = RequestView {
+            method: &options,
+            host: Some("api.example"),
+            target: b"",
+            headers: &preflight,
+        };
+        let forward = gate.decide_policy_with(
+            &staff(),
+            Preflight::Forward,
+            &view,
+            "/api/x",
+            ForwardOptions::default(),
+        );
+        assert_eq!(forward.decision, "allow");
+        let deny = gate.decide_policy(&staff(), &view, "/api/x", ForwardOptions::default());
+        assert_eq!((deny.decision, deny.reason), ("step_up", "missing"));
+        let not_preflight = RequestView {
+            method: &Method::DELETE,
+            ..view
+        };
+        let o = gate.decide_policy_with(
+            &staff(),
+            Preflight::Forward,
+            &not_preflight,
+            "/api/x",
+            ForwardOptions::default(),
+        );
+        assert_eq!(o.reason, "missing");
     }
 }
