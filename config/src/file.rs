@@ -259,6 +259,8 @@ pub struct RouteFile {
     pub policy: Option<String>,
     /// Upstream name.
     pub upstream: Option<String>,
+    /// CORS preflights: `"forward"` or `"deny"`.
+    pub preflight: Option<String>,
 }
 
 /// `[identity_headers]`.

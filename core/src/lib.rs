@@ -36,7 +36,7 @@
 //! | 4 | [`decision`] | decisions and the enforcer |
 //! | 4 | [`forward`] | the header edits of an allowed request |
 //! | 5 | [`pages`] | HTML pages for people: template, branding, CSP, policies in words |
-//! | 5 | [`render`] | refusals as problem+json, `WWW-Authenticate` and step-up redirects |
+//! | 5 | [`render`] | refusals as problem+json, `WWW-Authenticate`, step-up redirects and gRPC statuses |
 //! | 6 | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
 //! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
 //!
