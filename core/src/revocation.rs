@@ -393,6 +393,15 @@ impl RevocationStore {
         }
     }
 
+    /// [`RevocationStore::check`] again for a proof already allowed (an open WebSocket): the
+    /// same answer, except that an allowance under `fail_open` is not counted a second time.
+    pub fn recheck(&self, claims: &ProofClaims) -> Result<(), Reason> {
+        match self.check_strict(claims, Now::read()) {
+            Err(Reason::StatusUnavailable) if self.config.fail_open => Ok(()),
+            other => other,
+        }
+    }
+
     fn check_strict(&self, claims: &ProofClaims, now: Now) -> Result<(), Reason> {
         let overlay = self.overlay.load();
         if !overlay.is_empty() {
