@@ -46,6 +46,8 @@ pub struct Ctx {
     upstream_error: Option<&'static str>,
     /// [`subject_hashes`] of the proofs an allowed request used.
     subjects: Option<String>,
+    /// An allowed upgrade request (a WebSocket): what its upstream connection watches.
+    upgrade: Option<crate::websocket::Upgrade>,
     started: Instant,
 }
 
@@ -274,6 +276,7 @@ impl ProxyHttp for Proxy {
             outcome: "",
             upstream_error: None,
             subjects: None,
+            upgrade: None,
             started: Instant::now(),
         }
     }
@@ -371,6 +374,7 @@ impl ProxyHttp for Proxy {
                 None => req.insert_header(name, value)?,
             }
         }
+        ctx.upgrade = crate::websocket::Upgrade::begin(session, &forward.proofs);
         Ok(false)
     }
 
@@ -402,6 +406,10 @@ impl ProxyHttp for Proxy {
         peer.options.read_timeout = Some(pool.read_timeout);
         peer.options.verify_cert = pool.verify_cert;
         peer.options.verify_hostname = pool.verify_cert;
+        crate::state::set_protocol(&mut peer, pool.protocol);
+        if let Some(upgrade) = &ctx.upgrade {
+            upgrade.configure(&mut peer, pool, &self.gateway);
+        }
         Ok(Box::new(peer))
     }
 
@@ -516,13 +524,30 @@ impl ProxyHttp for Proxy {
     async fn response_filter(
         &self,
         session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         if self.gateway.draining() {
             session.set_keepalive(None);
         }
+        if let Some(upgrade) = ctx.upgrade.as_mut() {
+            upgrade.on_response(session, upstream_response.status.as_u16());
+        }
         Ok(())
+    }
+
+    /// An upgraded connection's frames, for the Close frame the gateway sends when it ends one.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(upgrade) = ctx.upgrade.as_mut() {
+            upgrade.on_body(body, end_of_stream);
+        }
+        Ok(None)
     }
 
     /// One access line per request, whatever became of it: proxied, answered by a step-up
@@ -555,7 +580,8 @@ impl ProxyHttp for Proxy {
             upstream = ctx.upstream.as_deref().unwrap_or(""),
             decision = ctx.decision,
             reason = ctx.reason,
-            outcome = ctx.outcome,
+            // An upgraded connection the gateway ended: why (`revoked`, `idle_timeout`, …).
+            outcome = ctx.upgrade.as_ref().and_then(|u| u.closed_reason()).unwrap_or(ctx.outcome),
             subject = ctx.subjects.as_deref().unwrap_or(""),
             micros = ctx.started.elapsed().as_micros() as u64,
         );
