@@ -15,8 +15,8 @@
 //!   between two of the upstream's frames ([`Frames`]).
 //!
 //! The socket sits below TLS, so it works the same for TLS upstreams, and the watch costs one
-//! timer per connection. A connection that is not upgraded (the upstream answers something other
-//! than `101`) is closed after its answer rather than kept for reuse.
+//! timer per connection. When the upstream answers the handshake with something other than
+//! `101`, the client's connection is closed after that answer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -371,7 +371,13 @@ impl AsyncRead for WatchedSocket {
         if let Poll::Ready(r) = Pin::new(&mut self.tcp).poll_read(cx, buf) {
             if buf.filled().len() > before {
                 self.last_activity = Instant::now();
-                self.answered = true;
+                if !self.answered {
+                    // From now on the idle timeout applies, which may be shorter than the wait
+                    // for the first byte the timer was set for: check again at once.
+                    self.answered = true;
+                    let now = self.last_activity;
+                    self.tick.as_mut().reset(now);
+                }
             }
             return Poll::Ready(r);
         }

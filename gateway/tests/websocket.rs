@@ -27,11 +27,17 @@ type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 /// A WebSocket upstream: greets each connection with `hello <x-proof-type>` (the identity
 /// header the handshake reached it with, `-` without one) and echoes text and binary messages.
 async fn ws_upstream() -> SocketAddr {
+    ws_upstream_answering_after(Duration::ZERO).await
+}
+
+/// [`ws_upstream`], answering each handshake only after `delay`.
+async fn ws_upstream_answering_after(delay: Duration) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
                 let mut kind = String::from("-");
                 // The signature is tungstenite's handshake callback's.
                 #[allow(clippy::result_large_err)]
@@ -70,9 +76,12 @@ async fn ws_upstream() -> SocketAddr {
 }
 
 /// Routes `/ws/payouts/**` (phone proof, denied otherwise) and `/ws/public/**` to the WebSocket
-/// upstream `ws` (read timeout 1 s, idle timeout 30 s), and `/ws/idle/**` (public) to the same
-/// server as `ws-idle`, whose idle timeout is 1 s.
-fn ws_options(ws: SocketAddr) -> Options {
+/// upstream `ws` (read timeout 1 s, idle timeout 30 s), and `/ws/idle/**` (public) to
+/// `ws-idle`, whose idle timeout is 1 s (and read timeout the default 60 s) and which answers
+/// handshakes after 300 ms.
+async fn ws_options() -> Options {
+    let ws = ws_upstream().await;
+    let slow = ws_upstream_answering_after(Duration::from_millis(300)).await;
     let extra = format!(
         r#"
 [[upstreams]]
@@ -83,7 +92,7 @@ websocket_idle_timeout = "30s"
 
 [[upstreams]]
 name = "ws-idle"
-addresses = ["{ws}"]
+addresses = ["{slow}"]
 websocket_idle_timeout = "1s"
 
 [[routes]]
@@ -179,7 +188,7 @@ async fn wait_closed(ws: &mut Ws, limit: Duration) -> (Option<CloseCode>, Durati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handshake_is_decided_by_the_route_policy_and_frames_flow_both_ways() {
-    let s = stack(ws_options(ws_upstream().await)).await;
+    let s = stack(ws_options().await).await;
     let url = ws_url(&s, "/ws/payouts/feed");
 
     // No proof: the handshake is refused like any request, with the usual problem answer.
@@ -259,7 +268,7 @@ const CLOSE_BOUND: Duration = Duration::from_millis(2_500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_revoked_while_the_socket_is_open_closes_it() {
-    let s = stack(ws_options(ws_upstream().await)).await;
+    let s = stack(ws_options().await).await;
     let url = ws_url(&s, "/ws/payouts/feed");
     let (phone, id) = s.token("phone", "sms", "+447700900123").await;
     assert_eq!(s.get_bearer("/payouts/x", &phone).await.status(), 200);
@@ -301,7 +310,7 @@ async fn a_proof_revoked_while_the_socket_is_open_closes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_socket_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
-    let s = stack(ws_options(ws_upstream().await)).await;
+    let s = stack(ws_options().await).await;
     let url = ws_url(&s, "/ws/idle/feed");
 
     // Busy: a frame each way every 300 ms for 2.4 s, more than twice the 1 s idle timeout.
@@ -317,7 +326,8 @@ async fn an_idle_socket_is_closed_after_the_idle_timeout_and_a_busy_one_is_not()
     }
     busy.close(None).await.unwrap();
 
-    // Idle: closed with 1001 going away after about 1 s, not before.
+    // Idle: closed with 1001 going away after about 1 s, not before (the 60 s read timeout
+    // bounds only the wait for the handshake's answer).
     let mut idle = connect(&url, None).await.unwrap();
     assert_eq!(next_data(&mut idle).await, Message::text("hello -"));
     let (code, took) = wait_closed(&mut idle, Duration::from_secs(5)).await;
