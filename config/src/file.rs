@@ -267,6 +267,8 @@ pub struct RouteFile {
     pub policy: Option<String>,
     /// Upstream name.
     pub upstream: Option<String>,
+    /// CORS preflights: `"forward"` or `"deny"`.
+    pub preflight: Option<String>,
 }
 
 /// `[identity_headers]`.

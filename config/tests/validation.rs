@@ -639,6 +639,51 @@ policy = "staff"
 }
 
 #[test]
+fn route_preflight_defaults_to_deny_and_takes_forward() {
+    use proofgate_core::routes::Preflight;
+    let c = Config::from_toml_str(BASE).unwrap();
+    assert_eq!(c.routes.routes()[0].preflight, Preflight::Deny);
+    let c = Config::from_toml_str(&with(
+        r#"
+[[routes]]
+name = "api"
+path = "/api/**"
+policy = "staff"
+preflight = "forward"
+
+[[routes]]
+name = "other"
+path = "/other/**"
+policy = "staff"
+preflight = "deny"
+"#,
+    ))
+    .unwrap();
+    let preflights: Vec<_> = c.routes.routes().iter().map(|r| r.preflight).collect();
+    assert_eq!(
+        preflights,
+        [Preflight::Deny, Preflight::Forward, Preflight::Deny]
+    );
+    let e = errors(&with(
+        r#"
+[[routes]]
+name = "api"
+path = "/api/**"
+policy = "staff"
+preflight = "allow"
+
+[[routes]]
+name = "closed"
+path = "/closed/**"
+policy = "deny-all"
+preflight = "forward"
+"#,
+    ));
+    assert_problem(&e, "routes[1].preflight", "use \"forward\" or \"deny\"");
+    assert_problem(&e, "routes[2].preflight", "denies every request");
+}
+
+#[test]
 fn identity_headers_prefix_is_fixed() {
     Config::from_toml_str(&with("[identity_headers]\nprefix = \"x-proof-\"")).unwrap();
     let e = errors(&with("[identity_headers]\nprefix = \"x-user-\""));

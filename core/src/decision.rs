@@ -7,7 +7,7 @@ use crate::policy::{OnFailure, Policy, Rule};
 use crate::proof::VerifiedProof;
 use crate::reason::{Family, Reason};
 use crate::revocation::RevocationStore;
-use crate::routes::RouteTable;
+use crate::routes::{Preflight, RouteMatch, RouteTable};
 use crate::tokens::{extract_tokens, TokenSource};
 use crate::verify::Verifier;
 
@@ -111,6 +111,57 @@ pub struct RequestView<'a> {
     pub headers: &'a http::HeaderMap,
 }
 
+/// The method a CORS preflight announces: `Some` when `req` is an `OPTIONS` request with an
+/// `Origin` header and one `Access-Control-Request-Method` header that names a method (the
+/// Fetch standard's preflight), else `None` — such a request is decided like any other.
+///
+/// ```
+/// use http::{HeaderMap, Method};
+/// use proofgate_core::decision::{cors_preflight, RequestView};
+/// let mut headers = HeaderMap::new();
+/// headers.insert("origin", "https://app.example".parse().unwrap());
+/// headers.insert("access-control-request-method", "PUT".parse().unwrap());
+/// let view = RequestView { method: &Method::OPTIONS, host: Some("api.example"), target: b"/x", headers: &headers };
+/// assert_eq!(cors_preflight(&view), Some(Method::PUT));
+/// assert_eq!(cors_preflight(&RequestView { method: &Method::GET, ..view }), None);
+/// let mut no_origin = headers.clone();
+/// no_origin.remove("origin");
+/// assert_eq!(cors_preflight(&RequestView { headers: &no_origin, ..view }), None);
+/// ```
+pub fn cors_preflight(req: &RequestView<'_>) -> Option<http::Method> {
+    if req.method != http::Method::OPTIONS || !req.headers.contains_key(http::header::ORIGIN) {
+        return None;
+    }
+    let mut announced = req
+        .headers
+        .get_all(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        .iter();
+    let method = announced.next()?;
+    if announced.next().is_some() {
+        return None;
+    }
+    http::Method::from_bytes(method.as_bytes().trim_ascii()).ok()
+}
+
+/// Which route forwards a CORS preflight that announces `announced`, if any: the route the
+/// preflight itself matched, or else the route the announced request would match (a route that
+/// covers only `POST` still says what happens to its preflights), when that route's
+/// [`Preflight`] is `Forward`.
+fn preflight_forwarded_by<'t>(
+    routes: &'t RouteTable,
+    matched: RouteMatch<'t>,
+    announced: &http::Method,
+    host: &str,
+    path: &str,
+) -> Option<RouteMatch<'t>> {
+    let forwards = |m: &RouteMatch<'_>| m.route.is_some_and(|r| r.preflight == Preflight::Forward);
+    if forwards(&matched) {
+        return Some(matched);
+    }
+    let m = routes.route(announced, Some(host), path);
+    forwards(&m).then_some(m)
+}
+
 /// Turns a request and a policy into a [`Decision`]. The one place decisions are made.
 #[derive(Debug)]
 pub struct Enforcer {
@@ -166,6 +217,12 @@ impl Enforcer {
     /// is refused), the route table picks the policy and upstream, and the policy is applied.
     /// The gateway's whole per-request logic. The upstream must be sent the normalized path
     /// ([`Routed::Decided::rewrite`]).
+    ///
+    /// A CORS preflight ([`cors_preflight`]) is allowed without a policy decision (no proofs)
+    /// when the route it matches, or else the route the request it announces would match (by
+    /// path, host and the method in `Access-Control-Request-Method`), has
+    /// [`Preflight::Forward`]; that route is the one reported, and its upstream is used.
+    /// Otherwise it is decided like any `OPTIONS` request.
     pub fn decide_request<'t>(&self, routes: &'t RouteTable, req: &RequestView<'_>) -> Routed<'t> {
         use crate::path::{normalize_path, request_target, RequestTarget};
         let target = match request_target(req.target, req.method) {
@@ -211,7 +268,14 @@ impl Enforcer {
         } else {
             routes.route(req.method, Some(host), &normalized)
         };
-        let decision = self.decide(m.policy, req.headers);
+        let forwarded = (normalized != "*")
+            .then(|| cors_preflight(req))
+            .flatten()
+            .and_then(|announced| preflight_forwarded_by(routes, m, &announced, host, &normalized));
+        let (m, decision) = match forwarded {
+            Some(m) => (m, Decision::Allow { proofs: Vec::new() }),
+            None => (m, self.decide(m.policy, req.headers)),
+        };
         Routed::Decided {
             route: m,
             normalized,
@@ -219,6 +283,21 @@ impl Enforcer {
             host: authority.map(str::to_owned),
             decision,
         }
+    }
+
+    /// Decides a request under `policy` and a route's [`Preflight`] setting: under
+    /// [`Preflight::Forward`] a CORS preflight ([`cors_preflight`]) is allowed without a
+    /// decision (no proofs); anything else is [`Enforcer::decide`]d.
+    pub fn decide_with_preflight(
+        &self,
+        policy: &Policy,
+        preflight: Preflight,
+        req: &RequestView<'_>,
+    ) -> Decision {
+        if preflight == Preflight::Forward && cors_preflight(req).is_some() {
+            return Decision::Allow { proofs: Vec::new() };
+        }
+        self.decide(policy, req.headers)
     }
 
     /// Decides a request under `policy`.

@@ -27,6 +27,7 @@
 //!         methods: vec![],
 //!         policy: Arc::new(Policy::public("open")),
 //!         upstream: None,
+//!         preflight: Default::default(),
 //!     }],
 //!     Arc::new(Policy::deny("zero-trust")),
 //! );
@@ -66,7 +67,7 @@ use crate::policy::Policy;
 use crate::proof::VerifiedProof;
 use crate::render::{self, Asked, Rendered, StepUpLinks};
 use crate::revocation::{RevocationConfig, RevocationStore};
-use crate::routes::RouteTable;
+use crate::routes::{Preflight, RouteTable};
 use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpAnswer, StepUpConfig};
 use crate::tokens::TokenSource;
 use crate::verify::{Verifier, VerifierConfig};
@@ -399,7 +400,9 @@ impl Gate {
 
     /// Decides a request under a route table: the request-target and host are checked, the
     /// path normalized, the route chosen and its policy applied ([`Enforcer::decide_request`]);
-    /// the outcome says what to forward or what to answer.
+    /// the outcome says what to forward or what to answer. A refused gRPC call
+    /// ([`render::is_grpc`]) is answered with a gRPC status (HTTP `200`, see [`render`]'s
+    /// module docs): read [`Outcome::decision`], not the answer's status, for the verdict.
     pub fn decide<'t>(
         &self,
         routes: &'t RouteTable,
@@ -446,7 +449,9 @@ impl Gate {
     }
 
     /// Decides a request under one policy (the tower layer: the application's router has
-    /// chosen the route). `return_to` is the original path and query, for step-up links.
+    /// chosen the route). `return_to` is the original path and query, for step-up links. A CORS
+    /// preflight is decided like any request ([`Preflight::Deny`]; see
+    /// [`Gate::decide_policy_with`]).
     pub fn decide_policy(
         &self,
         policy: &Policy,
@@ -454,7 +459,21 @@ impl Gate {
         return_to: &str,
         options: ForwardOptions,
     ) -> Outcome<'static> {
-        let decision = self.enforcer.decide(policy, req.headers);
+        self.decide_policy_with(policy, Preflight::Deny, req, return_to, options)
+    }
+
+    /// [`Gate::decide_policy`] with the route's CORS preflight setting: under
+    /// [`Preflight::Forward`] a CORS preflight ([`crate::decision::cors_preflight`]) is allowed
+    /// without a policy decision ([`Enforcer::decide_with_preflight`]).
+    pub fn decide_policy_with(
+        &self,
+        policy: &Policy,
+        preflight: Preflight,
+        req: &RequestView<'_>,
+        return_to: &str,
+        options: ForwardOptions,
+    ) -> Outcome<'static> {
+        let decision = self.enforcer.decide_with_preflight(policy, preflight, req);
         let (decision, reason, action) = self.apply(decision, policy, req, return_to, options);
         Outcome {
             route: "",
@@ -508,6 +527,7 @@ impl Gate {
                     },
                     wrong_identity: refusal.reason() == crate::reason::Reason::PolicyUnmet
                         && self.holds_a_kind_asked_for(policy, req.headers),
+                    grpc: render::is_grpc(req.headers),
                 };
                 let answer = render::render_refusal(
                     &refusal,
@@ -596,9 +616,11 @@ impl Gate {
     }
 
     /// An answer that is not a policy decision (an upstream that does not answer, a request the
-    /// adapter cannot read): problem+json `{type, title, status, reason}`, or for a browser
+    /// adapter cannot read): problem+json `{type, title, status, reason}`, for a browser
     /// ([`render::wants_html`]) a page with `heading` and `message` and a "Try again" link to
-    /// `retry` when given.
+    /// `retry` when given, and for a gRPC call ([`render::is_grpc`]) a gRPC status
+    /// ([`render::grpc_code_for_http`] of `status`, `title` as its message, `reason` as
+    /// `proofgate-reason`).
     pub fn error_answer(
         &self,
         headers: &HeaderMap,
@@ -608,6 +630,15 @@ impl Gate {
         (heading, message): (&str, &str),
         retry: Option<&str>,
     ) -> Rendered {
+        if render::is_grpc(headers) {
+            return render::grpc(
+                render::grpc_code_for_http(status),
+                title,
+                reason,
+                None,
+                None,
+            );
+        }
         if !render::wants_html(headers) {
             return render::simple(status, reason, title);
         }
@@ -643,5 +674,352 @@ impl Gate {
             reason,
             action: Action::Respond(answer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeySet;
+    use crate::policy::{OnFailure, Requirement};
+    use crate::revocation::RevocationConfig;
+    use crate::routes::{PathPattern, Route};
+    use crate::testing::{self, SigningKey};
+
+    /// A gate whose issuer key `k1` is installed by hand (no network), and that key.
+    fn gate() -> (Gate, SigningKey) {
+        let issuer = SigningKey::rsa("k1");
+        let mut revocation = RevocationConfig::new("http://127.0.0.1:9");
+        revocation.list_url = None;
+        let gate = GateBuilder::new("http://127.0.0.1:9")
+            .revocation_config(revocation)
+            .cookie_key(Some(vec![7; 32]))
+            .build()
+            .unwrap();
+        let jwks = testing::jwks(&[&issuer]).to_string();
+        gate.keys()
+            .install(KeySet::from_jwks(jwks.as_bytes()).unwrap(), vec![1]);
+        (gate, issuer)
+    }
+
+    fn staff() -> Policy {
+        Policy::any_of(
+            "staff",
+            vec![Requirement::of_type("email").identifiers(["alice@corp.example"])],
+        )
+        .on_failure(OnFailure::StepUp)
+    }
+
+    fn grpc_headers(token: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", "application/grpc+proto".parse().unwrap());
+        // A gRPC call is answered as gRPC even if it says it takes HTML.
+        h.insert("accept", "text/html".parse().unwrap());
+        h.insert("host", "app.example".parse().unwrap());
+        if let Some(t) = token {
+            h.insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        h
+    }
+
+    fn header<'a>(r: &'a Rendered, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
+    /// Checks a Trailers-Only answer and returns its `grpc-status`.
+    fn trailers_only<'o>(outcome: &'o Outcome<'_>) -> (u8, &'o Rendered) {
+        let Action::Respond(r) = &outcome.action else {
+            panic!("not refused: {outcome:?}");
+        };
+        assert_eq!(r.status, 200);
+        assert!(r.body.is_empty(), "{:?}", r.body);
+        assert_eq!(header(r, "content-type"), Some("application/grpc"));
+        assert_eq!(header(r, "proofgate-reason"), Some(outcome.reason));
+        assert!(header(r, "www-authenticate").is_none());
+        assert!(header(r, "location").is_none());
+        let code = header(r, "grpc-status").unwrap().parse().unwrap();
+        (code, r)
+    }
+
+    fn view<'a>(target: &'a [u8], headers: &'a HeaderMap) -> RequestView<'a> {
+        RequestView {
+            method: &Method::POST,
+            host: headers.get("host").and_then(|v| v.to_str().ok()),
+            target,
+            headers,
+        }
+    }
+
+    #[test]
+    fn grpc_refusals_are_trailers_only_statuses() {
+        let (gate, issuer) = gate();
+        let path = "/corp.Admin/ListUsers";
+        let start = gate.links().start_url("staff", path);
+        let decide = |h: &HeaderMap, policy: &Policy| {
+            gate.decide_policy(policy, &view(b"", h), path, ForwardOptions::default())
+        };
+
+        // No proof, step-up policy: UNAUTHENTICATED with the start link as metadata.
+        let o = decide(&grpc_headers(None), &staff());
+        assert_eq!((o.decision, o.reason), ("step_up", "missing"));
+        let (code, r) = trailers_only(&o);
+        assert_eq!(code, 16);
+        assert_eq!(
+            header(r, "grpc-message"),
+            Some("A proof token is required.")
+        );
+        assert_eq!(header(r, "proofgate-step-up"), Some(start.as_str()));
+        assert_eq!(header(r, "proofgate-policy"), Some("staff"));
+
+        // A valid proof that does not meet the policy: PERMISSION_DENIED, step-up still offered.
+        let mallory = issuer.sign(&testing::claims(
+            "m",
+            "email",
+            "email",
+            "mallory@corp.example",
+        ));
+        let o = decide(&grpc_headers(Some(&mallory)), &staff());
+        assert_eq!(o.reason, "policy_unmet");
+        let (code, r) = trailers_only(&o);
+        assert_eq!(code, 7);
+        assert_eq!(header(r, "proofgate-step-up"), Some(start.as_str()));
+
+        // Deny on failure: no step-up link; an expired proof is UNAUTHENTICATED.
+        let deny = staff().on_failure(OnFailure::Deny);
+        let mut expired = testing::claims("a", "email", "email", "alice@corp.example");
+        expired.iat = Some(testing::now() - 7200);
+        expired.exp = Some(testing::now() - 3600);
+        let o = decide(&grpc_headers(Some(&issuer.sign(&expired))), &deny);
+        let (code, r) = trailers_only(&o);
+        assert_eq!((code, o.reason), (16, "expired"));
+        assert!(header(r, "proofgate-step-up").is_none());
+        let o = decide(&grpc_headers(Some(&mallory)), &deny);
+        assert_eq!(trailers_only(&o).0, 7);
+
+        // Alice is let through: the call is forwarded with her identity.
+        let alice = issuer.sign(&testing::claims(
+            "a",
+            "email",
+            "email",
+            "alice@corp.example",
+        ));
+        let o = decide(&grpc_headers(Some(&alice)), &staff());
+        assert!(matches!(o.action, Action::Forward(ref f) if f.proofs.len() == 1));
+
+        // gRPC-Web and other content types keep their answers.
+        let mut web = grpc_headers(None);
+        web.insert("content-type", "application/grpc-web".parse().unwrap());
+        web.insert("accept", "application/json".parse().unwrap());
+        let Action::Respond(r) = decide(&web, &staff()).action else {
+            panic!()
+        };
+        assert_eq!(r.status, 401);
+        assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
+    }
+
+    #[test]
+    fn grpc_unavailable_denied_and_refused_before_routing() {
+        // Keys never fetched: UNAVAILABLE.
+        let stale = GateBuilder::new("http://127.0.0.1:9")
+            .cookie_key(Some(vec![7; 32]))
+            .build()
+            .unwrap();
+        let (_, issuer) = gate();
+        let token = issuer.sign(&testing::claims("a", "email", "email", "a@b.example"));
+        let h = grpc_headers(Some(&token));
+        let o = stale.decide_policy(
+            &staff(),
+            &view(b"", &h),
+            "/x.Y/Z",
+            ForwardOptions::default(),
+        );
+        let (code, r) = trailers_only(&o);
+        assert_eq!((code, o.reason), (14, "jwks_stale"));
+        assert!(header(r, "proofgate-step-up").is_none());
+
+        let (gate, _) = gate();
+        let routes = RouteTable::new(
+            vec![Route {
+                name: "admin".into(),
+                hosts: vec![],
+                path: PathPattern::parse("/corp.Admin/**").unwrap(),
+                methods: vec![],
+                policy: Arc::new(staff()),
+                upstream: None,
+                preflight: Default::default(),
+            }],
+            Arc::new(Policy::deny("zero-trust")),
+        );
+        let h = grpc_headers(None);
+        let o = gate.decide(
+            &routes,
+            &view(b"/corp.Other/Call", &h),
+            ForwardOptions::default(),
+        );
+        let (code, r) = trailers_only(&o);
+        assert_eq!((code, o.reason), (7, "route_denied"));
+        assert_eq!(header(r, "proofgate-policy"), Some("zero-trust"));
+        let o = gate.decide(
+            &routes,
+            &view(b"/corp.Admin/List", &h),
+            ForwardOptions::default(),
+        );
+        assert_eq!(trailers_only(&o).0, 16);
+
+        // Refused before routing: INVALID_ARGUMENT, no policy named.
+        let o = gate.decide(
+            &routes,
+            &view(b"/corp.Admin%2fList", &h),
+            ForwardOptions::default(),
+        );
+        let (code, r) = trailers_only(&o);
+        assert_eq!((code, o.reason), (3, "invalid_path"));
+        assert!(header(r, "proofgate-policy").is_none());
+        let mut no_host = h.clone();
+        no_host.remove("host");
+        let o = gate.decide(
+            &routes,
+            &view(b"/corp.Admin/List", &no_host),
+            ForwardOptions::default(),
+        );
+        assert_eq!((trailers_only(&o).0, o.reason), (3, "invalid_host"));
+
+        // Answers that are not decisions: an upstream that does not answer is UNAVAILABLE.
+        let r = gate.error_answer(
+            &h,
+            502,
+            "upstream_unavailable",
+            "Bad gateway",
+            ("", ""),
+            None,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(header(&r, "grpc-status"), Some("14"));
+        assert_eq!(header(&r, "grpc-message"), Some("Bad gateway"));
+    }
+
+    fn preflight_headers(origin: bool, announced: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("host", "api.example".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        h.insert("x-proof-subject", "spoofed".parse().unwrap());
+        if origin {
+            h.insert("origin", "https://app.example".parse().unwrap());
+        }
+        for m in announced {
+            h.append("access-control-request-method", m.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cors_preflights_follow_the_routes_setting() {
+        let (gate, _) = gate();
+        let route = |name: &str, path: &str, methods: Vec<Method>, preflight| Route {
+            name: name.into(),
+            hosts: vec![],
+            path: PathPattern::parse(path).unwrap(),
+            methods,
+            policy: Arc::new(staff()),
+            upstream: Some(format!("{name}-upstream")),
+            preflight,
+        };
+        let routes = RouteTable::new(
+            vec![
+                route("api", "/api/**", vec![], Preflight::Forward),
+                route("posts", "/posts/**", vec![Method::POST], Preflight::Forward),
+                route("admin", "/admin/**", vec![], Preflight::Deny),
+            ],
+            Arc::new(Policy::deny("zero-trust")),
+        );
+        let decide = |method: &Method, target: &str, headers: &HeaderMap| {
+            let view = RequestView {
+                method,
+                host: Some("api.example"),
+                target: target.as_bytes(),
+                headers,
+            };
+            let o = gate.decide(&routes, &view, ForwardOptions::default());
+            (o.route, o.upstream, o.decision, o.reason, o.action)
+        };
+        let options = Method::OPTIONS;
+        let preflight = preflight_headers(true, &["PUT"]);
+
+        // Forwarded without a decision: no proofs, client-sent identity headers removed.
+        let (route, upstream, decision, _, action) = decide(&options, "/api/x", &preflight);
+        assert_eq!(
+            (route, upstream, decision),
+            ("api", Some("api-upstream"), "allow")
+        );
+        let Action::Forward(f) = action else { panic!() };
+        assert!(f.proofs.is_empty());
+        assert!(f.edits.remove.iter().any(|h| h == "x-proof-subject"));
+        assert!(f.edits.set.is_empty());
+
+        // A route that covers only POST forwards the preflights of its POSTs, not of a GET.
+        let post = preflight_headers(true, &["POST"]);
+        let (route, _, decision, ..) = decide(&options, "/posts/1", &post);
+        assert_eq!((route, decision), ("posts", "allow"));
+        let get = preflight_headers(true, &["GET"]);
+        let (route, _, decision, reason, _) = decide(&options, "/posts/1", &get);
+        assert_eq!(
+            (route, decision, reason),
+            ("default", "deny", "route_denied")
+        );
+
+        // Not preflights: decided under the policy like any request.
+        for (method, headers) in [
+            (&options, preflight_headers(false, &["PUT"])),
+            (&options, preflight_headers(true, &[])),
+            (&options, preflight_headers(true, &["PUT", "POST"])),
+            (&options, preflight_headers(true, &["NOT A METHOD"])),
+            (&Method::GET, preflight_headers(true, &["PUT"])),
+        ] {
+            let (route, _, decision, reason, _) = decide(method, "/api/x", &headers);
+            assert_eq!(
+                (route, decision, reason),
+                ("api", "step_up", "missing"),
+                "{method} {headers:?}"
+            );
+        }
+        // A route that denies preflights (the default) decides them.
+        let (route, _, decision, reason, _) = decide(&options, "/admin/x", &preflight);
+        assert_eq!((route, decision, reason), ("admin", "step_up", "missing"));
+        // `OPTIONS *` names no route: the default decides it.
+        let (route, _, decision, ..) = decide(&options, "*", &preflight);
+        assert_eq!((route, decision), ("default", "deny"));
+
+        // One policy (the tower layer): the caller says what preflights get.
+        let view = RequestView {
+            method: &options,
+            host: Some("api.example"),
+            target: b"",
+            headers: &preflight,
+        };
+        let forward = gate.decide_policy_with(
+            &staff(),
+            Preflight::Forward,
+            &view,
+            "/api/x",
+            ForwardOptions::default(),
+        );
+        assert_eq!(forward.decision, "allow");
+        let deny = gate.decide_policy(&staff(), &view, "/api/x", ForwardOptions::default());
+        assert_eq!((deny.decision, deny.reason), ("step_up", "missing"));
+        let not_preflight = RequestView {
+            method: &Method::DELETE,
+            ..view
+        };
+        let o = gate.decide_policy_with(
+            &staff(),
+            Preflight::Forward,
+            &not_preflight,
+            "/api/x",
+            ForwardOptions::default(),
+        );
+        assert_eq!(o.reason, "missing");
     }
 }

@@ -1,6 +1,31 @@
 //! Rendering decisions as HTTP: RFC 9457 problem+json bodies, `WWW-Authenticate`, step-up
-//! redirects and the identity headers sent upstream. Shared by every adapter so a decision looks
-//! the same wherever it is made. No token, key or secret ever appears in what is rendered here.
+//! redirects, gRPC statuses and the identity headers sent upstream. Shared by every adapter so a
+//! decision looks the same wherever it is made. No token, key or secret ever appears in what is
+//! rendered here.
+//!
+//! # gRPC calls
+//!
+//! A request whose `content-type` is `application/grpc` or `application/grpc+…` ([`is_grpc`])
+//! is a gRPC call, and its refusal is a gRPC *Trailers-Only* response ([`grpc`]) whatever it
+//! asks for in `Accept`: HTTP status `200`, `content-type: application/grpc`, an empty body and
+//!
+//! | header | value |
+//! | --- | --- |
+//! | `grpc-status` | `16` UNAUTHENTICATED (the 401 reasons), `7` PERMISSION_DENIED (`policy_unmet`, `route_denied`), `14` UNAVAILABLE (`jwks_stale`, `status_unavailable`); see [`grpc_code`] |
+//! | `grpc-message` | the reason's sentence ([`Reason::message`]), percent-encoded as gRPC asks ([`grpc_message`]) |
+//! | `proofgate-reason` | the machine-readable reason (`missing`, `policy_unmet`, …) |
+//! | `proofgate-policy` | the policy that refused (absent for a request refused before routing) |
+//! | `proofgate-step-up` | when a verification is offered: the step-up start link (the same link as problem+json's `step_up.start`) |
+//!
+//! A gRPC client reads these as the status's code, message and metadata (tonic:
+//! `status.metadata().get("proofgate-step-up")`). `grpc-status-details-bin` is not sent: it
+//! would need a protobuf `google.rpc.Status` that every client must decode, while plain
+//! metadata is readable by every gRPC library and by `grpcurl`. The answers that are not policy
+//! decisions (a path refused before routing, an upstream that does not answer) are gRPC too
+//! ([`grpc_code_for_http`]).
+//!
+//! A Trailers-Only answer is HTTP `200`: an adapter that reports a decision by its HTTP status
+//! (a forward-auth endpoint that another proxy asks) must not relay it as is.
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -10,6 +35,145 @@ use crate::decision::Refusal;
 use crate::pages::{describe_policy, Page, Pages};
 use crate::policy::Policy;
 use crate::reason::{Family, Reason};
+
+/// The metadata key of a gRPC refusal that carries the machine-readable reason.
+pub const GRPC_REASON_KEY: &str = "proofgate-reason";
+/// The metadata key of a gRPC refusal that carries the refusing policy's name.
+pub const GRPC_POLICY_KEY: &str = "proofgate-policy";
+/// The metadata key of a gRPC refusal that carries the step-up start link, when one is offered.
+pub const GRPC_STEP_UP_KEY: &str = "proofgate-step-up";
+
+/// Whether a request is a gRPC call: its `content-type` is `application/grpc` or
+/// `application/grpc+…` (`+proto`, `+json`, …), parameters allowed, any case. gRPC-Web
+/// (`application/grpc-web…`) is not: its answers are read by browsers' JavaScript.
+///
+/// ```
+/// use http::HeaderMap;
+/// use proofgate_core::render::is_grpc;
+/// let with = |ct: &str| {
+///     let mut h = HeaderMap::new();
+///     h.insert("content-type", ct.parse().unwrap());
+///     is_grpc(&h)
+/// };
+/// assert!(with("application/grpc") && with("application/grpc+proto") && with("Application/GRPC; charset=x"));
+/// assert!(!with("application/grpc-web") && !with("application/json") && !with("application/grpcx"));
+/// assert!(!is_grpc(&HeaderMap::new()));
+/// ```
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+    else {
+        return false;
+    };
+    const GRPC: &[u8] = b"application/grpc";
+    ct.len() >= GRPC.len()
+        && ct[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+        && matches!(ct.get(GRPC.len()), None | Some(b'+' | b';' | b' ' | b'\t'))
+}
+
+/// The gRPC status code of a refusal for `reason`, by its family: `16` UNAUTHENTICATED (401),
+/// `7` PERMISSION_DENIED (403: `policy_unmet`, `route_denied`), `14` UNAVAILABLE (503). A
+/// `policy_unmet` stays `7` when a step-up is offered (HTTP answers that one `401`): the proof is
+/// fine, it just is not enough.
+pub fn grpc_code(reason: Reason) -> u8 {
+    match reason.family() {
+        Family::Unauthenticated => 16,
+        Family::Forbidden => 7,
+        Family::Unavailable => 14,
+    }
+}
+
+/// The gRPC status code for an answer that is not a policy decision, from its HTTP status: the
+/// gRPC project's HTTP-to-gRPC mapping, except that a `400` (a request-target or host refused,
+/// `invalid_path`, `invalid_host`) is `3` INVALID_ARGUMENT rather than INTERNAL — the call, not
+/// the server, is at fault, and retrying it cannot help — and a `413` is `8`
+/// RESOURCE_EXHAUSTED.
+///
+/// | HTTP | gRPC |
+/// | --- | --- |
+/// | 400 | 3 INVALID_ARGUMENT |
+/// | 401 | 16 UNAUTHENTICATED |
+/// | 403 | 7 PERMISSION_DENIED |
+/// | 404, 405 | 12 UNIMPLEMENTED |
+/// | 413 | 8 RESOURCE_EXHAUSTED |
+/// | 429, 502, 503, 504 | 14 UNAVAILABLE |
+/// | 500 | 13 INTERNAL |
+/// | anything else | 2 UNKNOWN |
+pub fn grpc_code_for_http(status: u16) -> u8 {
+    match status {
+        400 => 3,
+        401 => 16,
+        403 => 7,
+        404 | 405 => 12,
+        413 => 8,
+        429 | 502 | 503 | 504 => 14,
+        500 => 13,
+        _ => 2,
+    }
+}
+
+/// `message` as a `grpc-message` value: UTF-8 bytes outside printable ASCII (`0x20`–`0x7E`) and
+/// `%` itself percent-encoded, as the gRPC over HTTP/2 protocol asks.
+///
+/// ```
+/// use proofgate_core::render::grpc_message;
+/// assert_eq!(grpc_message("A proof token is required."), "A proof token is required.");
+/// assert_eq!(grpc_message("100% sûr\n"), "100%25 s%C3%BBr%0A");
+/// ```
+pub fn grpc_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A gRPC Trailers-Only answer (see the [module docs](self)): HTTP `200`,
+/// `content-type: application/grpc`, `grpc-status: code`, `grpc-message` (`message`,
+/// percent-encoded), `proofgate-reason: reason`, `proofgate-policy` and `proofgate-step-up` when
+/// given, and an empty body, so an HTTP/2 server sends it as one `HEADERS` frame that ends the
+/// stream.
+pub fn grpc(
+    code: u8,
+    message: &str,
+    reason: &str,
+    policy: Option<&str>,
+    step_up: Option<&str>,
+) -> Rendered {
+    let mut headers = vec![
+        (
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        ),
+        (
+            HeaderName::from_static("grpc-status"),
+            HeaderValue::from(u16::from(code)),
+        ),
+    ];
+    let metadata = [
+        ("grpc-message", Some(grpc_message(message))),
+        (GRPC_REASON_KEY, Some(reason.to_owned())),
+        (GRPC_POLICY_KEY, policy.map(str::to_owned)),
+        (GRPC_STEP_UP_KEY, step_up.map(str::to_owned)),
+    ];
+    for (name, value) in metadata {
+        // A value that is no header value (a policy name with a control character) is left out
+        // rather than failing the answer.
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.push((HeaderName::from_static(name), value));
+        }
+    }
+    Rendered {
+        status: 200,
+        headers,
+        body: Bytes::new(),
+    }
+}
 
 /// A response to send instead of forwarding.
 #[derive(Debug, Clone)]
@@ -172,10 +336,14 @@ pub struct Asked<'a> {
     /// than a verification starting behind their back. Without one (a phone proof on a page
     /// that wants an email) a navigation is sent to the step-up like any other.
     pub wrong_identity: bool,
+    /// The request is a gRPC call ([`is_grpc`]): it is answered with a gRPC status ([`grpc`]),
+    /// never a page or problem+json.
+    pub grpc: bool,
 }
 
-/// Renders a refusal for whoever asked: an API client gets [`render`]'s problem+json, a
-/// browser's navigation that needs a proof the step-up redirect, and every other browser
+/// Renders a refusal for whoever asked: a gRPC call a gRPC status ([`grpc`], with the step-up
+/// link as `proofgate-step-up` metadata when one is offered), an API client [`render`]'s
+/// problem+json, a browser's navigation that needs a proof the step-up redirect, and every other browser
 /// request a [`Page`] that says what happened and offers the next action — among them a
 /// verified person whose proof does not satisfy the route (`policy_unmet`: an explanation, not
 /// another verification started behind their back) and a form `POST` (nothing is replayed:
@@ -187,6 +355,18 @@ pub fn render_refusal(
     links: &StepUpLinks,
     pages: &Pages,
 ) -> Rendered {
+    if asked.grpc {
+        let reason = refusal.reason();
+        let step_up = matches!(refusal, Refusal::StepUp(_))
+            .then(|| links.start_url(&policy.name, asked.return_to));
+        return grpc(
+            grpc_code(reason),
+            reason.message(),
+            reason.as_str(),
+            Some(&policy.name),
+            step_up.as_deref(),
+        );
+    }
     let redirect = matches!(refusal, Refusal::StepUp(r) if *r != Reason::PolicyUnmet || !asked.wrong_identity)
         && asked.navigation;
     if !asked.html || redirect {
@@ -425,5 +605,99 @@ pub fn simple(status: u16, code: &str, title: &str) -> Rendered {
             })
             .to_string(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_follow_families() {
+        for reason in Reason::ALL {
+            let code = grpc_code(*reason);
+            // The same code as the HTTP status the reason would get.
+            assert_eq!(code, grpc_code_for_http(reason.status()), "{reason}");
+        }
+        assert_eq!(grpc_code(Reason::Missing), 16);
+        assert_eq!(grpc_code(Reason::PolicyUnmet), 7);
+        assert_eq!(grpc_code(Reason::RouteDenied), 7);
+        assert_eq!(grpc_code(Reason::JwksStale), 14);
+        assert_eq!(grpc_code_for_http(400), 3);
+        assert_eq!(grpc_code_for_http(504), 14);
+        assert_eq!(grpc_code_for_http(418), 2);
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded_and_every_reason_is_a_header_value() {
+        assert_eq!(grpc_message("a%b\r\nc\u{7f}é"), "a%25b%0D%0Ac%7F%C3%A9");
+        for reason in Reason::ALL {
+            let r = grpc(
+                grpc_code(*reason),
+                reason.message(),
+                reason.as_str(),
+                Some("p"),
+                None,
+            );
+            let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "content-type",
+                    "grpc-status",
+                    "grpc-message",
+                    "proofgate-reason",
+                    "proofgate-policy"
+                ]
+            );
+        }
+        // A policy name that is no header value is left out, not a failure.
+        let r = grpc(
+            16,
+            "m",
+            "missing",
+            Some("bad\nname"),
+            Some("/.proofgate/start"),
+        );
+        assert!(r.headers.iter().all(|(k, _)| k != "proofgate-policy"));
+        assert!(r.headers.iter().any(|(k, _)| k == "proofgate-step-up"));
+    }
+
+    #[test]
+    fn render_refusal_answers_a_grpc_call_as_grpc() {
+        let policy = Policy::public("p");
+        let links = StepUpLinks::default();
+        let pages = Pages::default();
+        let asked = Asked {
+            return_to: "/svc.S/M",
+            html: true,
+            navigation: true,
+            back: None,
+            wrong_identity: true,
+            grpc: true,
+        };
+        for refusal in [
+            Refusal::StepUp(Reason::PolicyUnmet),
+            Refusal::StepUp(Reason::Missing),
+            Refusal::Deny(Reason::Revoked),
+            Refusal::Deny(Reason::StatusUnavailable),
+        ] {
+            let r = render_refusal(&refusal, &policy, &asked, &links, &pages);
+            assert_eq!(r.status, 200);
+            assert!(r.body.is_empty());
+            let get = |n: &str| r.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+            assert_eq!(
+                get("grpc-status").unwrap(),
+                &grpc_code(refusal.reason()).to_string()
+            );
+            let step_up = get("proofgate-step-up").map(|v| v.to_str().unwrap());
+            match refusal {
+                Refusal::StepUp(_) => assert_eq!(
+                    step_up,
+                    Some("/.proofgate/start?policy=p&return_to=%2Fsvc.S%2FM")
+                ),
+                Refusal::Deny(_) => assert_eq!(step_up, None),
+            }
+        }
     }
 }

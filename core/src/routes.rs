@@ -30,6 +30,7 @@
 //!     methods: vec![],
 //!     policy: Arc::new(Policy::deny("admins-only")),
 //!     upstream: Some("backoffice".into()),
+//!     preflight: Default::default(),
 //! };
 //! let table = RouteTable::new(vec![admin], Arc::new(Policy::public("open")));
 //!
@@ -87,6 +88,54 @@ pub struct Route {
     pub policy: Arc<Policy>,
     /// The upstream (by name) matching requests go to; `None` means the table's default.
     pub upstream: Option<String>,
+    /// What happens to a CORS preflight for this route ([`Preflight`]).
+    pub preflight: Preflight,
+}
+
+/// What a route does with a CORS preflight: an `OPTIONS` request with an `Origin` and an
+/// `Access-Control-Request-Method` header, which a browser sends — by the Fetch standard,
+/// without credentials — before a cross-origin request that is not "simple" (one with an
+/// `Authorization` header, a JSON body, a `PUT`…). Only the preflight is concerned: the actual
+/// request that follows is decided under the route's policy like any other.
+///
+/// See [`crate::decision::Enforcer::decide_request`] for which route's setting applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preflight {
+    /// The preflight is decided under the route's policy like any request: without a token (a
+    /// browser never sends one on a preflight) it is refused, so a browser app on another
+    /// origin cannot call the route. The default: nothing reaches an upstream without a
+    /// decision unless the operator says so, and routes that are not called cross-origin (most)
+    /// need nothing else.
+    #[default]
+    Deny,
+    /// The preflight is sent to the route's upstream without a policy decision (client-sent
+    /// identity headers still removed), so that the upstream answers it with its own CORS
+    /// headers.
+    Forward,
+}
+
+impl Preflight {
+    /// `deny` or `forward`, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preflight::Deny => "deny",
+            Preflight::Forward => "forward",
+        }
+    }
+}
+
+impl FromStr for Preflight {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deny" => Ok(Preflight::Deny),
+            "forward" => Ok(Preflight::Forward),
+            other => Err(format!(
+                "{other:?} is not a preflight setting; use \"forward\" or \"deny\""
+            )),
+        }
+    }
 }
 
 impl Route {
@@ -529,6 +578,7 @@ mod tests {
             methods: vec![],
             policy: Arc::new(Policy::public(name)),
             upstream: None,
+            preflight: Preflight::Deny,
         }
     }
 

@@ -108,6 +108,7 @@ fn table(patterns: &[&str]) -> RouteTable {
             methods: vec![],
             policy: Arc::new(Policy::public(*p)),
             upstream: None,
+            preflight: Default::default(),
         })
         .collect();
     RouteTable::new(routes, Arc::new(Policy::deny("default")))

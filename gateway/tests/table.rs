@@ -5,11 +5,25 @@
 mod common;
 
 use common::{stack, Options};
-use proofgate_core::testing::{table_cases, REVOKED_SUBJECT};
+use proofgate_core::testing::{table_cases, REVOKED_SUBJECT, TABLE_PREFLIGHT_ROUTE};
+
+/// The table's preflight route ([`TABLE_PREFLIGHT_ROUTE`]), added to the test configuration.
+const PREFLIGHT_ROUTE: &str = r#"
+[[routes]]
+name = "cors"
+path = "/cors/**"
+policy = "staff"
+preflight = "forward"
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_table_gives_the_expected_answers() {
-    let s = stack(Options::default()).await;
+    assert_eq!(TABLE_PREFLIGHT_ROUTE, ("/cors", "staff"));
+    let s = stack(Options {
+        extra: PREFLIGHT_ROUTE,
+        ..Options::default()
+    })
+    .await;
     s.gateway
         .as_ref()
         .unwrap()

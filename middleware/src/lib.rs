@@ -48,6 +48,10 @@
 //! }
 //! ```
 //!
+//! tonic services are tower services: the layer guards them too, and answers a refused gRPC
+//! call with a gRPC status (see [`proof`]); the `tonic` feature lets a layered service keep its
+//! gRPC name in tonic's router. Cross-origin browser apps: see [`ProofLayer::preflight`].
+//!
 //! Routing is axum's: unlike the gateway, the middleware does not normalize paths, so declare the
 //! routes you protect and keep the application's fallback closed.
 
@@ -63,4 +67,6 @@ pub use proof::{ProofLayer, ProofService};
 pub use verified::{ProofRejection, VerifiedProof, VerifiedProofs};
 
 /// The core's types a user of the middleware needs, re-exported.
-pub use proofgate_core::{self as core, policy::OnFailure, Policy, Reason, Requirement};
+pub use proofgate_core::{
+    self as core, policy::OnFailure, routes::Preflight, Policy, Reason, Requirement,
+};

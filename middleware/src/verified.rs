@@ -97,16 +97,16 @@ impl std::ops::Deref for VerifiedProof {
 }
 
 /// The rejection of the proof extractors: the core's `401 missing` answer for the route's
-/// policy, the answer the layer itself gives to a request without a token (problem+json, or for
-/// a browser the page).
+/// policy, the answer the layer itself gives to a request without a token (problem+json, for a
+/// browser the page, for a gRPC call a gRPC status).
 #[derive(Debug)]
 pub struct ProofRejection {
     rendered: proofgate_core::render::Rendered,
 }
 
 impl ProofRejection {
-    /// The layer's own answer for the route's policy with no proof: a page for a browser
-    /// (`headers` ask for HTML), else problem+json.
+    /// The layer's own answer for the route's policy with no proof: a gRPC status for a gRPC
+    /// call, a page for a browser (`headers` ask for HTML), else problem+json.
     fn new(proofs: Option<&VerifiedProofs>, headers: &http::HeaderMap) -> Self {
         let refusal = Refusal::Deny(Reason::Missing);
         let rendered = match proofs {
@@ -117,6 +117,7 @@ impl ProofRejection {
                     navigation: true,
                     back: None,
                     wrong_identity: false,
+                    grpc: proofgate_core::render::is_grpc(headers),
                 };
                 proofgate_core::render::render_refusal(
                     &refusal,
@@ -126,6 +127,13 @@ impl ProofRejection {
                     p.state.gate.gate().pages(),
                 )
             }
+            None if proofgate_core::render::is_grpc(headers) => proofgate_core::render::grpc(
+                proofgate_core::render::grpc_code(Reason::Missing),
+                Reason::Missing.message(),
+                Reason::Missing.as_str(),
+                None,
+                None,
+            ),
             None => {
                 proofgate_core::render::render(&refusal, "", "/", false, &StepUpLinks::default())
             }
@@ -133,7 +141,7 @@ impl ProofRejection {
         Self { rendered }
     }
 
-    /// The HTTP status (401).
+    /// The HTTP status: 401, or 200 for a gRPC call (its `grpc-status` is 16 UNAUTHENTICATED).
     pub fn status(&self) -> u16 {
         self.rendered.status
     }

@@ -7,7 +7,7 @@ use http::Method;
 use proofgate_core::path::normalize_path;
 use proofgate_core::policy::{Policy, Rule};
 use proofgate_core::routes::{
-    check_host_pattern, host_matches_pattern, PathPattern, Route, RouteTable,
+    check_host_pattern, host_matches_pattern, PathPattern, Preflight, Route, RouteTable,
 };
 
 use super::Check;
@@ -156,6 +156,23 @@ pub(super) fn routes(
                 None
             }
         };
+        let preflight = match r.preflight.as_deref().map(str::parse::<Preflight>) {
+            None => Preflight::default(),
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                c.err(format!("{at}.preflight"), e);
+                Preflight::default()
+            }
+        };
+        if preflight == Preflight::Forward && policy.as_ref().is_some_and(|p| p.rule == Rule::Deny)
+        {
+            c.err(
+                format!("{at}.preflight"),
+                "\"forward\" on a route whose policy denies every request: the request the \
+                 preflight asks about would be refused anyway; remove `preflight` or use another \
+                 policy",
+            );
+        }
         if let (Some(name), Some(path), Some(policy)) = (name, path, policy) {
             if !c.failed(&at) {
                 checked.push((i, routes.len()));
@@ -167,6 +184,7 @@ pub(super) fn routes(
                 methods,
                 policy,
                 upstream,
+                preflight,
             });
         }
     }

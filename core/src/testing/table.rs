@@ -9,7 +9,8 @@
 //!
 //! An adapter's harness must:
 //! 1. serve the routes of [`TABLE_ROUTES`] under the policies of [`table_policies`] (anything
-//!    else under `deny-all`), with the step-up prefix `/.proofgate/` and realm `proofgate`;
+//!    else under `deny-all`), and [`TABLE_PREFLIGHT_ROUTE`] with its CORS preflights forwarded,
+//!    with the step-up prefix `/.proofgate/` and realm `proofgate`;
 //! 2. mark [`REVOKED_SUBJECT`] revoked (webhook, revocation list, or the store's `revoke_now`);
 //! 3. answer an allowed request with a body that lets it check [`Expected::subject`] (the
 //!    gateway's echo upstream reports `x-proof-subject`; a handler may report the extractor's).
@@ -30,6 +31,11 @@ pub const TABLE_ROUTES: [(&str, &str); 3] = [
     ("/admin", "staff"),
     ("/payouts", "payouts"),
 ];
+
+/// A path prefix and its policy whose CORS preflights are forwarded (`preflight = "forward"` in
+/// the gateway, [`crate::routes::Preflight::Forward`] on the tower layer); the routes of
+/// [`TABLE_ROUTES`] keep the default (`deny`).
+pub const TABLE_PREFLIGHT_ROUTE: (&str, &str) = ("/cors", "staff");
 
 /// The default policy for paths that match no route.
 pub const TABLE_DEFAULT_POLICY: &str = "deny-all";
@@ -202,6 +208,9 @@ pub struct Expected {
     pub step_up: Option<&'static str>,
     /// For an allowed request, the `sub` of the proof that let it through.
     pub subject: Option<&'static str>,
+    /// For a refused gRPC call: the `grpc-status` of its Trailers-Only answer (`status` is
+    /// then 200, and `reason`, `policy` and `step_up` are its metadata).
+    pub grpc: Option<u8>,
 }
 
 /// One request of the table.
@@ -238,7 +247,7 @@ impl Case {
             return self.expect.check_page(status, headers, body);
         }
         self.expect.check(status, headers, body)?;
-        if status != 200 {
+        if status != 200 || self.expect.grpc.is_some() {
             return Ok(());
         }
         let body: Value = serde_json::from_slice(body)
@@ -364,6 +373,9 @@ impl Expected {
                 String::from_utf8_lossy(body)
             ));
         }
+        if let Some(code) = self.grpc {
+            return self.check_grpc(code, headers, body);
+        }
         if status == 200 {
             return Ok(());
         }
@@ -443,6 +455,44 @@ impl Expected {
     }
 }
 
+impl Expected {
+    /// A gRPC Trailers-Only refusal: `content-type: application/grpc`, `grpc-status: code`,
+    /// `grpc-message` (the reason's sentence), `proofgate-reason`, `proofgate-policy`,
+    /// `proofgate-step-up` exactly when a step-up is expected, an empty body, and nothing a
+    /// gRPC client would not read (`WWW-Authenticate`, `Location`).
+    fn check_grpc(&self, code: u8, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+        let reason = self.reason.unwrap_or("");
+        let message = crate::Reason::ALL
+            .iter()
+            .find(|r| r.as_str() == reason)
+            .map(|r| crate::render::grpc_message(r.message()))
+            .ok_or_else(|| format!("unknown reason {reason}"))?;
+        let code = code.to_string();
+        for (name, expected) in [
+            ("content-type", Some("application/grpc")),
+            ("grpc-status", Some(code.as_str())),
+            ("grpc-message", Some(message.as_str())),
+            ("proofgate-reason", Some(reason)),
+            ("proofgate-policy", self.policy),
+            ("proofgate-step-up", self.step_up),
+            ("www-authenticate", None),
+            ("location", None),
+        ] {
+            let got = header(headers, name);
+            if got != expected {
+                return Err(format!("{name} {got:?}, expected {expected:?}"));
+            }
+        }
+        if !body.is_empty() {
+            return Err(format!(
+                "a gRPC refusal has a body: {}",
+                String::from_utf8_lossy(body)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A step-up endpoint's refusal: `{type, title, status, reason}` with no `WWW-Authenticate`.
 fn check_endpoint_problem(
     status: u16,
@@ -475,6 +525,7 @@ fn endpoint(status: u16, reason: Option<&'static str>, location: Option<&'static
         policy: None,
         step_up: location,
         subject: None,
+        grpc: None,
     }
 }
 
@@ -485,6 +536,7 @@ fn deny(status: u16, reason: &'static str, policy: &'static str) -> Expected {
         policy: Some(policy),
         step_up: None,
         subject: None,
+        grpc: None,
     }
 }
 
@@ -495,6 +547,23 @@ fn allow(subject: Option<&'static str>) -> Expected {
         policy: None,
         step_up: None,
         subject,
+        grpc: None,
+    }
+}
+
+fn grpc(
+    code: u8,
+    reason: &'static str,
+    policy: &'static str,
+    step_up: Option<&'static str>,
+) -> Expected {
+    Expected {
+        status: 200,
+        reason: Some(reason),
+        policy: Some(policy),
+        step_up,
+        subject: None,
+        grpc: Some(code),
     }
 }
 
@@ -507,6 +576,7 @@ fn step_up_401(reason: &'static str) -> Expected {
         policy: Some("staff"),
         step_up: Some(ADMIN_START),
         subject: None,
+        grpc: None,
     }
 }
 
@@ -694,6 +764,7 @@ pub fn table_cases() -> Vec<Case> {
                     "/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fpanel%3Ftab%3D2",
                 ),
                 subject: None,
+                grpc: None,
             },
         )
     });
@@ -705,6 +776,7 @@ pub fn table_cases() -> Vec<Case> {
         policy: Some(policy),
         step_up: start,
         subject: None,
+        grpc: None,
     };
     cases.push(Case {
         browser: true,
@@ -779,6 +851,7 @@ pub fn table_cases() -> Vec<Case> {
                 policy: Some("staff"),
                 step_up: Some("/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fpanel"),
                 subject: None,
+                grpc: None,
             },
         )
     });
@@ -796,6 +869,7 @@ pub fn table_cases() -> Vec<Case> {
                 policy: None,
                 step_up: Some("/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fpanel"),
                 subject: None,
+                grpc: None,
             },
         )
     });
@@ -911,6 +985,130 @@ pub fn table_cases() -> Vec<Case> {
             allow(None),
         )
     });
+    // CORS preflights: forwarded without a decision on the route that says so, decided like
+    // any request elsewhere; an OPTIONS that is no preflight, and the actual request, are
+    // decided.
+    let preflight = |name, path, headers: Vec<(&'static str, &'static str)>, expect| Case {
+        method: Method::OPTIONS,
+        headers,
+        ..get(name, path, Nothing, expect)
+    };
+    let cors_start = Some("/.proofgate/start?policy=staff&return_to=%2Fcors%2Fitems");
+    let cors_401 = Expected {
+        step_up: cors_start,
+        ..step_up_401("missing")
+    };
+    let origin = ("origin", "https://app.example");
+    cases.extend([
+        preflight(
+            "cors: a preflight is forwarded without a proof",
+            "/cors/items",
+            vec![
+                origin,
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
+                ("x-proof-subject", "spoofed"),
+            ],
+            allow(None),
+        ),
+        preflight(
+            "cors: an OPTIONS without Origin is decided",
+            "/cors/items",
+            vec![("access-control-request-method", "POST")],
+            cors_401.clone(),
+        ),
+        preflight(
+            "cors: an OPTIONS without Access-Control-Request-Method is decided",
+            "/cors/items",
+            vec![origin],
+            cors_401.clone(),
+        ),
+        Case {
+            headers: vec![origin],
+            ..post(
+                "cors: the actual request is decided",
+                "/cors/items",
+                Nothing,
+                cors_401,
+            )
+        },
+        Case {
+            headers: vec![origin],
+            ..post(
+                "cors: the actual request with a proof",
+                "/cors/items",
+                Bearer(EmailAlice),
+                allow(Some("table-alice")),
+            )
+        },
+        preflight(
+            "staff: a preflight where preflights are denied is decided",
+            "/admin/panel",
+            vec![origin, ("access-control-request-method", "PUT")],
+            step_up_401("missing"),
+        ),
+        preflight(
+            "no route: a preflight is denied",
+            "/nowhere",
+            vec![origin, ("access-control-request-method", "PUT")],
+            deny(403, "route_denied", "deny-all"),
+        ),
+    ]);
+    // gRPC calls are refused with gRPC statuses, never problem+json or a page.
+    let call = |name, path, token, content_type, expect| Case {
+        headers: vec![("content-type", content_type)],
+        ..post(name, path, token, expect)
+    };
+    cases.extend([
+        call(
+            "grpc: staff without a proof",
+            "/admin/panel",
+            Nothing,
+            "application/grpc",
+            grpc(16, "missing", "staff", Some(ADMIN_START)),
+        ),
+        Case {
+            browser: true,
+            ..call(
+                "grpc: staff with the wrong identity, asking for HTML",
+                "/admin/panel",
+                Bearer(EmailMallory),
+                "application/grpc+proto",
+                grpc(7, "policy_unmet", "staff", Some(ADMIN_START)),
+            )
+        },
+        call(
+            "grpc: payouts with an expired proof",
+            "/payouts/send",
+            Bearer(Expired),
+            "application/grpc",
+            grpc(16, "expired", "payouts", None),
+        ),
+        call(
+            "grpc: payouts with another kind of proof",
+            "/payouts/send",
+            Bearer(EmailAlice),
+            "application/grpc",
+            grpc(7, "policy_unmet", "payouts", None),
+        ),
+        call(
+            "grpc: no route",
+            "/nowhere",
+            Bearer(EmailAlice),
+            "application/grpc",
+            grpc(7, "route_denied", "deny-all", None),
+        ),
+        call(
+            "grpc: staff with a proof is let through",
+            "/admin/panel",
+            Bearer(EmailAlice),
+            "application/grpc",
+            allow(Some("table-alice")),
+        ),
+    ]);
     cases
 }
 

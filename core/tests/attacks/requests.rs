@@ -233,6 +233,7 @@ fn path_tricks_get_the_policy_of_the_resource_they_name() {
         methods: vec![],
         policy: Arc::new(Policy::public(name)),
         upstream: None,
+        preflight: Default::default(),
     };
     let table = RouteTable::new(
         vec![route("admin", "/admin/**"), route("public", "/public/**")],

@@ -7,7 +7,9 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// Response body of [`ProofService`](super::ProofService): the inner service's body, or the
-    /// body of a rejection rendered by the core (problem+json, or empty for a redirect).
+    /// body of a rejection rendered by the core (problem+json, a page, or empty for a redirect
+    /// and for a gRPC status, so that HTTP/2 sends that one as a single `HEADERS` frame ending
+    /// the stream: gRPC's Trailers-Only response).
     pub struct ProofBody<B> {
         #[pin]
         kind: Kind<B>,

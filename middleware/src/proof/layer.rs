@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use proofgate_core::routes::Preflight;
 use proofgate_core::Policy;
 use tower::Layer;
 
@@ -20,6 +21,7 @@ pub(crate) struct LayerState {
     pub(crate) policy: Arc<Policy>,
     pub(crate) identity_headers: bool,
     pub(crate) strip_token: bool,
+    pub(crate) preflight: Preflight,
 }
 
 impl ProofLayer {
@@ -34,6 +36,7 @@ impl ProofLayer {
                 policy,
                 identity_headers: true,
                 strip_token: false,
+                preflight: Preflight::Deny,
             }),
         }
     }
@@ -57,12 +60,35 @@ impl ProofLayer {
         self.with(|s| s.strip_token = on)
     }
 
+    /// What happens to a CORS preflight (an `OPTIONS` request with `Origin` and
+    /// `Access-Control-Request-Method`), as the gateway's per-route `preflight`:
+    /// [`Preflight::Deny`] decides it under the policy like any request, so it is refused
+    /// without a token (a browser never sends one on a preflight); [`Preflight::Forward`] lets
+    /// it through to the inner service (a CORS layer inside it, such as tower-http's
+    /// `CorsLayer`, answers it) with no proofs and client-sent identity headers removed. The
+    /// actual request that follows is decided as always.
+    ///
+    /// ```
+    /// # let gate = proofgate_tower::Proofgate::builder("https://api.proof.holdings").build().unwrap();
+    /// use proofgate_tower::{require, Preflight, ProofLayer};
+    /// let api = ProofLayer::new(gate, require::any_of("staff").email(["alice@corp.example"]))
+    ///     .preflight(Preflight::Forward);
+    /// ```
+    ///
+    /// Defaults to [`Preflight::Deny`]: nothing reaches the inner service undecided unless you
+    /// say so. Put the CORS layer *inside* this one for `Forward` to matter: a CORS layer
+    /// outside answers preflights before this layer sees them.
+    pub fn preflight(self, preflight: Preflight) -> Self {
+        self.with(|s| s.preflight = preflight)
+    }
+
     fn with(self, f: impl FnOnce(&mut LayerState)) -> Self {
         let mut state = LayerState {
             gate: self.state.gate.clone(),
             policy: self.state.policy.clone(),
             identity_headers: self.state.identity_headers,
             strip_token: self.state.strip_token,
+            preflight: self.state.preflight,
         };
         f(&mut state);
         Self {

@@ -10,9 +10,38 @@
 //! | allow | the inner service is called; the verified proofs are in the request extensions ([`VerifiedProofs`](crate::VerifiedProofs), or the [`VerifiedProof`](crate::VerifiedProof) extractor), incoming `x-proof-*` headers are removed and the identity headers set |
 //! | deny | `401`/`403`/`503` `application/problem+json`, with `WWW-Authenticate: Proof realm="proofgate", error="…"` on a 401 |
 //! | step-up | a browser gets a `302` to `/.proofgate/start?policy=…&return_to=…`; an API client a `401` whose body and `WWW-Authenticate` carry that link |
+//! | refused gRPC call | a gRPC status (`content-type: application/grpc`, see below) |
 //!
 //! The answers are rendered by [`proofgate_core::render`], the code the gateway uses, so a
 //! request gets the same status, reason and body from the gateway and from the middleware.
+//!
+//! # gRPC (tonic)
+//!
+//! tonic services are tower services, and the layer guards them as they are. A request whose
+//! `content-type` is `application/grpc` or `application/grpc+…` is refused with a gRPC status
+//! — a Trailers-Only response (HTTP `200`, `grpc-status`, `grpc-message`, no body) that a
+//! tonic client reports as `Err(Status)` — never a page, a redirect or problem+json:
+//! `UNAUTHENTICATED` (16) for the 401 reasons, `PERMISSION_DENIED` (7) for `policy_unmet` and
+//! `route_denied`, `UNAVAILABLE` (14) when proofs cannot be checked. The status's metadata
+//! carries `proofgate-reason`, `proofgate-policy` and, when a step-up is offered,
+//! `proofgate-step-up` (the start link). The proof travels as `authorization: Bearer …`
+//! metadata; an allowed call reaches the handler with the identity headers as metadata
+//! (`x-proof-subject`, …) and the [`VerifiedProofs`](crate::VerifiedProofs) in
+//! `request.extensions()`. Allowed responses, their trailers included, pass through untouched.
+//!
+//! One policy for a whole server: `tonic::transport::Server::builder().layer(gate.layer(policy))`.
+//! One policy per service needs the crate's `tonic` feature, which gives [`ProofService`]
+//! tonic's `NamedService` (the wrapped service's name), so that
+//! `Server::builder().add_service(gate.layer(policy).layer(AdminServer::new(admin)))` routes
+//! the service's calls through its own layer.
+//!
+//! # CORS preflights
+//!
+//! By default a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`,
+//! which browsers send without credentials) is decided like any request, so refused without a
+//! token; [`ProofLayer::preflight`] with [`Preflight::Forward`](crate::Preflight::Forward) lets
+//! it through undecided to a CORS layer inside this one, as the gateway's per-route
+//! `preflight = "forward"` does.
 //!
 //! The inner service is called only on the allow path, through an unboxed future; its
 //! `poll_ready` is passed through, so back-pressure is preserved.

@@ -15,7 +15,8 @@ use crate::VerifiedProofs;
 /// core's [`Enforcer`](proofgate_core::Enforcer); an allowed request reaches the inner service
 /// with its verified proofs in the request extensions ([`VerifiedProofs`]) and the identity
 /// headers set; any other request is answered by the core's rendering of the decision
-/// (problem+json, `WWW-Authenticate`, or a step-up redirect) without reaching it.
+/// (problem+json, `WWW-Authenticate`, a step-up redirect, a page, or for a gRPC call a gRPC
+/// status) without reaching it.
 ///
 /// Readiness is the inner service's: `poll_ready` is passed through, so back-pressure (a
 /// `ConcurrencyLimit`, a load shedder…) is preserved.
@@ -97,11 +98,13 @@ where
             strip_token: state.strip_token,
             identity_headers: state.identity_headers,
         };
-        let outcome =
-            state
-                .gate
-                .gate()
-                .decide_policy(&state.policy, &view, return_to(&req), options);
+        let outcome = state.gate.gate().decide_policy_with(
+            &state.policy,
+            state.preflight,
+            &view,
+            return_to(&req),
+            options,
+        );
         match outcome.action {
             Action::Forward(forward) => {
                 // The core's header edits, as the gateway applies them: client-sent identity
@@ -121,6 +124,14 @@ where
             Action::Respond(rendered) => ResponseFuture::rejected(into_response(rendered)),
         }
     }
+}
+
+/// A tonic service behind the layer keeps its gRPC name, so that tonic's router
+/// (`Server::add_service`) serves it under that name with the layer's policy:
+/// `Server::builder().add_service(gate.layer(policy).layer(AdminServer::new(admin)))`.
+#[cfg(feature = "tonic")]
+impl<S: tonic::server::NamedService> tonic::server::NamedService for ProofService<S> {
+    const NAME: &'static str = S::NAME;
 }
 
 /// The original path and query: under a nested axum router the request's URI has lost its

@@ -10,10 +10,12 @@ use axum::routing::any;
 use axum::Router;
 use proofgate_core::proof::is_identity_spelling;
 use proofgate_core::revocation::RevocationConfig;
-use proofgate_core::testing::{table_policies, TABLE_DEFAULT_POLICY, TABLE_ROUTES};
+use proofgate_core::testing::{
+    table_policies, TABLE_DEFAULT_POLICY, TABLE_PREFLIGHT_ROUTE, TABLE_ROUTES,
+};
 use proofgate_core::Policy;
 use proofgate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use proofgate_tower::{ProofLayer, Proofgate, Refresher, VerifiedProofs};
+use proofgate_tower::{Preflight, ProofLayer, Proofgate, Refresher, VerifiedProofs};
 use tower::Layer;
 
 pub const API_KEY: &str = "pk_test_middleware_tests";
@@ -56,8 +58,9 @@ fn policy(name: &str) -> Policy {
         .unwrap()
 }
 
-/// The table's routes: each prefix (and everything under it) behind its policy, everything else
-/// behind `deny-all`, and the step-up endpoints.
+/// The table's routes: each prefix (and everything under it) behind its policy, the preflight
+/// route with CORS preflights forwarded, everything else behind `deny-all`, and the step-up
+/// endpoints.
 pub fn app(gate: &Proofgate) -> Router {
     let mut app = Router::new();
     for (prefix, name) in TABLE_ROUTES {
@@ -68,6 +71,13 @@ pub fn app(gate: &Proofgate) -> Router {
                 .route_layer(ProofLayer::new(gate.clone(), policy(name))),
         );
     }
+    let (prefix, name) = TABLE_PREFLIGHT_ROUTE;
+    app = app.merge(
+        Router::new()
+            .route(prefix, any(echo))
+            .route(&format!("{prefix}/{{*rest}}"), any(echo))
+            .route_layer(ProofLayer::new(gate.clone(), policy(name)).preflight(Preflight::Forward)),
+    );
     let deny_all = gate.layer(policy(TABLE_DEFAULT_POLICY));
     app.merge(gate.step_up_router())
         .fallback_service(deny_all.layer(any(echo)))
