@@ -140,8 +140,15 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
     for (name, value) in r.headers {
         resp.append_header(name, value)?;
     }
-    resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
     let empty = r.body.is_empty();
+    // A gRPC refusal over HTTP/2 is Trailers-Only: its headers alone, in one HEADERS frame that
+    // ends the stream (END_STREAM frames it; no Content-Length).
+    let trailers_only = empty
+        && session.req_header().version == http::Version::HTTP_2
+        && render::is_grpc(&resp.headers);
+    if !trailers_only {
+        resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
+    }
     session.write_response_header(Box::new(resp), empty).await?;
     if !empty {
         session.write_response_body(Some(r.body), true).await?;

@@ -98,7 +98,8 @@ async fn grpc_upstream() -> SocketAddr {
 }
 
 /// The stack with an `h2c` listener, the tonic server as the `h2c` upstream `grpc` behind the
-/// payouts policy (a phone proof) on `/test.Echo/**`, and `/test.Dead/**` (public) to an `h2c`
+/// payouts policy (a phone proof) on `/test.Echo/**` and the staff policy (which offers a
+/// step-up) on `/test.Staff/**`, and `/test.Dead/**` (public) to an `h2c`
 /// upstream nobody listens on. Returns the stack and the h2c listener's port.
 async fn grpc_stack() -> (Stack, u16) {
     let grpc = grpc_upstream().await;
@@ -124,6 +125,12 @@ protocol = "h2c"
 name = "echo"
 path = "/test.Echo/**"
 policy = "payouts"
+upstream = "grpc"
+
+[[routes]]
+name = "staff-grpc"
+path = "/test.Staff/**"
+policy = "staff"
 upstream = "grpc"
 
 [[routes]]
@@ -181,7 +188,6 @@ async fn call_warm(port: u16, path: &'static str, token: Option<&str>) -> Result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until the core renders gRPC refusals (issue 16, branch grpc)"]
 async fn grpc_calls_are_decided_and_refusals_are_real_grpc_statuses() {
     let (s, port) = grpc_stack().await;
     let (phone, _) = s.token("phone", "sms", "+447700900123").await;
@@ -220,6 +226,19 @@ async fn grpc_calls_are_decided_and_refusals_are_real_grpc_statuses() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(!status.message().is_empty());
+    // A policy that offers a step-up: UNAUTHENTICATED, with the step-up link in the metadata
+    // for the application to show (a gRPC client cannot follow a redirect).
+    let status = call(port, "/test.Staff/Say", None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let link = status
+        .metadata()
+        .get("proofgate-step-up")
+        .map(|v| v.to_str().unwrap());
+    assert!(
+        link.is_some_and(|l| l.contains("/.proofgate/start")),
+        "{status:?}"
+    );
+    assert_eq!(status.metadata().get("proofgate-policy").unwrap(), "staff");
     // An upstream that cannot be reached: UNAVAILABLE.
     let status = call(port, "/test.Dead/Say", None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -235,7 +254,6 @@ async fn grpc_calls_are_decided_and_refusals_are_real_grpc_statuses() {
 /// The refusal on the wire, read with a plain HTTP/2 client: HTTP 200, `application/grpc`,
 /// `grpc-status` and `grpc-message` in the headers of a response without a body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until the core renders gRPC refusals (issue 16, branch grpc)"]
 async fn a_grpc_refusal_is_a_trailers_only_response() {
     let (s, port) = grpc_stack().await;
     let h2 = reqwest::Client::builder()
@@ -263,7 +281,10 @@ async fn a_grpc_refusal_is_a_trailers_only_response() {
         .unwrap()
         .starts_with("application/grpc"));
     assert_eq!(headers["grpc-status"], "16");
-    assert!(headers.contains_key("grpc-message"));
+    assert_eq!(headers["grpc-message"], "A proof token is required.");
+    assert_eq!(headers["proofgate-reason"], "missing");
+    // Trailers-Only: the headers end the stream, no body and no Content-Length.
+    assert!(!headers.contains_key("content-length"), "{headers:?}");
     assert!(r.bytes().await.unwrap().is_empty());
     s.shutdown().await;
 }
