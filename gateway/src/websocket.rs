@@ -107,8 +107,9 @@ impl Upgrade {
         }));
     }
 
-    /// The upstream's answer: `101` switches to frames; anything else ends the connection after
-    /// the answer (its upstream connection is watched and not worth keeping).
+    /// The upstream's answer: `101` switches to frames. Anything else answers an ordinary
+    /// request, and the client's connection is closed after it (its read timeout was lifted
+    /// for the upgrade that did not happen).
     pub fn on_response(&mut self, session: &mut Session, status: u16) {
         if status == 101 {
             self.switched = true;
