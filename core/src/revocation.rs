@@ -729,6 +729,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_recheck_answers_as_a_check_without_counting_fail_open_again() {
+        let keys = KeyStore::new(crate::keys::KeysConfig::new("http://127.0.0.1:9/jwks"));
+        let mut config = RevocationConfig::new("http://127.0.0.1:9");
+        config.list_url = Some("http://127.0.0.1:9/revoked".into());
+        config.fail_open = true;
+        // Never fetched: stale, so every check fails open.
+        let store = RevocationStore::new(config, keys);
+        let claims = ProofClaims {
+            sub: Some("proof_1".into()),
+            ..ProofClaims::default()
+        };
+        assert_eq!(store.check(&claims), Ok(()));
+        assert_eq!(store.fail_open_count(), 1);
+        assert_eq!(store.recheck(&claims), Ok(()));
+        assert_eq!(store.fail_open_count(), 1);
+        // A pushed revocation is seen by both.
+        store.revoke_now("proof_1");
+        assert_eq!(store.recheck(&claims), Err(Reason::Revoked));
+        assert_eq!(store.check(&claims), Err(Reason::Revoked));
+    }
+
+    #[test]
     fn slots_are_lsb_first() {
         let lst = crate::testing::pack_status_list(2, &[0, 1, 2, 3, 0, 1]);
         let list = StatusList::decode(2, &lst, i64::MAX, Instant::now()).unwrap();
