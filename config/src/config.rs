@@ -182,6 +182,10 @@ impl ConfigFile {
 pub struct Listener {
     /// Address to bind.
     pub address: SocketAddr,
+    /// Whether cleartext HTTP/2 with prior knowledge (`h2c`) is accepted beside HTTP/1.1 (a
+    /// plain listener only; a TLS listener negotiates HTTP/2 by ALPN, [`ListenerTls::h2`]).
+    /// Defaults to `false`.
+    pub h2c: bool,
     /// TLS termination (rustls); `None` for plain HTTP. Defaults to `None`.
     pub tls: Option<ListenerTls>,
 }
@@ -193,6 +197,9 @@ pub struct ListenerTls {
     pub cert_path: PathBuf,
     /// PEM private key.
     pub key_path: PathBuf,
+    /// Whether HTTP/2 is offered by ALPN (`h2`, with `http/1.1` for clients without it).
+    /// Defaults to `true`.
+    pub h2: bool,
 }
 
 /// The admin listener.
@@ -252,10 +259,43 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Read timeout. Defaults to `60s`.
     pub read_timeout: Duration,
+    /// The HTTP version spoken to the upstream. Defaults to [`UpstreamProtocol::H1`].
+    pub protocol: UpstreamProtocol,
+    /// Longest an upgraded connection (a WebSocket) to this upstream may go without a byte
+    /// in either direction before the gateway closes it. Defaults to
+    /// [`DEFAULT_WEBSOCKET_IDLE_TIMEOUT`].
+    pub websocket_idle_timeout: Duration,
     /// Active health checks. Defaults to `None` (none).
     pub health_check: Option<HealthCheck>,
     /// TLS to the upstream. Defaults to `None` (plain HTTP).
     pub tls: Option<UpstreamTls>,
+}
+
+/// The default of [`Upstream::websocket_idle_timeout`]: 5 minutes.
+pub const DEFAULT_WEBSOCKET_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The HTTP version spoken to an upstream (`[[upstreams]] protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (`"h1"`), over TLS or not.
+    #[default]
+    H1,
+    /// HTTP/2 over TLS (`"h2"`), negotiated by ALPN: `h2` offered first, `http/1.1` for an
+    /// upstream that does not speak HTTP/2. Needs `[upstreams.tls]`.
+    H2,
+    /// Cleartext HTTP/2 with prior knowledge (`"h2c"`): no TLS, no fallback.
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// `h1`, `h2` or `h2c`, as the file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::H1 => "h1",
+            UpstreamProtocol::H2 => "h2",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
 }
 
 /// An active HTTP health check.

@@ -76,6 +76,8 @@ pub struct PagesFile {
 pub struct ListenerFile {
     /// `ip:port`.
     pub address: Option<String>,
+    /// Cleartext HTTP/2 (prior knowledge) beside HTTP/1.1; plain listeners only.
+    pub h2c: Option<bool>,
     /// TLS termination.
     pub tls: Option<TlsFile>,
 }
@@ -88,6 +90,8 @@ pub struct TlsFile {
     pub cert: Option<String>,
     /// PEM private key path.
     pub key: Option<String>,
+    /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`).
+    pub h2: Option<bool>,
 }
 
 /// `[admin]`.
@@ -131,6 +135,10 @@ pub struct UpstreamFile {
     pub connect_timeout: Option<String>,
     /// Read timeout.
     pub read_timeout: Option<String>,
+    /// `h1`, `h2` or `h2c`: the HTTP version spoken to the upstream.
+    pub protocol: Option<String>,
+    /// Longest an upgraded (WebSocket) connection may go without a byte either way.
+    pub websocket_idle_timeout: Option<String>,
     /// Health checks.
     pub health_check: Option<HealthCheckFile>,
     /// TLS to the upstream.

@@ -226,7 +226,8 @@ mod validate;
 pub use config::{
     AdminListener, Config, FailMode, FaviconMode, HealthCheck, IdentityHeaders, IssuerSettings,
     Listener, ListenerTls, LogLevel, Logging, ServerSettings, StepUpSettings, TokenSettings,
-    Upstream, UpstreamTls, DEFAULT_UPGRADE_SOCK, MAX_FILE_BYTES,
+    Upstream, UpstreamProtocol, UpstreamTls, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
+    MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use error::{ConfigError, ConfigErrors, ErrorKind, Locations};

@@ -944,3 +944,93 @@ status_list_origins = ["https://cdn.example/lists", "http://cdn.example", "not a
     assert_problem(&e, "issuer.status_list_origins[1]", "plain http");
     assert_problem(&e, "issuer.status_list_origins[2]", "not a URL");
 }
+
+#[test]
+fn listener_http2_settings() {
+    let c = Config::from_toml_str(&with(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8081"
+h2c = true
+
+[[listeners]]
+address = "127.0.0.1:8443"
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+
+[[listeners]]
+address = "127.0.0.1:8444"
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+h2 = false
+"#,
+    ))
+    .unwrap();
+    let l = &c.listeners;
+    assert!(!l[0].h2c, "h2c is off by default");
+    assert!(l[1].h2c);
+    assert!(
+        l[2].tls.as_ref().unwrap().h2,
+        "TLS listeners offer h2 by default"
+    );
+    assert!(!l[3].tls.as_ref().unwrap().h2);
+
+    let e = errors(&with(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8443"
+h2c = true
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+"#,
+    ));
+    assert_problem(&e, "listeners[1].h2c", "listeners.tls.h2");
+}
+
+#[test]
+fn upstream_protocols_and_websocket_idle_timeout() {
+    use proofgate_config::{UpstreamProtocol, DEFAULT_WEBSOCKET_IDLE_TIMEOUT};
+    let c = Config::from_toml_str(BASE).unwrap();
+    assert_eq!(c.upstreams[0].protocol, UpstreamProtocol::H1);
+    assert_eq!(
+        c.upstreams[0].websocket_idle_timeout,
+        DEFAULT_WEBSOCKET_IDLE_TIMEOUT
+    );
+    let upstream = |extra: &str| {
+        BASE.replace(
+            "addresses = [\"127.0.0.1:3000\"]",
+            &format!("addresses = [\"app.internal:3000\"]\n{extra}"),
+        )
+    };
+    let c = Config::from_toml_str(&upstream(
+        "protocol = \"h2c\"\nwebsocket_idle_timeout = \"1h\"",
+    ))
+    .unwrap();
+    assert_eq!(c.upstreams[0].protocol, UpstreamProtocol::H2c);
+    assert_eq!(
+        c.upstreams[0].websocket_idle_timeout,
+        std::time::Duration::from_secs(3600)
+    );
+    let c = Config::from_toml_str(&upstream("protocol = \"h2\"\n[upstreams.tls]")).unwrap();
+    assert_eq!(c.upstreams[0].protocol, UpstreamProtocol::H2);
+    let c = Config::from_toml_str(&upstream("protocol = \"h1\"\n[upstreams.tls]")).unwrap();
+    assert_eq!(c.upstreams[0].protocol, UpstreamProtocol::H1);
+
+    let e = errors(&upstream("protocol = \"http2\""));
+    assert_problem(&e, "upstreams[0].protocol", "\"h1\"");
+    let e = errors(&upstream("protocol = \"h2\""));
+    assert_problem(
+        &e,
+        "upstreams[0].protocol",
+        "needs an [upstreams.tls] table",
+    );
+    let e = errors(&upstream("protocol = \"h2c\"\n[upstreams.tls]"));
+    assert_problem(&e, "upstreams[0].protocol", "write \"h2\"");
+    let e = errors(&upstream("websocket_idle_timeout = \"0s\""));
+    assert_problem(&e, "upstreams[0].websocket_idle_timeout", "too short");
+    let e = errors(&upstream("websocket_idle_timeout = \"25h\""));
+    assert_problem(&e, "upstreams[0].websocket_idle_timeout", "too long");
+}

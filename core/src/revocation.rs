@@ -393,6 +393,15 @@ impl RevocationStore {
         }
     }
 
+    /// [`RevocationStore::check`] again for a proof already allowed (an open WebSocket): the
+    /// same answer, except that an allowance under `fail_open` is not counted a second time.
+    pub fn recheck(&self, claims: &ProofClaims) -> Result<(), Reason> {
+        match self.check_strict(claims, Now::read()) {
+            Err(Reason::StatusUnavailable) if self.config.fail_open => Ok(()),
+            other => other,
+        }
+    }
+
     fn check_strict(&self, claims: &ProofClaims, now: Now) -> Result<(), Reason> {
         let overlay = self.overlay.load();
         if !overlay.is_empty() {
@@ -718,6 +727,28 @@ impl RevocationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recheck_answers_as_a_check_without_counting_fail_open_again() {
+        let keys = KeyStore::new(crate::keys::KeysConfig::new("http://127.0.0.1:9/jwks"));
+        let mut config = RevocationConfig::new("http://127.0.0.1:9");
+        config.list_url = Some("http://127.0.0.1:9/revoked".into());
+        config.fail_open = true;
+        // Never fetched: stale, so every check fails open.
+        let store = RevocationStore::new(config, keys);
+        let claims = ProofClaims {
+            sub: Some("proof_1".into()),
+            ..ProofClaims::default()
+        };
+        assert_eq!(store.check(&claims), Ok(()));
+        assert_eq!(store.fail_open_count(), 1);
+        assert_eq!(store.recheck(&claims), Ok(()));
+        assert_eq!(store.fail_open_count(), 1);
+        // A pushed revocation is seen by both.
+        store.revoke_now("proof_1");
+        assert_eq!(store.recheck(&claims), Err(Reason::Revoked));
+        assert_eq!(store.check(&claims), Err(Reason::Revoked));
+    }
 
     #[test]
     fn slots_are_lsb_first() {

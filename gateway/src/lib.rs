@@ -18,6 +18,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 mod upgrade;
+pub mod websocket;
 
 pub use error::GatewayError;
 pub use server::{GatewayHandle, StartMode};

@@ -46,6 +46,8 @@ pub struct Ctx {
     upstream_error: Option<&'static str>,
     /// [`subject_hashes`] of the proofs an allowed request used.
     subjects: Option<String>,
+    /// An allowed upgrade request (a WebSocket): what its upstream connection watches.
+    upgrade: Option<crate::websocket::Upgrade>,
     started: Instant,
 }
 
@@ -138,8 +140,15 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
     for (name, value) in r.headers {
         resp.append_header(name, value)?;
     }
-    resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
     let empty = r.body.is_empty();
+    // A gRPC refusal over HTTP/2 is Trailers-Only: its headers alone, in one HEADERS frame that
+    // ends the stream (END_STREAM frames it; no Content-Length).
+    let trailers_only = empty
+        && session.req_header().version == http::Version::HTTP_2
+        && render::is_grpc(&resp.headers);
+    if !trailers_only {
+        resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
+    }
     session.write_response_header(Box::new(resp), empty).await?;
     if !empty {
         session.write_response_body(Some(r.body), true).await?;
@@ -274,6 +283,7 @@ impl ProxyHttp for Proxy {
             outcome: "",
             upstream_error: None,
             subjects: None,
+            upgrade: None,
             started: Instant::now(),
         }
     }
@@ -371,6 +381,7 @@ impl ProxyHttp for Proxy {
                 None => req.insert_header(name, value)?,
             }
         }
+        ctx.upgrade = crate::websocket::Upgrade::begin(session, &forward.proofs);
         Ok(false)
     }
 
@@ -402,6 +413,10 @@ impl ProxyHttp for Proxy {
         peer.options.read_timeout = Some(pool.read_timeout);
         peer.options.verify_cert = pool.verify_cert;
         peer.options.verify_hostname = pool.verify_cert;
+        crate::state::set_protocol(&mut peer, pool.protocol);
+        if let Some(upgrade) = &ctx.upgrade {
+            upgrade.configure(&mut peer, pool, &self.gateway);
+        }
         Ok(Box::new(peer))
     }
 
@@ -516,13 +531,30 @@ impl ProxyHttp for Proxy {
     async fn response_filter(
         &self,
         session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         if self.gateway.draining() {
             session.set_keepalive(None);
         }
+        if let Some(upgrade) = ctx.upgrade.as_mut() {
+            upgrade.on_response(session, upstream_response.status.as_u16());
+        }
         Ok(())
+    }
+
+    /// An upgraded connection's frames, for the Close frame the gateway sends when it ends one.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(upgrade) = ctx.upgrade.as_mut() {
+            upgrade.on_body(body, end_of_stream);
+        }
+        Ok(None)
     }
 
     /// One access line per request, whatever became of it: proxied, answered by a step-up
@@ -555,7 +587,8 @@ impl ProxyHttp for Proxy {
             upstream = ctx.upstream.as_deref().unwrap_or(""),
             decision = ctx.decision,
             reason = ctx.reason,
-            outcome = ctx.outcome,
+            // An upgraded connection the gateway ended: why (`revoked`, `idle_timeout`, …).
+            outcome = ctx.upgrade.as_ref().and_then(|u| u.closed_reason()).unwrap_or(ctx.outcome),
             subject = ctx.subjects.as_deref().unwrap_or(""),
             micros = ctx.started.elapsed().as_micros() as u64,
         );

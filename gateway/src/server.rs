@@ -286,35 +286,7 @@ impl GatewayHandle {
             );
         }
         server.bootstrap();
-        let mut service = pingora::services::listening::Service::new(
-            "Pingora HTTP Proxy Service".into(),
-            IdleCloseDelay {
-                app: Arc::new(pingora::proxy::http_proxy(
-                    &server.configuration,
-                    crate::proxy::Proxy::new(gateway.clone()),
-                )),
-                delay: IDLE_CLOSE_DELAY,
-            },
-        );
-        let mut proxy_addrs = Vec::new();
-        for l in &config.listeners {
-            let addr = l.address.to_string();
-            match &l.tls {
-                None => service.add_tcp(&addr),
-                Some(tls) => service
-                    .add_tls(
-                        &addr,
-                        &tls.cert_path.to_string_lossy(),
-                        &tls.key_path.to_string_lossy(),
-                    )
-                    .map_err(|e| GatewayError::Tls {
-                        listener: addr.clone(),
-                        message: e.to_string(),
-                    })?,
-            }
-            proxy_addrs.push(l.address);
-        }
-        server.add_service(service);
+        let proxy_addrs = add_proxy_services(&mut server, &config, &gateway)?;
         let upgrade_sock = config.server.upgrade_sock.clone();
         let watched = gateway.clone();
         let pingora = std::thread::Builder::new()
@@ -437,6 +409,76 @@ async fn side_tasks(
     stopped(stop).await;
     // Give in-flight admin responses a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// The proxy listeners as Pingora services: one for the plain HTTP/1.1 and TLS listeners, one
+/// for the plain listeners with `h2c = true` (Pingora's cleartext HTTP/2 is a setting of the
+/// service, not of a listener). A TLS listener offers HTTP/2 by ALPN (`h2`, then `http/1.1`)
+/// unless its `h2 = false`. Returns the listeners' addresses, in file order.
+fn add_proxy_services(
+    server: &mut Server,
+    config: &Config,
+    gateway: &Arc<Gateway>,
+) -> Result<Vec<SocketAddr>, GatewayError> {
+    let service = |h2c: bool| {
+        let mut app = pingora::proxy::http_proxy(
+            &server.configuration,
+            crate::proxy::Proxy::new(gateway.clone()),
+        );
+        if h2c {
+            let mut options = pingora::apps::HttpServerOptions::default();
+            options.h2c = true;
+            app.server_options = Some(options);
+        }
+        let name = if h2c {
+            "Pingora HTTP Proxy Service (h2c)"
+        } else {
+            "Pingora HTTP Proxy Service"
+        };
+        pingora::services::listening::Service::new(
+            name.into(),
+            IdleCloseDelay {
+                app: Arc::new(app),
+                delay: IDLE_CLOSE_DELAY,
+            },
+        )
+    };
+    let mut plain = service(false);
+    let mut h2c = config
+        .listeners
+        .iter()
+        .any(|l| l.h2c)
+        .then(|| service(true));
+    let mut proxy_addrs = Vec::new();
+    for l in &config.listeners {
+        let addr = l.address.to_string();
+        match (&l.tls, h2c.as_mut()) {
+            (None, Some(h2c)) if l.h2c => h2c.add_tcp(&addr),
+            (None, _) => plain.add_tcp(&addr),
+            (Some(tls), _) => {
+                let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
+                    &tls.cert_path.to_string_lossy(),
+                    &tls.key_path.to_string_lossy(),
+                )
+                .map_err(|e| GatewayError::Tls {
+                    listener: addr.clone(),
+                    message: e.to_string(),
+                })?;
+                if tls.h2 {
+                    settings.enable_h2();
+                }
+                plain.add_tls_with_settings(&addr, None, settings);
+            }
+        }
+        proxy_addrs.push(l.address);
+    }
+    if config.listeners.iter().any(|l| !l.h2c) {
+        server.add_service(plain);
+    }
+    if let Some(h2c) = h2c {
+        server.add_service(h2c);
+    }
+    Ok(proxy_addrs)
 }
 
 /// How long after the proxy listeners stop accepting (at once after `SIGTERM`, 5 s after

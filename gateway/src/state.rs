@@ -12,7 +12,7 @@ use pingora::http::RequestHeader;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
-use proofgate_config::{Config, FaviconMode, LogLevel, Secrets};
+use proofgate_config::{Config, FaviconMode, LogLevel, Secrets, UpstreamProtocol};
 use proofgate_core::gate::{Gate, GateBuilder};
 use proofgate_core::routes::RouteTable;
 use proofgate_core::stepup::StepUpConfig;
@@ -39,6 +39,10 @@ pub struct UpstreamPool {
     pub connect_timeout: Duration,
     /// Read timeout.
     pub read_timeout: Duration,
+    /// The HTTP version spoken to it.
+    pub protocol: UpstreamProtocol,
+    /// Longest an upgraded connection to it may go without a byte either way.
+    pub websocket_idle_timeout: Duration,
     /// How often backends are health-checked (`None`: never; all count as healthy).
     pub health_check_interval: Option<Duration>,
 }
@@ -80,6 +84,7 @@ impl Live {
                 check.req = req;
                 check.peer_template.options.connection_timeout = Some(u.connect_timeout);
                 check.peer_template.options.read_timeout = Some(u.read_timeout);
+                set_protocol(&mut check.peer_template, u.protocol);
                 lb.set_health_check(Box::new(check));
             }
             upstreams.insert(
@@ -90,6 +95,8 @@ impl Live {
                     verify_cert: u.tls.as_ref().is_none_or(|t| t.verify),
                     connect_timeout: u.connect_timeout,
                     read_timeout: u.read_timeout,
+                    protocol: u.protocol,
+                    websocket_idle_timeout: u.websocket_idle_timeout,
                     health_check_interval: u.health_check.as_ref().map(|h| h.interval),
                 }),
             );
@@ -112,6 +119,17 @@ impl Live {
             favicon_not_found: config.server.favicon == FaviconMode::NotFound
                 && !config.routes.routes().iter().any(names_favicon),
         })
+    }
+}
+
+/// Sets the HTTP versions a peer is spoken to in (Pingora's ALPN setting, which also decides
+/// the version over plain TCP): `h1` HTTP/1.1 only; `h2` HTTP/2 preferred by ALPN, HTTP/1.1
+/// when the upstream picks it; `h2c` HTTP/2 only, with prior knowledge.
+pub fn set_protocol(peer: &mut pingora::upstreams::peer::HttpPeer, protocol: UpstreamProtocol) {
+    match protocol {
+        UpstreamProtocol::H1 => peer.options.set_http_version(1, 1),
+        UpstreamProtocol::H2 => peer.options.set_http_version(2, 1),
+        UpstreamProtocol::H2c => peer.options.set_http_version(2, 2),
     }
 }
 

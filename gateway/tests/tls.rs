@@ -21,11 +21,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A client that trusts only the test CA and keeps no cookies (the test carries them).
+/// A client that trusts only the test CA, keeps no cookies (the test carries them) and offers
+/// only `http/1.1` by ALPN (HTTP/2 over TLS: tests/http2.rs).
 fn https_client() -> reqwest::Client {
     let ca = std::fs::read(fixture("ca.pem")).unwrap();
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .http1_only()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()

@@ -25,10 +25,19 @@ pub(super) fn listeners(c: &mut Check, files: &[ListenerFile]) -> Vec<Listener> 
             Some(ListenerTls {
                 cert_path: cert?,
                 key_path: key?,
+                h2: t.h2.unwrap_or(true),
             })
         });
+        let h2c = l.h2c.unwrap_or(false);
+        if h2c && l.tls.is_some() {
+            c.err(
+                format!("{at}.h2c"),
+                "h2c is cleartext HTTP/2, for a listener without TLS; a TLS listener offers \
+                 HTTP/2 by ALPN (listeners.tls.h2, on by default): remove h2c here",
+            );
+        }
         if let Some(address) = address {
-            out.push(Listener { address, tls });
+            out.push(Listener { address, h2c, tls });
         }
     }
     out

@@ -7,7 +7,9 @@ use proofgate_core::path::normalize_path;
 use proofgate_core::routes::check_host_pattern;
 
 use super::Check;
-use crate::config::{HealthCheck, Upstream, UpstreamTls};
+use crate::config::{
+    HealthCheck, Upstream, UpstreamProtocol, UpstreamTls, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
+};
 use crate::file::UpstreamFile;
 
 pub(super) fn upstreams(c: &mut Check, files: &[UpstreamFile]) -> Vec<Upstream> {
@@ -53,6 +55,40 @@ pub(super) fn upstreams(c: &mut Check, files: &[UpstreamFile]) -> Vec<Upstream> 
             u.read_timeout.as_ref(),
             Duration::from_secs(60),
             Duration::from_millis(1),
+            Duration::from_secs(24 * 3600),
+        );
+        let protocol = match u.protocol.as_deref() {
+            None | Some("h1") => UpstreamProtocol::H1,
+            Some("h2") => UpstreamProtocol::H2,
+            Some("h2c") => UpstreamProtocol::H2c,
+            Some(other) => {
+                c.err(
+                    format!("{at}.protocol"),
+                    format!(
+                        "{other:?} is not a protocol; write \"h1\" (HTTP/1.1), \"h2\" (HTTP/2 \
+                         over TLS, needs [upstreams.tls]) or \"h2c\" (cleartext HTTP/2)"
+                    ),
+                );
+                UpstreamProtocol::H1
+            }
+        };
+        match (protocol, u.tls.is_some()) {
+            (UpstreamProtocol::H2, false) => c.err(
+                format!("{at}.protocol"),
+                "\"h2\" is HTTP/2 over TLS and needs an [upstreams.tls] table; for cleartext \
+                 HTTP/2 write \"h2c\"",
+            ),
+            (UpstreamProtocol::H2c, true) => c.err(
+                format!("{at}.protocol"),
+                "\"h2c\" is cleartext HTTP/2; with [upstreams.tls] write \"h2\"",
+            ),
+            _ => {}
+        }
+        let websocket_idle_timeout = c.duration(
+            &format!("{at}.websocket_idle_timeout"),
+            u.websocket_idle_timeout.as_ref(),
+            DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
+            Duration::from_secs(1),
             Duration::from_secs(24 * 3600),
         );
         let health_check = u.health_check.as_ref().map(|h| {
@@ -107,6 +143,8 @@ pub(super) fn upstreams(c: &mut Check, files: &[UpstreamFile]) -> Vec<Upstream> 
                 addresses,
                 connect_timeout,
                 read_timeout,
+                protocol,
+                websocket_idle_timeout,
                 health_check,
                 tls,
             });
