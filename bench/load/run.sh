@@ -17,6 +17,9 @@
 #   proofgate-hit    one valid token, repeated (cache hit)
 #   proofgate-mixed  10,000 distinct valid tokens, round robin (all cached after the warm-up)
 #   proofgate-cold   a new token on every request (no cache benefit: an RSA verify each)
+#   proofgate-auth   the decision API (forward auth): proofgate-hit's request described to
+#                    `/.proofgate/auth` as nginx's auth_request does (X-Original-URI /gate/a);
+#                    answered 200 with the identity headers, nothing forwarded
 #   haproxy-jwt      HAProxy with jwt_verify(RS256) + iss + exp on the same key and tokens
 #   nginx            plain nginx proxy_pass, a C proxy reference
 # and, only when named in --targets:
@@ -55,7 +58,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-all_targets="direct pingora proofgate-hit proofgate-mixed proofgate-cold haproxy-jwt nginx"
+all_targets="direct pingora proofgate-hit proofgate-mixed proofgate-cold proofgate-auth haproxy-jwt nginx"
 if [ $quick = 1 ]; then
     : "${reps:=1}" "${duration:=3}"
     warmup=1 mixed_tokens=1000 cold_tokens=5000
@@ -94,7 +97,8 @@ case "$haproxy_version" in
 esac
 
 # --- build -------------------------------------------------------------------------------------
-if [ $debug = 1 ]; then profile_flag="" bin="$repo/target/debug"; else profile_flag="--release" bin="$repo/target/release"; fi
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+if [ $debug = 1 ]; then profile_flag="" bin="$target_dir/debug"; else profile_flag="--release" bin="$target_dir/release"; fi
 log "building proofgate and loadkit (${profile_flag:---debug})"
 (cd "$repo" && cargo build $profile_flag -p proofgate --bin proofgate -p proofgate-bench --bin loadkit)
 
@@ -204,6 +208,7 @@ wrk_args() { # target → url and script arguments
     direct) echo "-s $here/static.lua http://127.0.0.1:$upstream_port/gate/a" ;;
     pingora | pingora-token | nginx) echo "-s $here/static.lua $base/open/a" ;; # + token, see load()
     proofgate-hit) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
+    proofgate-auth) echo "-s $here/static.lua $base/.proofgate/auth" ;; # + description, see load()
     proofgate-mixed | haproxy-jwt) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-mixed.txt" ;;
     proofgate-cold) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-cold.txt" ;;
     esac
@@ -212,7 +217,10 @@ wrk_args() { # target → url and script arguments
 load() { # seconds target → wrk output
     local seconds=$1 target=$2 args
     read -r -a args <<<"$(wrk_args "$target")"
-    if [ "$target" = proofgate-hit ] || [ "$target" = pingora-token ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    if [ "$target" = proofgate-hit ] || [ "$target" = pingora-token ] || [ "$target" = proofgate-auth ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    if [ "$target" = proofgate-auth ]; then
+        args=(-H "X-Original-URI: /gate/a" -H "X-Original-Method: GET" -H "X-Forwarded-Host: 127.0.0.1" "${args[@]}")
+    fi
     taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}"s --timeout 5s "${args[@]}" 2>&1
 }
 
