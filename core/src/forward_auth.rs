@@ -535,7 +535,7 @@ mod tests {
                 "/admin",
             ),
             (vec![("host", "a"), ("x-forwarded-host", "b")], "/admin"),
-            (vec![("host", "a"), ("x-forwarded-method", "GET")], "/admin"),
+            (vec![("host", "a"), ("x-forwarded-method", "POST")], "/admin"),
             // Twice, a list, nothing, no method, no host.
             (
                 vec![
