@@ -299,6 +299,15 @@ pub struct Decided<'t> {
     pub answer: Rendered,
 }
 
+/// `http` or `https` from `X-Forwarded-Proto`; anything else (absent, a list) is `None`.
+fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
+    match one(headers, "x-forwarded-proto").ok()?? {
+        p if p.eq_ignore_ascii_case("https") => Some("https"),
+        p if p.eq_ignore_ascii_case("http") => Some("http"),
+        _ => None,
+    }
+}
+
 fn no_store() -> (HeaderName, HeaderValue) {
     (
         http::header::CACHE_CONTROL,
@@ -314,7 +323,8 @@ fn no_store() -> (HeaderName, HeaderValue) {
 /// - refused: the gateway's own answer — `401`/`403` with problem+json or a page, `503` when
 ///   it cannot check — with, for a browser's navigation that needs a verification, the start
 ///   link in [`STEP_UP_HEADER`] (and, for [`Convention::Original`], `401` instead of the
-///   redirect);
+///   redirect; for [`Convention::Forwarded`] with `X-Forwarded-Proto`, the redirect to the
+///   absolute start URL on the original's scheme and host);
 /// - not described clearly: `400` `invalid_request`, naming the headers at fault.
 pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Decided<'t> {
     let described = match describe(check) {
@@ -392,11 +402,30 @@ pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Dec
                 })
                 .flatten();
             if let Some(start) = start {
-                if convention == Convention::Original {
-                    answer.status = 401;
-                    answer
-                        .headers
-                        .retain(|(name, _)| name != http::header::LOCATION);
+                match convention {
+                    Convention::Original => {
+                        answer.status = 401;
+                        answer
+                            .headers
+                            .retain(|(name, _)| name != http::header::LOCATION);
+                    }
+                    // Traefik resolves a relative `Location` against its request to proofgate
+                    // (proofgate's own address): make it the original's scheme and host.
+                    Convention::Forwarded => {
+                        let absolute = forwarded_proto(check.headers).and_then(|proto| {
+                            let link = start.to_str().ok()?;
+                            let url = format!("{proto}://{}{link}", described.host);
+                            HeaderValue::from_str(&url).ok()
+                        });
+                        if let Some(url) = absolute {
+                            for (name, value) in &mut answer.headers {
+                                if *name == http::header::LOCATION {
+                                    *value = url.clone();
+                                }
+                            }
+                        }
+                    }
+                    Convention::Envoy | Convention::SignIn => {}
                 }
                 answer.headers.push((STEP_UP_HEADER, start));
             }
@@ -535,7 +564,10 @@ mod tests {
                 "/admin",
             ),
             (vec![("host", "a"), ("x-forwarded-host", "b")], "/admin"),
-            (vec![("host", "a"), ("x-forwarded-method", "POST")], "/admin"),
+            (
+                vec![("host", "a"), ("x-forwarded-method", "POST")],
+                "/admin",
+            ),
             // Twice, a list, nothing, no method, no host.
             (
                 vec![

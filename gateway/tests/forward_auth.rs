@@ -474,8 +474,21 @@ async fn traefik_and_caddy_conventions() {
     .unwrap();
     assert_eq!(r.status(), 302);
     let start = "/.proofgate/start?policy=staff&return_to=%2Fadmin%2Fx%3Fq%3D1";
-    assert_eq!(r.headers()["location"], start);
+    // Absolute on the original's scheme and host: Traefik would resolve a relative link
+    // against its request to proofgate.
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://app.example{start}").as_str()
+    );
     assert_eq!(r.headers()["x-proofgate-step-up"], start);
+    // Without X-Forwarded-Proto (or with one that is not http or https), relative.
+    let mut headers = forwarded("GET", "/admin/x?q=1").to_vec();
+    headers[3] = ("x-forwarded-proto", "javascript");
+    let r = html(check(&s, "/.proofgate/auth", &headers))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], start);
     // An API client: problem+json with the step-up link.
     let (status, body, headers) = problem(
         check(&s, "/.proofgate/auth", &forwarded("GET", "/admin/x"))
