@@ -412,11 +412,20 @@ pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Dec
                     // Traefik resolves a relative `Location` against its request to proofgate
                     // (proofgate's own address): make it the original's scheme and host.
                     Convention::Forwarded => {
-                        let absolute = forwarded_proto(check.headers).and_then(|proto| {
-                            let link = start.to_str().ok()?;
-                            let url = format!("{proto}://{}{link}", described.host);
-                            HeaderValue::from_str(&url).ok()
+                        // Only a plain `host[:port]`: never one that would make the link
+                        // point elsewhere (`app.example@evil.example`, `evil.example/`).
+                        let plain = described.host.bytes().all(|b| {
+                            b.is_ascii_alphanumeric()
+                                || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
                         });
+                        let absolute =
+                            forwarded_proto(check.headers)
+                                .filter(|_| plain)
+                                .and_then(|proto| {
+                                    let link = start.to_str().ok()?;
+                                    let url = format!("{proto}://{}{link}", described.host);
+                                    HeaderValue::from_str(&url).ok()
+                                });
                         if let Some(url) = absolute {
                             for (name, value) in &mut answer.headers {
                                 if *name == http::header::LOCATION {

@@ -481,14 +481,20 @@ async fn traefik_and_caddy_conventions() {
         format!("https://app.example{start}").as_str()
     );
     assert_eq!(r.headers()["x-proofgate-step-up"], start);
-    // Without X-Forwarded-Proto (or with one that is not http or https), relative.
-    let mut headers = forwarded("GET", "/admin/x?q=1").to_vec();
-    headers[3] = ("x-forwarded-proto", "javascript");
-    let r = html(check(&s, "/.proofgate/auth", &headers))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.headers()["location"], start);
+    // Without X-Forwarded-Proto (or with one that is not http or https), or with a host that
+    // is not a plain name, relative.
+    for (i, header) in [
+        (3, ("x-forwarded-proto", "javascript")),
+        (2, ("x-forwarded-host", "app.example@evil.example")),
+    ] {
+        let mut headers = forwarded("GET", "/admin/x?q=1").to_vec();
+        headers[i] = header;
+        let r = html(check(&s, "/.proofgate/auth", &headers))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], start, "{header:?}");
+    }
     // An API client: problem+json with the step-up link.
     let (status, body, headers) = problem(
         check(&s, "/.proofgate/auth", &forwarded("GET", "/admin/x"))
