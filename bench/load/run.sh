@@ -17,8 +17,14 @@
 #   proofgate-hit    one valid token, repeated (cache hit)
 #   proofgate-mixed  10,000 distinct valid tokens, round robin (all cached after the warm-up)
 #   proofgate-cold   a new token on every request (no cache benefit: an RSA verify each)
+#   proofgate-auth   the decision API (forward auth): proofgate-hit's request described to
+#                    `/.proofgate/auth` as nginx's auth_request does (X-Original-URI /gate/a);
+#                    answered 200 with the identity headers, nothing forwarded
 #   haproxy-jwt      HAProxy with jwt_verify(RS256) + iss + exp on the same key and tokens
 #   nginx            plain nginx proxy_pass, a C proxy reference
+#   nginx-auth       nginx in front (auth_request to proofgate's decision API, as in
+#                    docs/integrations.md), proofgate-hit's request: both servers share core 0
+#                    and their CPU is added
 # and, only when named in --targets:
 #   pingora-token    the `pingora` route with proofgate-hit's Authorization header (not looked
 #                    at): what carrying the token costs, apart from deciding on it
@@ -55,7 +61,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-all_targets="direct pingora proofgate-hit proofgate-mixed proofgate-cold haproxy-jwt nginx"
+all_targets="direct pingora proofgate-hit proofgate-mixed proofgate-cold proofgate-auth haproxy-jwt nginx nginx-auth"
 if [ $quick = 1 ]; then
     : "${reps:=1}" "${duration:=3}"
     warmup=1 mixed_tokens=1000 cold_tokens=5000
@@ -65,7 +71,7 @@ else
 fi
 [ -n "$targets" ] || targets=$all_targets
 
-upstream_port=18080 listen_port=18081 admin_port=18091
+upstream_port=18080 listen_port=18081 admin_port=18091 auth_port=18082
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work="$out/work"
@@ -94,7 +100,8 @@ case "$haproxy_version" in
 esac
 
 # --- build -------------------------------------------------------------------------------------
-if [ $debug = 1 ]; then profile_flag="" bin="$repo/target/debug"; else profile_flag="--release" bin="$repo/target/release"; fi
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+if [ $debug = 1 ]; then profile_flag="" bin="$target_dir/debug"; else profile_flag="--release" bin="$target_dir/release"; fi
 log "building proofgate and loadkit (${profile_flag:---debug})"
 (cd "$repo" && cargo build $profile_flag -p proofgate --bin proofgate -p proofgate-bench --bin loadkit)
 
@@ -127,7 +134,7 @@ wait_port() { # port [seconds]
 
 render() { # template → stdout, with the placeholders replaced
     sed -e "s|@WORK@|$work|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
-        -e "s|@LISTEN_PORT@|$listen_port|g" -e "s|@ADMIN_PORT@|$admin_port|g" \
+        -e "s|@LISTEN_PORT@|$listen_port|g" -e "s|@ADMIN_PORT@|$admin_port|g" -e "s|@AUTH_PORT@|$auth_port|g" \
         -e "s|@ISSUER@|${issuer:-}|g" -e "s|@LOG_LEVEL@|${log_level:-warn}|g" \
         -e "s|@SERVER_SETTINGS@|${server_settings:-}|g" "$1"
 }
@@ -145,29 +152,45 @@ pids+=($upstream_pid)
 wait_port $upstream_port
 
 # --- measuring ---------------------------------------------------------------------------------
-# CPU ticks (user + system) and peak RSS of a process and its children.
-tree() { echo "$1"; cat "/proc/$1/task/"*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d' || true; }
+# CPU ticks (user + system) and peak RSS of a process and its children (and of the second
+# server of nginx-auth, `aux_pid`).
+tree() { echo "$1"; [ -z "${aux_pid:-}" ] || echo "$aux_pid"; cat "/proc/$1/task/"*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d' || true; }
 ticks() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 hwm_kb() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 rss_kb() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 
 server_pid=""
+aux_pid=""
 current_target=""
+start_proofgate() { # port
+    listen_port=$1 render "$here/proofgate.toml" >"$work/proofgate.toml"
+    taskset -c 0 "$bin/proofgate" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
+    proofgate_pid=$!
+    wait_port "$1" 60
+    local deadline=$((SECONDS + 30))
+    until curl -fs "http://127.0.0.1:$admin_port/readyz" >/dev/null; do
+        [ $SECONDS -lt $deadline ] || { echo "run.sh: proofgate not ready" >&2; cat "$work/proofgate.log" >&2; return 1; }
+        sleep 0.1
+    done
+}
 start_server() { # target
     current_target=$1
+    aux_pid=""
     case "$1" in
     direct) server_pid=$upstream_pid; return ;;
     pingora | pingora-token | proofgate-*)
-        render "$here/proofgate.toml" >"$work/proofgate.toml"
-        taskset -c 0 "$bin/proofgate" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
+        start_proofgate $listen_port
+        server_pid=$proofgate_pid
+        ;;
+    nginx-auth)
+        start_proofgate $auth_port
+        aux_pid=$proofgate_pid
+        pids+=($aux_pid)
+        render "$here/auth.nginx.conf" >"$work/auth.nginx.conf"
+        taskset -c 0 nginx -e "$work/auth-nginx.error.log" -c "$work/auth.nginx.conf" -p "$work" 2>"$work/auth-nginx.stderr" &
         server_pid=$!
-        wait_port $listen_port 60
-        local deadline=$((SECONDS + 30))
-        until curl -fs "http://127.0.0.1:$admin_port/readyz" >/dev/null; do
-            [ $SECONDS -lt $deadline ] || { echo "run.sh: proofgate not ready" >&2; cat "$work/proofgate.log" >&2; return 1; }
-            sleep 0.1
-        done
+        wait_port $listen_port
         ;;
     haproxy-jwt)
         render "$here/haproxy.cfg" >"$work/haproxy.cfg"
@@ -193,6 +216,13 @@ stop_server() {
     case "$current_target" in pingora | pingora-token | proofgate-*) sig=INT ;; esac
     kill -"$sig" "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
+    if [ -n "$aux_pid" ]; then
+        kill -INT "$aux_pid" 2>/dev/null || true
+        wait "$aux_pid" 2>/dev/null || true
+        # Its listening port too.
+        local deadline=$((SECONDS + 10))
+        while (exec 3<>"/dev/tcp/127.0.0.1/$auth_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    fi
     # The listening port must be free before the next server binds it.
     local deadline=$((SECONDS + 10))
     while (exec 3<>"/dev/tcp/127.0.0.1/$listen_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
@@ -203,7 +233,9 @@ wrk_args() { # target → url and script arguments
     case "$1" in
     direct) echo "-s $here/static.lua http://127.0.0.1:$upstream_port/gate/a" ;;
     pingora | pingora-token | nginx) echo "-s $here/static.lua $base/open/a" ;; # + token, see load()
+    nginx-auth) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
     proofgate-hit) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
+    proofgate-auth) echo "-s $here/static.lua $base/.proofgate/auth" ;; # + description, see load()
     proofgate-mixed | haproxy-jwt) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-mixed.txt" ;;
     proofgate-cold) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-cold.txt" ;;
     esac
@@ -212,7 +244,10 @@ wrk_args() { # target → url and script arguments
 load() { # seconds target → wrk output
     local seconds=$1 target=$2 args
     read -r -a args <<<"$(wrk_args "$target")"
-    if [ "$target" = proofgate-hit ] || [ "$target" = pingora-token ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    if [ "$target" = proofgate-hit ] || [ "$target" = pingora-token ] || [ "$target" = proofgate-auth ] || [ "$target" = nginx-auth ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    if [ "$target" = proofgate-auth ]; then
+        args=(-H "X-Original-URI: /gate/a" -H "X-Original-Method: GET" -H "X-Forwarded-Host: 127.0.0.1" "${args[@]}")
+    fi
     taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}"s --timeout 5s "${args[@]}" 2>&1
 }
 
@@ -232,7 +267,7 @@ measure() { # label target rep
     local cpu extra=""
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v ns=$((ended - started)) 'BEGIN { printf "%.0f", 100 * d / hz / (ns / 1e9) }')
     case "$target" in
-    pingora | pingora-token | proofgate-*)
+    pingora | pingora-token | proofgate-* | nginx-auth)
         local entries
         entries=$(curl -fs "http://127.0.0.1:$admin_port/metrics" | awk '/^proofgate_cache_entries/ {print $2}')
         extra="cache_entries=${entries:-0} rss_now_kb=$(rss_kb "$server_pid")"

@@ -46,6 +46,8 @@ pub struct Config {
     pub logging: Logging,
     /// The pages browsers get (branding, template), ready to render.
     pub pages: proofgate_core::pages::Pages,
+    /// The decision API for other proxies. Defaults to disabled.
+    pub forward_auth: ForwardAuth,
 }
 
 impl Config {
@@ -470,4 +472,121 @@ pub struct Logging {
     pub json: bool,
     /// Least severe level logged. Defaults to `info`.
     pub level: LogLevel,
+}
+
+/// The default path of the forward-auth endpoint, [`ForwardAuth::path`].
+pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/.proofgate/auth";
+
+/// The decision API for other proxies (`[forward_auth]`): an endpoint on the proxy listeners
+/// that decides the request a fronting proxy describes, for the proxies in
+/// [`ForwardAuth::trusted_proxies`] only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuth {
+    /// Whether the endpoint answers. Defaults to `false`: its path is an ordinary request.
+    pub enabled: bool,
+    /// The endpoint's path; Envoy's `ext_authz` check requests come under it
+    /// (`{path}/original/path`). Defaults to [`DEFAULT_FORWARD_AUTH_PATH`].
+    pub path: String,
+    /// The addresses whose requests to the endpoint are honoured; from any other the endpoint
+    /// refuses (403 `untrusted_proxy`). Required (non-empty) when enabled.
+    pub trusted_proxies: Vec<IpRange>,
+}
+
+impl Default for ForwardAuth {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: DEFAULT_FORWARD_AUTH_PATH.to_owned(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl ForwardAuth {
+    /// Whether `ip` (a peer's address; an IPv4-mapped IPv6 address counts as its IPv4 one) is
+    /// one of the trusted proxies.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// An address range, `ip/prefix` (CIDR); a bare address is a range of one.
+///
+/// ```
+/// use proofgate_config::IpRange;
+/// let range: IpRange = "10.1.0.0/16".parse().unwrap();
+/// assert!(range.contains("10.1.200.3".parse().unwrap()));
+/// assert!(!range.contains("10.2.0.1".parse().unwrap()));
+/// assert!("::1".parse::<IpRange>().unwrap().contains("::1".parse().unwrap()));
+/// assert!("::ffff:10.0.0.0/104".parse::<IpRange>().unwrap().contains("10.9.9.9".parse().unwrap()));
+/// assert!("10.0.0.0/33".parse::<IpRange>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is in the range (an IPv4 address is never in an IPv6 range, and the
+    /// other way round).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| ())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| ())?
+            }
+            Some(_) => return Err(()),
+        };
+        if prefix > max {
+            return Err(());
+        }
+        // `::ffff:10.0.0.0/104` is `10.0.0.0/8`: peers are compared in their IPv4 form.
+        match addr {
+            std::net::IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => Ok(Self {
+                    addr: v4.into(),
+                    prefix: prefix - 96,
+                }),
+                None => Ok(Self { addr, prefix }),
+            },
+            _ => Ok(Self { addr, prefix }),
+        }
+    }
+}
+
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }

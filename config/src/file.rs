@@ -54,6 +54,22 @@ pub struct ConfigFile {
     /// The pages browsers get.
     #[serde(default)]
     pub pages: PagesFile,
+    /// The decision API for other proxies (forward auth).
+    #[serde(default)]
+    pub forward_auth: ForwardAuthFile,
+}
+
+/// `[forward_auth]`: the decision API another proxy (nginx `auth_request`, Traefik, Caddy,
+/// Envoy) calls for each request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthFile {
+    /// Whether the endpoint answers.
+    pub enabled: Option<bool>,
+    /// The endpoint's path on the proxy listeners.
+    pub path: Option<String>,
+    /// Addresses (`ip` or `ip/prefix`) whose requests to the endpoint are honoured.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[pages]`: branding and template of the pages browsers get.

@@ -195,6 +195,18 @@
 //! | `public_url` | Absolute URL people reach this site at (`"https://app.example"`), for the verification's `redirect_url` back to `callback`; set it whenever a load balancer or TLS terminator sits in front. Defaults to the request's own scheme and `Host`, if that host is allowed (`allowed_hosts`, a route's hosts, or a loopback name); any other `Host` is refused. |
 //! | `allowed_hosts` | Host patterns (`"app.example"`, `"*.example.com"`) a step-up may return to when `public_url` is not set. Defaults to `[]` (routes' hosts and loopback names only). |
 //!
+//! ## `[forward_auth]` — the decision API for another proxy
+//!
+//! With `enabled`, `path` on the proxy listeners decides the request a fronting proxy (nginx
+//! `auth_request`, ingress-nginx, Traefik, Caddy, Envoy `ext_authz`) describes, for the
+//! addresses in `trusted_proxies` only (see [`ForwardAuth`]).
+//!
+//! | key | meaning |
+//! | --- | --- |
+//! | `enabled` | Answer check requests at `path`. Defaults to `false`. |
+//! | `path` | The endpoint; Envoy's check requests come under it. Defaults to `"/.proofgate/auth"`. |
+//! | `trusted_proxies` | Addresses and CIDR ranges (`"10.0.0.0/8"`) of the calling proxies, matched against the peer address. Required when `enabled`. Defaults to `[]`. |
+//!
 //! ## `[logging]`
 //!
 //! | key | meaning |
@@ -224,9 +236,10 @@ mod secrets;
 mod validate;
 
 pub use config::{
-    AdminListener, Config, FailMode, FaviconMode, HealthCheck, IdentityHeaders, IssuerSettings,
-    Listener, ListenerTls, LogLevel, Logging, ServerSettings, StepUpSettings, TokenSettings,
-    Upstream, UpstreamProtocol, UpstreamTls, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
+    AdminListener, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck, IdentityHeaders,
+    IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging, ServerSettings,
+    StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
+    DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
     MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};

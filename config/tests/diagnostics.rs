@@ -125,7 +125,8 @@ anything = "is not looked at under an unknown table"
             1,
             "unknown key `frobnicate` at the top level; the keys there are `default_policy`, \
              `default_upstream`, `listeners`, `admin`, `server`, `upstreams`, `issuer`, \
-             `tokens`, `policies`, `routes`, `identity_headers`, `step_up`, `logging`, `pages`",
+             `tokens`, `policies`, `routes`, `identity_headers`, `step_up`, `logging`, `pages`, \
+             `forward_auth`",
         ),
         (
             "listeners[0].adress",

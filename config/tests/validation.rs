@@ -1034,3 +1034,69 @@ fn upstream_protocols_and_websocket_idle_timeout() {
     let e = errors(&upstream("websocket_idle_timeout = \"25h\""));
     assert_problem(&e, "upstreams[0].websocket_idle_timeout", "too long");
 }
+
+#[test]
+fn forward_auth_is_off_by_default_and_validated() {
+    let config = Config::from_toml_str(BASE).unwrap();
+    assert!(!config.forward_auth.enabled);
+    assert_eq!(config.forward_auth.path, "/.proofgate/auth");
+
+    let config = Config::from_toml_str(&with(
+        "[forward_auth]\nenabled = true\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"::1\", \"fd00::/8\"]\n",
+    ))
+    .unwrap();
+    let fa = &config.forward_auth;
+    assert!(fa.enabled);
+    for (ip, trusted) in [
+        ("127.0.0.1", true),
+        ("127.0.0.2", false),
+        ("10.200.0.1", true),
+        ("::1", true),
+        ("::ffff:10.1.2.3", true),
+        ("fd12::1", true),
+        ("192.168.0.1", false),
+    ] {
+        assert_eq!(fa.trusts(ip.parse().unwrap()), trusted, "{ip}");
+    }
+
+    // Enabled without trusted proxies: the key and the fix are named.
+    let e = errors(&with("[forward_auth]\nenabled = true\n"));
+    assert_problem(&e, "forward_auth.trusted_proxies", "127.0.0.1/32");
+    let e = errors(&with(
+        "[forward_auth]\nenabled = true\ntrusted_proxies = []\n",
+    ));
+    assert_problem(&e, "forward_auth.trusted_proxies", "empty");
+    // Each bad entry at its index, all at once.
+    let e = errors(&with(
+        "[forward_auth]\nenabled = true\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/33\", \"localhost\", \"10.0.0.0/\"]\n",
+    ));
+    assert_problem(&e, "forward_auth.trusted_proxies[1]", "CIDR range");
+    assert_problem(&e, "forward_auth.trusted_proxies[2]", "\"localhost\"");
+    assert_problem(&e, "forward_auth.trusted_proxies[3]", "not an address");
+    assert_eq!(e.len(), 3, "{e}");
+    // Paths: plain, and never over a step-up endpoint.
+    for path in [
+        "auth", "/", "/a/", "/a//b", "/a/../b", "/a?x", "/a b", "/a*",
+    ] {
+        let e = errors(&with(&format!("[forward_auth]\npath = {path:?}\n")));
+        assert_problem(&e, "forward_auth.path", "plain absolute path");
+    }
+    for path in ["/.proofgate/start", "/.proofgate"] {
+        let e = errors(&with(&format!("[forward_auth]\npath = {path:?}\n")));
+        assert_problem(&e, "forward_auth.path", "step-up endpoint");
+    }
+    let config = Config::from_toml_str(&with(
+        "[forward_auth]\npath = \"/_auth/check\"\n[step_up]\nprefix = \"/_auth/\"\n",
+    ))
+    .unwrap();
+    assert_eq!(config.forward_auth.path, "/_auth/check");
+    // A misspelt key is caught like any other.
+    let e = errors(&with("[forward_auth]\ntrusted_proxy = []\n"));
+    assert_eq!(e.errors()[0].kind, ErrorKind::Syntax);
+    assert!(
+        e.errors()[0]
+            .message
+            .contains("did you mean `trusted_proxies`?"),
+        "{e}"
+    );
+}

@@ -39,6 +39,7 @@
 //! | 5 | [`render`] | refusals as problem+json, `WWW-Authenticate`, step-up redirects and gRPC statuses |
 //! | 6 | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
 //! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
+//! | 6 | [`forward_auth`] | a request another proxy describes (forward auth): read, decided by the gate, answered |
 //!
 //! `testing` (feature `testing`) is test support and may import from any layer.
 
@@ -49,6 +50,7 @@ pub mod clock;
 pub mod decision;
 mod fetch;
 pub mod forward;
+pub mod forward_auth;
 pub mod gate;
 pub mod identifier;
 mod jws;

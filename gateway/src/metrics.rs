@@ -331,7 +331,13 @@ impl Metrics {
                 self.decisions.with_label_values(&[route, decision, reason]);
             }
         }
-        for reason in ["invalid_path", "invalid_host", "invalid_request"] {
+        // `untrusted_proxy`: a forward-auth check from an address not in `trusted_proxies`.
+        for reason in [
+            "invalid_path",
+            "invalid_host",
+            "invalid_request",
+            "untrusted_proxy",
+        ] {
             self.decisions
                 .with_label_values(&[NO_ROUTE, "deny", reason]);
         }

@@ -19,6 +19,8 @@ use proofgate_core::webhook::MAX_BODY_BYTES;
 
 use crate::state::{Gateway, FAVICON_PATH};
 
+mod forward_auth;
+
 /// The proxy.
 pub struct Proxy {
     gateway: Arc<Gateway>,
@@ -235,11 +237,8 @@ impl Proxy {
             };
         let req = session.req_header();
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet().map(|i| i.ip().to_string()))
-            .unwrap_or_default();
         let live = g.live.load();
+        let client = forward_auth::client_address(session, &live);
         let policy = |name: &str| live.policies.get(name).cloned();
         let request = StepUpRequest {
             method: &req.method,
@@ -293,6 +292,9 @@ impl ProxyHttp for Proxy {
     /// and header edits, or the rendered answer.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let g = self.gateway.clone();
+        if forward_auth::endpoint_rest(&g.live.load(), session.req_header().raw_path()).is_some() {
+            return self.forward_auth(session, ctx).await;
+        }
         if session.req_header().raw_path().starts_with(b"/") {
             if let Some(endpoint) = g.gate.endpoint(session.req_header().uri.path()) {
                 return self.step_up(session, ctx, endpoint).await;

@@ -298,7 +298,8 @@ fn every_setting_is_sorted(c: &Config) {
                 json: _,
                 level: _, // applied (apply_log_level)
             },
-        pages: _, // compared: branding and template
+        forward_auth: _, // applied (crate::state::Live)
+        pages: _,        // compared: branding and template
     } = c;
 }
 

@@ -63,6 +63,8 @@ pub struct Live {
     /// Whether `GET /favicon.ico` is answered `404` at once, without a policy decision
     /// (`server.favicon = "not_found"` and no route names that path itself).
     pub favicon_not_found: bool,
+    /// The decision API for other proxies (`[forward_auth]`); follows reloads.
+    pub forward_auth: proofgate_config::ForwardAuth,
 }
 
 impl Live {
@@ -118,6 +120,7 @@ impl Live {
                 .collect(),
             favicon_not_found: config.server.favicon == FaviconMode::NotFound
                 && !config.routes.routes().iter().any(names_favicon),
+            forward_auth: config.forward_auth.clone(),
         })
     }
 }
@@ -280,9 +283,9 @@ impl Gateway {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Replaces routes, policies, upstreams, `identity_headers.strip_token` and
-    /// `server.favicon` with those of `config`. Returns the settings in which `config` differs
-    /// from what the process started with and that only a restart applies
+    /// Replaces routes, policies, upstreams, `identity_headers.strip_token`, `server.favicon`
+    /// and `[forward_auth]` with those of `config`. Returns the settings in which `config`
+    /// differs from what the process started with and that only a restart applies
     /// ([`crate::reload::restart_only_changes`]; the log level is [`crate::reload::reload`]'s);
     /// they are kept for `/readyz` and `proofgate_config_restart_required`.
     pub fn reload(&self, config: &Config) -> Result<Vec<&'static str>, GatewayError> {

@@ -2,8 +2,9 @@
 //!
 //! `parse` reads the text into the file format; `validate` then builds each section of the
 //! runtime configuration in that section's module (listeners and the admin listener, server,
-//! upstreams, issuer, tokens, policies, routes, identity headers, step-up, logging), one `Check`
-//! collecting the problems of all of them. Helpers more than one section uses live here.
+//! upstreams, issuer, tokens, policies, routes, identity headers, step-up, logging, forward
+//! auth), one `Check` collecting the problems of all of them. Helpers more than one section
+//! uses live here.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::duration::parse_duration;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::file::ConfigFile;
 
+mod forward_auth;
 mod identity_headers;
 mod issuer;
 mod listeners;
@@ -29,6 +31,7 @@ mod step_up;
 mod tokens;
 mod upstreams;
 
+use self::forward_auth::forward_auth;
 use self::identity_headers::identity_headers;
 use self::issuer::issuer;
 use self::listeners::{admin, check_address_clash, listeners};
@@ -236,6 +239,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let logging = logging(&mut c, &file.logging);
     let pages = pages(&mut c, &file.pages);
     let step_up = step_up(&mut c, file, &tokens, &policies, routes.as_ref());
+    let forward_auth = forward_auth(&mut c, &file.forward_auth, &step_up);
 
     match (ConfigErrors::from_vec(c.errors), routes) {
         (None, Some(routes)) => Ok(Config {
@@ -251,6 +255,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
             step_up,
             logging,
             pages,
+            forward_auth,
         }),
         (Some(errors), _) => Err(with_lines(errors, &file.locations)),
         // Unreachable: a missing route table always comes with an error; kept total anyway.
