@@ -317,6 +317,11 @@ pub fn same_site_referer(headers: &http::HeaderMap, host: Option<&str>) -> Optio
     } else {
         format!("/{target}")
     };
+    // A path a browser would read as another site (`//evil.example`, `/\evil.example`) or with
+    // a control character is no way back.
+    if target.starts_with("//") || target.contains('\\') || target.chars().any(char::is_control) {
+        return None;
+    }
     Some(without_tokens(&target).into_owned())
 }
 
@@ -699,5 +704,42 @@ mod tests {
                 Refusal::Deny(_) => assert_eq!(step_up, None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod referer_tests {
+    use super::*;
+
+    #[test]
+    fn same_site_referer_only_returns_paths_of_this_host() {
+        let at = |referer: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::REFERER, referer.parse().unwrap());
+            same_site_referer(&h, Some("app.example"))
+        };
+        assert_eq!(
+            at("https://app.example/form?x=1#top").as_deref(),
+            Some("/form?x=1")
+        );
+        assert_eq!(at("http://APP.example").as_deref(), Some("/"));
+        assert_eq!(
+            at("https://app.example/f?proof_token=abc&y=2").as_deref(),
+            Some("/f?y=2")
+        );
+        for refused in [
+            "https://evil.example/form",
+            "https://app.example.evil.example/form",
+            "https://app.example//evil.example/x",
+            "https://app.example/\\evil.example",
+            "javascript:alert(1)",
+            "/form",
+        ] {
+            assert_eq!(at(refused), None, "{refused}");
+        }
+        assert_eq!(
+            same_site_referer(&http::HeaderMap::new(), Some("app.example")),
+            None
+        );
     }
 }

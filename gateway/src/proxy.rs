@@ -484,7 +484,8 @@ impl ProxyHttp for Proxy {
             let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
             let retry = (render::is_navigation(&req.method)
                 && target.starts_with('/')
-                && !target.starts_with("//"))
+                && !target.starts_with("//")
+                && !target.contains('\\'))
             .then(|| render::without_tokens(target).into_owned());
             let answer = self.gateway.gate.error_answer(
                 &req.headers,
