@@ -621,7 +621,7 @@ async fn config_reload_under_load_drops_no_request() {
                         .unwrap()
                 };
                 n += 1;
-                let req = if n % 2 == 0 {
+                let req = if n.is_multiple_of(2) {
                     http.get(&public)
                 } else {
                     http.get(&payouts).bearer_auth(&token)

@@ -182,7 +182,7 @@ policy = "payouts"
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let path = if n % 2 == 0 {
+                let path = if n.is_multiple_of(2) {
                     "/payouts/x"
                 } else {
                     "/public/x"
