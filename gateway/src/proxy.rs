@@ -337,12 +337,32 @@ impl ProxyHttp for Proxy {
         ctx.upstream = outcome.upstream.map(str::to_owned);
         ctx.decision = outcome.decision;
         ctx.reason = outcome.reason;
+        // Fail closed: never forward a target other than the decided one. Checked before the
+        // decision is counted, so that the metrics say what happened.
+        let uri = match &outcome.action {
+            Action::Forward(f) => match f.target.as_deref().map(str::parse::<http::Uri>) {
+                Some(Err(_)) => Err(()),
+                parsed => Ok(parsed.and_then(Result::ok)),
+            },
+            Action::Respond(_) => Ok(None),
+        };
+        if uri.is_err() {
+            ctx.upstream = None;
+            ctx.decision = "deny";
+            ctx.reason = "invalid_path";
+        }
         if outcome.route != NO_ROUTE {
             g.metrics
                 .observe_decision(ctx.decision, started.elapsed().as_secs_f64());
         }
         g.metrics
             .count_decision(&ctx.route, ctx.decision, ctx.reason);
+        let Ok(uri) = uri else {
+            drop(live);
+            let title = "The request path is not acceptable";
+            respond(session, render::simple(400, ctx.reason, title)).await?;
+            return Ok(true);
+        };
         let forward = match outcome.action {
             Action::Forward(forward) => {
                 ctx.subjects = subject_hashes(&forward.proofs);
@@ -358,18 +378,8 @@ impl ProxyHttp for Proxy {
         };
         drop(live);
         let req = session.req_header_mut();
-        if let Some(target) = forward.target {
-            match target.parse::<http::Uri>() {
-                Ok(uri) => req.set_uri(uri),
-                // Fail closed: never forward a target other than the decided one.
-                Err(_) => {
-                    ctx.decision = "deny";
-                    ctx.reason = "invalid_path";
-                    let title = "The request path is not acceptable";
-                    respond(session, render::simple(400, ctx.reason, title)).await?;
-                    return Ok(true);
-                }
-            }
+        if let Some(uri) = uri {
+            req.set_uri(uri);
         }
         if let Some(host) = forward.host {
             req.insert_header(http::header::HOST, host)?;
