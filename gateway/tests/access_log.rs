@@ -8,8 +8,7 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{config_text, free_port, mint, Options, Process, API_KEY, COOKIE_KEY};
-use proofgate_sandbox::{Sandbox, SandboxConfig};
+use common::{mint, Binary};
 use serde_json::Value;
 
 /// The access lines of the log, as JSON `fields`.
@@ -39,35 +38,13 @@ fn raw(port: u16, request: &[u8]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_has_one_access_line_with_its_details() {
-    let mut sc = SandboxConfig::default();
-    sc.rate_limit_per_minute = None;
-    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
-    let upstream = common::echo_upstream().await;
-    let (proxy, admin) = (free_port(), free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("proofgate.toml");
-    let text = config_text(
-        proxy,
-        admin,
-        sandbox.base_url(),
-        upstream,
-        &Options::default(),
-    )
-    .replace("[logging]\n", "[logging]\njson = true\n");
-    std::fs::write(&config, text).unwrap();
-    let log = tmp.path().join("proofgate.log");
-    let secret = sandbox.webhook_secret().to_string();
-    let _gateway = Process::proofgate(
-        &config,
+    let bin = Binary::start(
+        |text| text.replace("[logging]\n", "[logging]\njson = true\n"),
         &[],
-        &[
-            ("PROOF_API_KEY", API_KEY),
-            ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
-            ("PROOF_WEBHOOK_SECRET", &secret),
-        ],
-        &log,
-    );
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    )
+    .await;
+    let (sandbox, proxy, admin) = (&bin.sandbox, bin.proxy, bin.admin);
+    let logs = || bin.logs();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent("access-log-test/1.0 (a \"quoted\" agent)")

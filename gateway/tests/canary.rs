@@ -8,9 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{config_text, free_port, mint, Options, Process, API_KEY, COOKIE_KEY};
+use common::{mint, Binary, API_KEY, COOKIE_KEY};
 use proofgate_core::webhook;
-use proofgate_sandbox::{Sandbox, SandboxConfig};
 
 /// The part of a token that identifies it: its signature (the header and payload may repeat
 /// across tokens of one issuer).
@@ -20,36 +19,13 @@ fn signature(token: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_secret_reaches_the_log_at_trace() {
-    let mut sc = SandboxConfig::default();
-    sc.rate_limit_per_minute = None;
-    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
-    let upstream = common::echo_upstream().await;
-    let (proxy, admin) = (free_port(), free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("proofgate.toml");
-    let text = config_text(
-        proxy,
-        admin,
-        sandbox.base_url(),
-        upstream,
-        &Options::default(),
+    let bin = Binary::start(
+        |text| text.replace("level = \"info\"", "level = \"trace\""),
+        &[("RUST_LOG", "trace")],
     )
-    .replace("level = \"info\"", "level = \"trace\"");
-    std::fs::write(&config, text).unwrap();
-    let log = tmp.path().join("proofgate.log");
-    let secret = sandbox.webhook_secret().to_string();
-    let _gateway = Process::proofgate(
-        &config,
-        &[],
-        &[
-            ("RUST_LOG", "trace"),
-            ("PROOF_API_KEY", API_KEY),
-            ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
-            ("PROOF_WEBHOOK_SECRET", &secret),
-        ],
-        &log,
-    );
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    .await;
+    let (sandbox, proxy, admin, secret) = (&bin.sandbox, bin.proxy, bin.admin, &bin.secret);
+    let logs = || bin.logs();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -161,7 +137,7 @@ async fn no_token_or_secret_reaches_the_log_at_trace() {
     // The log is really at trace: Pingora's and our own lines are there.
     assert!(text.contains("TRACE"), "no trace lines at all:\n{text}");
     assert!(text.contains("access"), "no access lines:\n{text}");
-    canaries.extend([API_KEY.to_string(), COOKIE_KEY.to_string(), secret]);
+    canaries.extend([API_KEY.to_string(), COOKIE_KEY.to_string(), secret.clone()]);
     for canary in &canaries {
         if let Some(line) = text.lines().find(|l| l.contains(canary.as_str())) {
             panic!("a secret value reached the log:\n{line}");

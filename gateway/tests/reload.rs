@@ -7,8 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{config_text, free_port, stack, Options, Process, API_KEY, COOKIE_KEY};
-use proofgate_sandbox::{Sandbox, SandboxConfig};
+use common::{config_text, free_port, stack, Binary, Options};
 
 async fn wait_status(s: &common::Stack, path: &str, want: u16) {
     let start = Instant::now();
@@ -266,34 +265,10 @@ fn replace_file(path: &Path, text: &str) {
 /// puts them back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
-    let mut sc = SandboxConfig::default();
-    sc.rate_limit_per_minute = None;
-    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
-    let upstream = common::echo_upstream().await;
-    let (proxy, admin) = (free_port(), free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("proofgate.toml");
-    let original = config_text(
-        proxy,
-        admin,
-        sandbox.base_url(),
-        upstream,
-        &Options::default(),
-    );
-    std::fs::write(&config, &original).unwrap();
-    let log = tmp.path().join("proofgate.log");
-    let secret = sandbox.webhook_secret().to_string();
-    let _gateway = Process::proofgate(
-        &config,
-        &[],
-        &[
-            ("PROOF_API_KEY", API_KEY),
-            ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
-            ("PROOF_WEBHOOK_SECRET", &secret),
-        ],
-        &log,
-    );
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let bin = Binary::start(|text| text, &[]).await;
+    let (proxy, admin, config, original, log) =
+        (bin.proxy, bin.admin, &bin.config, &bin.text, &bin.log);
+    let logs = || bin.logs();
     let count = |needle: &str| logs().lines().filter(|l| l.contains(needle)).count();
     let http = reqwest::Client::new();
     let admin_get = |path: &'static str| {
@@ -341,8 +316,8 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
 
     // A route: applied, nothing awaits a restart, no debug line at `info`.
     let text = format!("{original}{}", route("one"));
-    replace_file(&config, &text);
-    wait_for("the reload of a new route", &log, || count(reloaded) >= 1).await;
+    replace_file(config, &text);
+    wait_for("the reload of a new route", log, || count(reloaded) >= 1).await;
     assert_eq!(status_of(proxy, "/one/x").await.unwrap(), 403);
     assert!(!logs().contains("restart needed"), "{}", logs());
     assert_eq!(count(applied), 0, "{}", logs());
@@ -353,9 +328,9 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
     // The log level: applied at once, the reload's own debug line is written.
     let text = format!("{original}{}{}", route("one"), route("two"))
         .replace("level = \"info\"", "level = \"debug\"");
-    replace_file(&config, &text);
+    replace_file(config, &text);
     // (The reload's own line says so; its debug line is written just before it.)
-    wait_for("the reload to debug", &log, || {
+    wait_for("the reload to debug", log, || {
         count("log_level=\"debug\"") >= 1
     })
     .await;
@@ -364,12 +339,12 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
     assert!(!logs().contains("restart needed"), "{}", logs());
     // And back to info: no debug line from the next reload on.
     let text = format!("{original}{}{}", route("one"), route("three"));
-    replace_file(&config, &text);
-    wait_for("the reload back to info", &log, || count(reloaded) >= 3).await;
+    replace_file(config, &text);
+    wait_for("the reload back to info", log, || count(reloaded) >= 3).await;
     let debug_lines = count(applied);
     let text = format!("{original}{}{}", route("one"), route("four"));
-    replace_file(&config, &text);
-    wait_for("the next reload", &log, || count(reloaded) >= 4).await;
+    replace_file(config, &text);
+    wait_for("the next reload", log, || count(reloaded) >= 4).await;
     assert_eq!(status_of(proxy, "/four/x").await.unwrap(), 403);
     assert_eq!(count(applied), debug_lines, "{}", logs());
 
@@ -381,9 +356,9 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
             &format!("address = \"127.0.0.1:{moved}\""),
         )
         .replace("[step_up]\n", "[step_up]\nstate_ttl = \"5m\"\n");
-    replace_file(&config, &text);
+    replace_file(config, &text);
     let named = "configuration reloaded; restart needed for: listeners, step_up.state_ttl";
-    wait_for("the restart-needed line", &log, || count(named) >= 1).await;
+    wait_for("the restart-needed line", log, || count(named) >= 1).await;
     assert_eq!(restart_metric().await, "1");
     let (status, body) = admin_get("/readyz").await;
     assert_eq!(
@@ -398,8 +373,8 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
 
     // Put back: nothing awaits a restart any more.
     let text = format!("{original}{}", route("four"));
-    replace_file(&config, &text);
-    wait_for("the reload that puts them back", &log, || {
+    replace_file(config, &text);
+    wait_for("the reload that puts them back", log, || {
         count(reloaded) >= 6
     })
     .await;

@@ -228,6 +228,69 @@ impl Drop for Process {
 }
 
 /// Sends `sig` (`-TERM`, `-QUIT`, …) to `child` with kill(1).
+/// The real `proofgate` binary on loopback over a sandbox (no rate limit) and an echo upstream,
+/// with the tests' configuration ([`config_text`], changed by `edit`), the three secrets in its
+/// environment plus `envs`, and its log in a file. The process is killed, then the directory
+/// removed, on drop.
+pub struct Binary {
+    pub sandbox: SandboxHandle,
+    pub proxy: u16,
+    pub admin: u16,
+    /// The configuration file and the text first written to it.
+    pub config: PathBuf,
+    pub text: String,
+    pub log: PathBuf,
+    /// The sandbox's webhook secret, as the binary was given it.
+    pub secret: String,
+    pub process: Process,
+    pub dir: tempfile::TempDir,
+}
+
+impl Binary {
+    pub async fn start(edit: impl FnOnce(String) -> String, envs: &[(&str, &str)]) -> Self {
+        let mut sc = SandboxConfig::default();
+        sc.rate_limit_per_minute = None;
+        let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
+        let upstream = echo_upstream().await;
+        let (proxy, admin) = (free_port(), free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("proofgate.toml");
+        let text = edit(config_text(
+            proxy,
+            admin,
+            sandbox.base_url(),
+            upstream,
+            &Options::default(),
+        ));
+        std::fs::write(&config, &text).unwrap();
+        let log = dir.path().join("proofgate.log");
+        let secret = sandbox.webhook_secret().to_string();
+        let mut all = envs.to_vec();
+        all.extend([
+            ("PROOF_API_KEY", API_KEY),
+            ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
+            ("PROOF_WEBHOOK_SECRET", secret.as_str()),
+        ]);
+        let process = Process::proofgate(&config, &[], &all, &log);
+        Self {
+            sandbox,
+            proxy,
+            admin,
+            config,
+            text,
+            log,
+            secret,
+            process,
+            dir,
+        }
+    }
+
+    /// The log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 pub fn signal(child: &Child, sig: &str) {
     let pid = child.id().to_string();
     assert!(Command::new("kill")
