@@ -516,16 +516,19 @@ impl Gate {
             }
             Decision::Refuse(refusal) => {
                 let navigation = render::is_navigation(req.method);
+                let html = render::wants_html(req.headers);
                 let asked = Asked {
                     return_to,
-                    html: render::wants_html(req.headers),
+                    html,
                     navigation,
                     back: if navigation {
                         None
                     } else {
                         render::same_site_referer(req.headers, req.host)
                     },
-                    wrong_identity: refusal.reason() == crate::reason::Reason::PolicyUnmet
+                    // Only a page tells a wrong identity apart: API clients skip the lookup.
+                    wrong_identity: html
+                        && refusal.reason() == crate::reason::Reason::PolicyUnmet
                         && self.holds_a_kind_asked_for(policy, req.headers),
                     grpc: render::is_grpc(req.headers),
                 };
