@@ -64,7 +64,8 @@ enum Command {
     /// `--path`, decide a request carrying it as the gateway would. Exit status 0 when the token
     /// is valid (with `--path`: when the request would be allowed), 1 otherwise.
     Verify {
-        /// The token (never printed).
+        /// The token (never printed), or `-` to read it from standard input (then it shows in
+        /// neither the process list nor the shell's history).
         token: String,
         /// The configuration file (issuer settings, token sources, routes and policies).
         #[arg(short, long)]
@@ -205,11 +206,13 @@ fn main() -> ExitCode {
             path,
             method,
             host,
-        } => proofgate::inspect::verify(&proofgate::inspect::VerifyArgs {
-            token,
-            config,
-            issuer,
-            request: path.map(|path| proofgate::inspect::RequestArgs { path, method, host }),
+        } => token_argument(token).and_then(|token| {
+            proofgate::inspect::verify(&proofgate::inspect::VerifyArgs {
+                token,
+                config,
+                issuer,
+                request: path.map(|path| proofgate::inspect::RequestArgs { path, method, host }),
+            })
         }),
         Command::Dev {
             listen,
@@ -233,6 +236,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The token argument of `verify`: itself, or for `-` the first line of standard input.
+fn token_argument(token: String) -> Result<String, CliError> {
+    if token != "-" {
+        return Ok(token);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the token from standard input: {e}"))?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err("no token on standard input (verify - reads one line)".into());
+    }
+    Ok(line.to_owned())
 }
 
 /// Where a step-up's return address would come from the request's `Host` on a listener people

@@ -193,6 +193,32 @@ async fn path_is_decided_as_the_gateway_decides() {
     .await;
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
     assert_eq!(line(&r.out, "route: "), "route: app-only");
+    // `-`: the token from standard input (not in the process list), the same answer.
+    let stdin = {
+        let (config, alice) = (config.clone(), alice.clone());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_proofgate"))
+                .args([
+                    "verify", "-", "-c", &config, "--path", "/submit", "--method", "POST",
+                ])
+                .env_remove("PROOF_API_KEY")
+                .env_remove("RUST_LOG")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            writeln!(child.stdin.take().unwrap(), "{alice}").unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let out = String::from_utf8_lossy(&stdin.stdout);
+    assert_eq!(stdin.status.code(), Some(0), "{out}");
+    assert_eq!(line(&out, "route: "), "route: submit");
+    assert!(!out.contains(&alice) && !String::from_utf8_lossy(&stdin.stderr).contains(&alice));
     let r = verify(&alice, &config, &["--path", "/submit"]).await;
     assert_eq!((r.code, line(&r.out, "route: ")), (1, "route: default"));
     let r = verify(&alice, &config, &["--path", "/submit", "--method", "POST"]).await;
