@@ -43,7 +43,7 @@ async fn every_request_has_one_access_line_with_its_details() {
         &[],
     )
     .await;
-    let (sandbox, proxy, admin) = (&bin.sandbox, bin.proxy, bin.admin);
+    let (sandbox, proxy) = (&bin.sandbox, bin.proxy);
     let logs = || bin.logs();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -51,20 +51,7 @@ async fn every_request_has_one_access_line_with_its_details() {
         .build()
         .unwrap();
     let url = |p: &str| format!("http://127.0.0.1:{proxy}{p}");
-    let started = Instant::now();
-    while http
-        .get(format!("http://127.0.0.1:{admin}/readyz"))
-        .send()
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never ready:\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    bin.wait_ready().await;
 
     // Allowed with a proof: the subject's hash, never the subject or the token.
     let (token, proof_id) = mint(sandbox.base_url(), "email", "email", "alice@corp.example").await;

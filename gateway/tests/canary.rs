@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{mint, Binary, API_KEY, COOKIE_KEY};
 use proofgate_core::webhook;
@@ -24,27 +24,14 @@ async fn no_token_or_secret_reaches_the_log_at_trace() {
         &[("RUST_LOG", "trace")],
     )
     .await;
-    let (sandbox, proxy, admin, secret) = (&bin.sandbox, bin.proxy, bin.admin, &bin.secret);
+    let (sandbox, proxy, secret) = (&bin.sandbox, bin.proxy, &bin.secret);
     let logs = || bin.logs();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let url = |p: &str| format!("http://127.0.0.1:{proxy}{p}");
-    let started = Instant::now();
-    while http
-        .get(format!("http://127.0.0.1:{admin}/readyz"))
-        .send()
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never ready:\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    bin.wait_ready().await;
 
     let (token, proof_id) = mint(sandbox.base_url(), "email", "email", "alice@corp.example").await;
     let mut canaries = vec![signature(&token).to_string()];

@@ -298,15 +298,7 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("no proofgate_config_restart_required in\n{text}"))
     };
-    let started = Instant::now();
-    while admin_get_ready(&http, admin).await != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never ready:\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    bin.wait_ready().await;
     assert_eq!(restart_metric().await, "0");
     let reloaded = "configuration reloaded";
     let applied = "configuration applied";
@@ -382,13 +374,6 @@ async fn reload_applies_what_it_can_and_names_what_needs_a_restart() {
     let (status, body) = admin_get("/readyz").await;
     assert_eq!((status, body.as_str()), (200, "ready\n"));
     assert_eq!(count("restart needed"), 1, "{}", logs());
-}
-
-async fn admin_get_ready(http: &reqwest::Client, admin: u16) -> u16 {
-    http.get(format!("http://127.0.0.1:{admin}/readyz"))
-        .send()
-        .await
-        .map_or(0, |r| r.status().as_u16())
 }
 
 /// Waits (at most 15 s) until `done`; the log at `log` goes in the failure.

@@ -289,6 +289,27 @@ impl Binary {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits (at most 30 s, else fails with the log) until the admin listener's `/readyz`
+    /// answers 200.
+    pub async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/readyz", self.admin);
+        let started = Instant::now();
+        while http
+            .get(&url)
+            .send()
+            .await
+            .map_or(true, |r| r.status() != 200)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 pub fn signal(child: &Child, sig: &str) {
