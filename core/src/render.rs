@@ -209,13 +209,17 @@ impl StepUpLinks {
     /// parameters of `return_to` that carry a token are left out ([`without_tokens`]): the link
     /// is written into response bodies and the state cookie.
     pub fn start_url(&self, policy: &str, return_to: &str) -> String {
-        format!(
-            "{}start?policy={}&return_to={}",
-            self.prefix,
-            urlencode(policy),
-            urlencode(&without_tokens(return_to))
-        )
+        start_url(&self.prefix, policy, return_to)
     }
+}
+
+/// [`StepUpLinks::start_url`] for the endpoints under `prefix`.
+pub fn start_url(prefix: &str, policy: &str, return_to: &str) -> String {
+    format!(
+        "{prefix}start?policy={}&return_to={}",
+        urlencode(policy),
+        urlencode(&without_tokens(return_to))
+    )
 }
 
 /// `target` (a path and query) without the query parameters that carry a token: a parameter

@@ -618,11 +618,7 @@ impl StepUp {
     }
 
     fn start_link(&self, policy: &str, return_to: &str) -> String {
-        crate::render::StepUpLinks {
-            prefix: self.config.prefix.clone(),
-            realm: String::new(),
-        }
-        .start_url(policy, return_to)
+        crate::render::start_url(&self.config.prefix, policy, return_to)
     }
 
     /// What the hosted page tells the person: which site asks, for what, and what to verify.
