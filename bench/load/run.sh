@@ -248,8 +248,14 @@ load() { # seconds target → wrk output
     if [ "$target" = proofgate-auth ]; then
         args=(-H "X-Original-URI: /gate/a" -H "X-Original-Method: GET" -H "X-Forwarded-Host: 127.0.0.1" "${args[@]}")
     fi
-    taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}"s --timeout 5s "${args[@]}" 2>&1
+    # The generator's own CPU (user + system seconds), printed after wrk's output so measure()
+    # can tell a run the generator limited from one the server did.
+    local TIMEFORMAT='PGGEN cpu_s=%U+%S'
+    { time taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}"s --timeout 5s "${args[@]}" 2>&1; } 2>&1
 }
+
+# Busy and total ticks of core 1 (the generator's and the upstream's core), from /proc/stat.
+core1_ticks() { awk '$1 == "cpu1" { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat; }
 
 failed=0
 measure() { # label target rep
@@ -258,19 +264,33 @@ measure() { # label target rep
     if [ "$target" != proofgate-cold ] && [ "$warmup" -gt 0 ]; then load "$warmup" "$target" >/dev/null; fi
     local t0 t1 started ended outfile line
     outfile="$work/wrk-$label-$rep.txt"
+    local c0 c1
     t0=$(ticks "$server_pid")
+    c0=$(core1_ticks)
     started=$(date +%s%N)
     load "$duration" "$target" >"$outfile" || true
     ended=$(date +%s%N)
     t1=$(ticks "$server_pid")
+    c1=$(core1_ticks)
     line=$(grep '^PGLOAD' "$outfile" | sed 's/^PGLOAD //' || true)
     local cpu extra=""
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v ns=$((ended - started)) 'BEGIN { printf "%.0f", 100 * d / hz / (ns / 1e9) }')
+    # The load generator (wrk, one thread) and core 1 as a whole: a generator near a full core
+    # while the server is not means the generator set the pace, and req/s is a floor.
+    local gen_cpu core1 gen_s
+    gen_s=$(sed -n 's/^PGGEN cpu_s=//p' "$outfile" | tail -1)
+    gen_cpu=$(awk -v s="${gen_s:-0+0}" -v ns=$((ended - started)) 'BEGIN { split(s, a, "+"); printf "%.0f", 100 * (a[1] + a[2]) / (ns / 1e9) }')
+    core1=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", t > 0 ? 100 * (y[1] - x[1]) / t : 0 }')
+    extra="gen_cpu_pct=$gen_cpu core1_pct=$core1"
+    if [ "$gen_cpu" -ge 90 ] && [ "$cpu" -lt 90 ]; then
+        echo "run.sh: warning: $label rep $rep: the load generator used ${gen_cpu}% of its core while the server used ${cpu}%: the generator set the pace (req/s is a floor)" >&2
+        extra="$extra generator_bound=1"
+    fi
     case "$target" in
     pingora | pingora-token | proofgate-* | nginx-auth)
         local entries
         entries=$(curl -fs "http://127.0.0.1:$admin_port/metrics" | awk '/^proofgate_cache_entries/ {print $2}')
-        extra="cache_entries=${entries:-0} rss_now_kb=$(rss_kb "$server_pid")"
+        extra="$extra cache_entries=${entries:-0} rss_now_kb=$(rss_kb "$server_pid")"
         ;;
     esac
     if [ -z "$line" ]; then

@@ -257,6 +257,10 @@ struct Run {
     errors: u64,
     rss_kb: u64,
     cpu_pct: f64,
+    /// The load generator's CPU over the run, percent of one core.
+    gen_cpu_pct: f64,
+    /// Whether `run.sh` judged the generator, not the server, to have set the pace.
+    generator_bound: bool,
 }
 
 fn parse_line(line: &str) -> Option<Run> {
@@ -275,6 +279,8 @@ fn parse_line(line: &str) -> Option<Run> {
         errors: num("errors").unwrap_or(0.0) as u64,
         rss_kb: num("rss_kb").unwrap_or(0.0) as u64,
         cpu_pct: num("cpu_pct").unwrap_or(0.0),
+        gen_cpu_pct: num("gen_cpu_pct").unwrap_or(0.0),
+        generator_bound: num("generator_bound").is_some_and(|v| v > 0.0),
     })
 }
 
@@ -306,6 +312,10 @@ struct Summary {
     /// Requests per second of server CPU time (median over runs): the cost per request, which
     /// holds up better than requests/s when other work shares the machine.
     per_cpu: f64,
+    /// The load generator's CPU, percent of one core (median over runs).
+    gen_cpu_pct: f64,
+    /// Runs in which the generator, not the server, set the pace.
+    generator_bound: usize,
     errors: u64,
 }
 
@@ -338,6 +348,8 @@ fn summarize(runs: &[Run]) -> Vec<Summary> {
                         0.0
                     }
                 }),
+                gen_cpu_pct: col(|r| r.gen_cpu_pct),
+                generator_bound: mine.iter().filter(|r| r.generator_bound).count(),
                 errors: mine.iter().map(|r| r.errors).sum(),
                 target,
             }
@@ -348,8 +360,8 @@ fn summarize(runs: &[Run]) -> Vec<Summary> {
 fn markdown(summaries: &[Summary]) -> String {
     let base = summaries.iter().find(|s| s.target == "pingora");
     let mut out = String::from(
-        "| target | req/s (median) | min–max | p50 ms | p99 ms | peak RSS MiB | server CPU % | req per server CPU-s | req/s vs pingora | per CPU-s vs pingora | p99 vs pingora | runs | failed requests |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| target | req/s (median) | min–max | p50 ms | p99 ms | peak RSS MiB | server CPU % | req per server CPU-s | req/s vs pingora | per CPU-s vs pingora | p99 vs pingora | generator CPU % | runs | failed requests |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for s in summaries {
         let (ratio, eff_ratio, p99_ratio) = match base {
@@ -361,7 +373,7 @@ fn markdown(summaries: &[Summary]) -> String {
             _ => ("–".into(), "–".into(), "–".into()),
         };
         out.push_str(&format!(
-            "| {} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {:.0}{} | {} | {} |\n",
             s.target,
             s.rps,
             s.rps_min,
@@ -374,6 +386,12 @@ fn markdown(summaries: &[Summary]) -> String {
             ratio,
             eff_ratio,
             p99_ratio,
+            s.gen_cpu_pct,
+            if s.generator_bound > 0 {
+                format!(" (bound in {} of {})", s.generator_bound, s.runs)
+            } else {
+                String::new()
+            },
             s.runs,
             s.errors
         ));
