@@ -226,7 +226,7 @@ impl Requirement {
             return false;
         }
         if !self.identifiers.is_empty() {
-            let Some(hash) = proof.identifier_hash.as_deref() else {
+            let Some(hash) = proof.identifier_hash() else {
                 return false;
             };
             if !self.identifiers.iter().any(|i| i.hash == hash) {

@@ -977,8 +977,8 @@ impl StepUp {
                     tokens.iter().any(|(t, n)| {
                         t == token
                             || (n.claims.proof_type == p.claims.proof_type
-                                && n.identifier_hash.is_some()
-                                && n.identifier_hash == p.identifier_hash)
+                                && n.identifier_hash().is_some()
+                                && n.identifier_hash() == p.identifier_hash())
                     })
                 };
                 let proof = match enforcer.check_token(token) {

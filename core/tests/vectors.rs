@@ -96,7 +96,7 @@ async fn newer_optional_claims_and_unknown_claims_are_accepted() {
         format!("sha256:{}", claims["identifier_hash"].as_str().unwrap()).into();
     let proof = r.enforcer.check_token(&r.key.sign_json(&claims)).unwrap();
     assert_eq!(
-        proof.identifier_hash.as_deref(),
+        proof.identifier_hash(),
         Some(hash_normalized("a@b.c").as_str())
     );
 }

@@ -37,7 +37,7 @@ async fn valid_rs256_and_es256_tokens_verify() {
     assert_eq!(proof.subject(), "p1");
     assert_eq!(proof.kid.as_deref(), Some("proof-holdings-2026-01"));
     assert_eq!(
-        proof.identifier_hash.as_deref(),
+        proof.identifier_hash(),
         Some("1a84d7ea4cfcfa4a7fde9c221c967e6f1cfa22fd5b68e4cbac0912ceb8b602f9")
     );
 

@@ -529,7 +529,7 @@ fn unmet(r: &Requirement, proof: &VerifiedProof, now: i64) -> Vec<String> {
         ));
     }
     if !r.identifiers.is_empty() {
-        match proof.identifier_hash.as_deref() {
+        match proof.identifier_hash() {
             None => why.push("it carries no identifier_hash".into()),
             Some(h) if !r.identifiers.iter().any(|i| i.hash == h) => {
                 why.push("its identifier is none of these".into())
