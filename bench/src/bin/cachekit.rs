@@ -42,7 +42,7 @@ struct Heap {
 impl Heap {
     #[cfg(not(feature = "mimalloc"))]
     fn get() -> Self {
-        let s = Heap::get();
+        let s = dhat::HeapStats::get();
         Self {
             curr_bytes: s.curr_bytes,
             total_blocks: s.total_blocks,
