@@ -15,14 +15,18 @@ pub type NumericDate = i64;
 /// Every claim is optional at the type level so that a token missing one gets a precise reason
 /// from the verifier instead of a parse error; unknown claims are ignored; a claim present twice
 /// makes the token malformed.
+///
+/// Strings are `Box<str>` and rare JSON values boxed: a verified proof keeps its claims for as long
+/// as it is cached, and this layout is 136 bytes smaller per entry than `String`s and inline
+/// values (see `bench/src/bin/cachekit.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ProofClaims {
     /// Issuer; `proof.holdings` for real tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
+    pub iss: Option<Box<str>>,
     /// The proof id (the verification id); what the revocation list names.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
+    pub sub: Option<Box<str>>,
     /// Issued at.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -46,40 +50,40 @@ pub struct ProofClaims {
     pub nbf: Option<NumericDate>,
     /// Audience; never issued, and refused when non-empty.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<serde_json::Value>,
+    pub aud: Option<Box<serde_json::Value>>,
     /// Token id; must be a string when present.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
+    pub jti: Option<Box<str>>,
     /// `"1.0"` up to `"1.3"`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub proof_schema_version: Option<String>,
+    pub proof_schema_version: Option<Box<str>>,
     /// The account that owns the proof.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Box<str>>,
     /// phone, email, domain, social, wallet, account, telegram_bot, …
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub proof_type: Option<String>,
+    pub proof_type: Option<Box<str>>,
     /// whatsapp, telegram, sms, email, dns, http, github, …
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
+    pub channel: Option<Box<str>>,
     /// Hex SHA-256 of the normalized identifier (optionally prefixed `sha256:`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub identifier_hash: Option<String>,
+    pub identifier_hash: Option<Box<str>>,
     /// RFC 3339 time of the verification.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verified_at: Option<String>,
+    pub verified_at: Option<Box<str>>,
     /// Newer: where this token's status lives in a Token Status List.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusClaim>,
     /// Newer: the proof id, when it differs from `sub`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub proof_id: Option<String>,
+    pub proof_id: Option<Box<str>>,
     /// Newer: `"delegation"` for delegation tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_type: Option<String>,
+    pub token_type: Option<Box<str>>,
     /// Newer: an authorization decision carried by the token.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<serde_json::Value>,
+    pub decision: Option<Box<serde_json::Value>>,
 }
 
 /// The `status` claim of draft-ietf-oauth-status-list.
@@ -95,7 +99,7 @@ pub struct StatusListRef {
     /// Index of the slot.
     pub idx: u64,
     /// Where the list is published.
-    pub uri: String,
+    pub uri: Box<str>,
 }
 
 fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NumericDate>, D::Error> {

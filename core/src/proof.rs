@@ -19,7 +19,7 @@ pub struct VerifiedProof {
     /// `verified_at` as Unix seconds, when present and parseable.
     pub verified_at: Option<i64>,
     /// The `kid` of the key that verified it.
-    pub kid: Option<String>,
+    pub kid: Option<Box<str>>,
     /// The key set generation it was verified under; a cache hit from another is re-verified.
     pub(crate) generation: u64,
     /// Identity header values, built once when the token is verified so that a cache hit costs
@@ -33,7 +33,7 @@ impl VerifiedProof {
         claims: ProofClaims,
         exp: i64,
         verified_at: Option<i64>,
-        kid: Option<String>,
+        kid: Option<Box<str>>,
         generation: u64,
     ) -> Self {
         let identity = Identity::of(&claims);
@@ -215,7 +215,7 @@ mod tests {
             proof_type: Some("email".into()),
             // Absent: sent as an empty value, as before.
             channel: None,
-            identifier_hash: Some(format!("sha256:{}", "AB".repeat(32))),
+            identifier_hash: Some(format!("sha256:{}", "AB".repeat(32)).into()),
             // Not a valid header value: left out.
             verified_at: Some("2026-11-30\n".into()),
             ..ProofClaims::default()

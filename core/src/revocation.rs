@@ -428,20 +428,20 @@ impl RevocationStore {
         if let Some(status) = &claims.status {
             let slot = &status.status_list;
             let lists = self.status_lists.load();
-            let Some(list) = lists.get(&slot.uri) else {
+            let Some(list) = lists.get(&*slot.uri) else {
                 if self.may_fetch(&slot.uri) {
-                    let _ = self.wanted.try_send(slot.uri.clone());
+                    let _ = self.wanted.try_send(slot.uri.to_string());
                 }
                 return Err(Reason::StatusUnavailable);
             };
             if list.expires_at <= now.unix {
-                let _ = self.wanted.try_send(slot.uri.clone());
+                let _ = self.wanted.try_send(slot.uri.to_string());
                 return Err(Reason::StatusUnavailable);
             }
             if !list.covers(slot.idx) {
                 // A token newer than our copy of a growing list: fetch it again (coalesced and
                 // spaced by a cooldown in the refresher).
-                let _ = self.wanted.try_send(slot.uri.clone());
+                let _ = self.wanted.try_send(slot.uri.to_string());
                 return Err(Reason::StatusUnavailable);
             }
             match list.get(slot.idx) {

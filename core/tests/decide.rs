@@ -100,7 +100,7 @@ async fn any_of_all_of_identifiers_and_age() {
         Decision::Allow { .. }
     ));
     let mut old = testing::claims("o", "phone", "sms", "+37069199199");
-    old.verified_at = Some(testing::rfc3339(testing::now() - 3600));
+    old.verified_at = Some(testing::rfc3339(testing::now() - 3600).into());
     let old = r.key.sign(&old);
     assert!(matches!(
         r.enforcer.decide(&payouts, &bearer(&old)),

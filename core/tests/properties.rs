@@ -439,7 +439,7 @@ fn claims_strategy() -> impl Strategy<Value = ProofClaims> {
             let now = testing::now();
             c.iat = Some(now - age);
             c.exp = Some(now + lifetime);
-            c.user_id = user;
+            c.user_id = user.map(String::into_boxed_str);
             c
         })
 }

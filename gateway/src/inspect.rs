@@ -152,8 +152,8 @@ async fn fetch_and_check(
     // Only a token whose signature holds may name a list to fetch (and only on a trusted origin).
     if let Ok(proof) = gate.enforcer().verifier().verify(token) {
         if let Some(status) = &proof.claims.status {
-            if !lists.contains(&status.status_list.uri) {
-                lists.push(status.status_list.uri.clone());
+            if !lists.iter().any(|l| **l == *status.status_list.uri) {
+                lists.push(status.status_list.uri.to_string());
             }
         }
     }
@@ -509,8 +509,8 @@ fn unmet(r: &Requirement, proof: &VerifiedProof, now: i64) -> Vec<String> {
     if !r.types.is_empty()
         && !claims
             .proof_type
-            .as_ref()
-            .is_some_and(|t| r.types.contains(t))
+            .as_deref()
+            .is_some_and(|t| r.types.iter().any(|x| x == t))
     {
         why.push(format!(
             "its type is {}",
@@ -520,8 +520,8 @@ fn unmet(r: &Requirement, proof: &VerifiedProof, now: i64) -> Vec<String> {
     if !r.channels.is_empty()
         && !claims
             .channel
-            .as_ref()
-            .is_some_and(|c| r.channels.contains(c))
+            .as_deref()
+            .is_some_and(|c| r.channels.iter().any(|x| x == c))
     {
         why.push(format!(
             "its channel is {}",

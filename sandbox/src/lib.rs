@@ -368,8 +368,12 @@ impl Shared {
             token: token.clone(),
             kind: v.kind.clone(),
             channel: v.channel.clone(),
-            identifier_hash: claims.identifier_hash.clone().unwrap_or_default(),
-            user_id: claims.user_id.clone().unwrap_or_default(),
+            identifier_hash: claims
+                .identifier_hash
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned(),
+            user_id: claims.user_id.as_deref().unwrap_or_default().to_owned(),
             exp: now + v.lifetime_secs,
             verified_at: now,
             status_idx: idx,

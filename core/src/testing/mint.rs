@@ -213,8 +213,8 @@ pub fn claims(sub: &str, kind: &str, channel: &str, identifier: &str) -> ProofCl
         user_id: Some("507f1f77bcf86cd799439012".into()),
         proof_type: Some(kind.into()),
         channel: Some(channel.into()),
-        identifier_hash: Some(identifier::identifier_hash(kind, identifier)),
-        verified_at: Some(rfc3339(now)),
+        identifier_hash: Some(identifier::identifier_hash(kind, identifier).into()),
+        verified_at: Some(rfc3339(now).into()),
         ..ProofClaims::default()
     }
 }

@@ -121,7 +121,7 @@ impl TokenKind {
             }
             TokenKind::PhoneOld => {
                 let mut c = claims("table-phone-old", "phone", "sms", "+37069199199");
-                c.verified_at = Some(rfc3339(now - 20 * 60));
+                c.verified_at = Some(rfc3339(now - 20 * 60).into());
                 issuer.sign(&c)
             }
             TokenKind::Expired => {
