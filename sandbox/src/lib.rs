@@ -443,7 +443,7 @@ impl Shared {
         let now = state::now();
         let mut claims = proofgate_core::testing::claims(id, "confirmation", channel, message);
         claims.exp = Some(now + lifetime_secs);
-        claims.decision = Some(json!("approve"));
+        claims.decision = Some(Box::new(json!("approve")));
         let idx = if self.config.status_list {
             let idx = data.new_slot();
             claims = proofgate_core::testing::with_status(claims, &self.status_list_uri(), idx);
@@ -457,8 +457,8 @@ impl Shared {
             token: token.clone(),
             kind: "confirmation".into(),
             channel: channel.into(),
-            identifier_hash: claims.identifier_hash.clone().unwrap_or_default(),
-            user_id: claims.user_id.clone().unwrap_or_default(),
+            identifier_hash: claims.identifier_hash.as_deref().unwrap_or_default().to_owned(),
+            user_id: claims.user_id.as_deref().unwrap_or_default().to_owned(),
             exp: now + lifetime_secs,
             verified_at: now,
             status_idx: idx,
