@@ -73,6 +73,44 @@ fn bench(c: &mut Criterion) {
     g.bench_function("cold_rs256_uncached", |b| {
         b.iter(|| verifier.verify_uncached(black_box(&token), now).unwrap())
     });
+    // The cold path by stage: the payload's base64, its claims JSON, then a whole cold verify
+    // with the cache insert (never-seen tokens into a cache at capacity, so each insert also
+    // evicts), against `cold_rs256_uncached` above (the same without the cache).
+    let (_, payload_b64) = signing_input.split_once('.').unwrap();
+    g.bench_function("stage_payload_base64", |b| {
+        b.iter(|| URL_SAFE_NO_PAD.decode(black_box(payload_b64)).unwrap())
+    });
+    let payload = URL_SAFE_NO_PAD.decode(payload_b64).unwrap();
+    g.bench_function("stage_claims_json", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<proofgate_core::ProofClaims>(black_box(&payload)).unwrap()
+        })
+    });
+    let fresh: Vec<String> = (0..20_000)
+        .map(|i| {
+            key.sign(&testing::claims(
+                &format!("cold-{i:08}"),
+                "phone",
+                "sms",
+                "+37069199199",
+            ))
+        })
+        .collect();
+    let small = Verifier::new(
+        keys.clone(),
+        VerifierConfig {
+            cache_capacity: 1_000,
+            ..VerifierConfig::default()
+        },
+    );
+    let mut next = 0usize;
+    g.bench_function("cold_rs256_with_cache_insert", |b| {
+        b.iter(|| {
+            // Each token once per pass over the pool; the pool is 20 × the cache.
+            next = (next + 1) % fresh.len();
+            small.verify(black_box(&fresh[next])).unwrap()
+        })
+    });
     verifier.verify(&token).unwrap();
     g.bench_function("warm_cache_hit", |b| {
         b.iter(|| verifier.verify(black_box(&token)).unwrap())

@@ -457,7 +457,11 @@ impl Shared {
             token: token.clone(),
             kind: "confirmation".into(),
             channel: channel.into(),
-            identifier_hash: claims.identifier_hash.as_deref().unwrap_or_default().to_owned(),
+            identifier_hash: claims
+                .identifier_hash
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned(),
             user_id: claims.user_id.as_deref().unwrap_or_default().to_owned(),
             exp: now + lifetime_secs,
             verified_at: now,

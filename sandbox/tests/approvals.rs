@@ -138,7 +138,10 @@ async fn confirmation_approved_yields_a_signed_webhook_and_a_verifiable_proof_to
         .verify(&token)
         .expect("the core verifier accepts it");
     assert_eq!(proof.claims.proof_type.as_deref(), Some("confirmation"));
-    assert_eq!(proof.claims.decision.as_deref(), Some(&Value::String("approve".into())));
+    assert_eq!(
+        proof.claims.decision.as_deref(),
+        Some(&Value::String("approve".into()))
+    );
     let mut rc = RevocationConfig::new(sb.base_url());
     rc.list_url = None;
     let status = RevocationStore::new(rc, keys.clone());
