@@ -537,7 +537,7 @@ impl Approvals {
         let body = match held.body {
             HeldBody::Read(b) => b,
             HeldBody::TooLarge => {
-                return self.refuse(held.headers, Reason::ApprovalBodyTooLarge, false);
+                return self.refuse(held.headers, Reason::ApprovalBodyTooLarge, None);
             }
         };
         let digest = ticket::body_digest(body);
@@ -546,18 +546,32 @@ impl Approvals {
         if let Some(text) = header_ticket {
             let t = match self.check(&text, &held, &subject, &digest, now) {
                 Ok(t) => t,
-                Err(reason) => return self.refuse(held.headers, reason, false),
+                Err(reason) => return self.refuse(held.headers, reason, None),
             };
             return self.redeem(enforcer, &held, t, false).await;
         }
+        // A browser's ticket cookie that does not fit this request (used, stale, made for
+        // another form) is cleared, and the request asks for a new approval.
+        let mut clear_cookie = false;
         if let Some(text) = cookie_ticket {
-            // A browser's ticket that does not fit (used, stale, another form) is dropped:
-            // the request asks for a new approval instead.
             if let Ok(t) = self.check(&text, &held, &subject, &digest, now) {
-                return self.redeem(enforcer, &held, t, true).await;
+                let answer = self.redeem(enforcer, &held, t, true).await;
+                if answer.reason != Some(Reason::ApprovalTicketUsed) {
+                    return answer;
+                }
+            }
+            clear_cookie = true;
+        }
+        let mut answer = self.create(&held, body, &digest, &subject, html, now).await;
+        if clear_cookie {
+            if let Verdict::Respond(r) = &mut answer.verdict {
+                r.headers.extend(header(
+                    http::header::SET_COOKIE,
+                    &self.ticket_cookie("", cookie_path(held.target), 0),
+                ));
             }
         }
-        self.create(&held, body, &digest, &subject, html, now).await
+        answer
     }
 
     /// Opens the ticket and compares it with the request.
@@ -592,14 +606,15 @@ impl Approvals {
         t: Ticket,
         from_cookie: bool,
     ) -> Answer {
+        let clear = from_cookie.then_some(held.target);
         let status = match self.status(enforcer, &t.cid, Some(t.due)).await {
             Ok(s) => s,
-            Err(()) => return self.refuse(held.headers, Reason::ApprovalUnavailable, from_cookie),
+            Err(()) => return self.refuse(held.headers, Reason::ApprovalUnavailable, clear),
         };
         match status {
             Status::Pending => self.waiting(held.headers, &t, None, Reason::ApprovalPending),
-            Status::Denied => self.refuse(held.headers, Reason::ApprovalDenied, from_cookie),
-            Status::Expired => self.refuse(held.headers, Reason::ApprovalExpired, from_cookie),
+            Status::Denied => self.refuse(held.headers, Reason::ApprovalDenied, clear),
+            Status::Expired => self.refuse(held.headers, Reason::ApprovalExpired, clear),
             Status::Approved => match self.ledger.claim(&t.id, t.exp).await {
                 Claim::First => {
                     self.counters.used.fetch_add(1, Ordering::Relaxed);
@@ -609,9 +624,7 @@ impl Approvals {
                         verdict: Verdict::Forward,
                     }
                 }
-                Claim::Replayed => {
-                    self.refuse(held.headers, Reason::ApprovalTicketUsed, from_cookie)
-                }
+                Claim::Replayed => self.refuse(held.headers, Reason::ApprovalTicketUsed, clear),
             },
         }
     }
@@ -627,7 +640,7 @@ impl Approvals {
     ) -> Answer {
         let Some(api) = &self.api else {
             tracing::warn!("a request needs approval but no Proof API key is set (PROOF_API_KEY)");
-            return self.refuse(held.headers, Reason::ApprovalUnavailable, false);
+            return self.refuse(held.headers, Reason::ApprovalUnavailable, None);
         };
         let text = message::render(
             held.rule,
@@ -641,14 +654,14 @@ impl Approvals {
             },
         );
         let Ok(key) = self.hitl_key(api, &held.rule.hitl).await else {
-            return self.refuse(held.headers, Reason::ApprovalUnavailable, false);
+            return self.refuse(held.headers, Reason::ApprovalUnavailable, None);
         };
         let text = match key {
             Some(key) => match key.seal(&held.rule.hitl, text.as_bytes()) {
                 Ok(sealed) => sealed,
                 Err(e) => {
                     tracing::warn!(error = %e, "encrypting an approval message failed");
-                    return self.refuse(held.headers, Reason::ApprovalUnavailable, false);
+                    return self.refuse(held.headers, Reason::ApprovalUnavailable, None);
                 }
             },
             None => text,
@@ -662,11 +675,11 @@ impl Approvals {
             Ok(c) if valid_id(&c.id) => c,
             Ok(_) => {
                 tracing::warn!("the issuer answered a confirmation without a usable id");
-                return self.refuse(held.headers, Reason::ApprovalUnavailable, false);
+                return self.refuse(held.headers, Reason::ApprovalUnavailable, None);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "creating a confirmation failed");
-                return self.refuse(held.headers, Reason::ApprovalUnavailable, false);
+                return self.refuse(held.headers, Reason::ApprovalUnavailable, None);
             }
         };
         self.counters.created.fetch_add(1, Ordering::Relaxed);
@@ -784,8 +797,9 @@ impl Approvals {
         )
     }
 
-    /// A refusal, counted; a ticket cookie is cleared.
-    fn refuse(&self, headers: &HeaderMap, reason: Reason, clear_cookie: bool) -> Answer {
+    /// A refusal, counted; a ticket cookie for `clear_cookie` (the request's target) is
+    /// cleared.
+    fn refuse(&self, headers: &HeaderMap, reason: Reason, clear_cookie: Option<&str>) -> Answer {
         let counter = match reason {
             Reason::ApprovalTicketUsed => Some(&self.counters.replay_refused),
             Reason::ApprovalTicketInvalid
@@ -799,10 +813,10 @@ impl Approvals {
             c.fetch_add(1, Ordering::Relaxed);
         }
         let mut rendered = self.refusal(headers, reason);
-        if clear_cookie {
+        if let Some(target) = clear_cookie {
             rendered.headers.extend(header(
                 http::header::SET_COOKIE,
-                &self.ticket_cookie("", "/", 0),
+                &self.ticket_cookie("", cookie_path(target), 0),
             ));
         }
         Answer {
@@ -1031,6 +1045,20 @@ impl Approvals {
         };
         r.headers.extend(set);
         r
+    }
+}
+
+/// The `Path` of a ticket cookie for `target`: its path, or `/` when that is not plain.
+fn cookie_path(target: &str) -> &str {
+    let path = target.split('?').next().unwrap_or("/");
+    let plain = path.starts_with('/')
+        && !path
+            .bytes()
+            .any(|b| b == b';' || b == b',' || b == b' ' || b.is_ascii_control());
+    if plain {
+        path
+    } else {
+        "/"
     }
 }
 
