@@ -131,7 +131,7 @@ pub(super) fn approval(c: &mut Check, at: &str, f: &ApprovalFile) -> Option<Appr
             body_fields.push(field.to_owned());
         }
     }
-    (c.errors.len() == before).then(|| ApprovalRule {
+    (c.errors.len() == before).then_some(ApprovalRule {
         hitl,
         message: template,
         timeout,
