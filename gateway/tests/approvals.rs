@@ -503,10 +503,7 @@ async fn approved_by_fetch_forwarded_once_with_its_body_and_every_misfit_refused
         assert_eq!(s.metric(outcome).await, n, "{outcome}");
     }
     let logs = s.logs();
-    assert!(
-        logs.contains("outcome=\"used\""),
-        "{logs}"
-    );
+    assert!(logs.contains("outcome=\"used\""), "{logs}");
     assert!(!logs.contains(&ticket[5..40]), "the ticket reached the log");
 }
 

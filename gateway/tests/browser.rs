@@ -403,7 +403,10 @@ policy = "approved-reports"
         .await
         .contains("proofgate_config_reloads_total{result=\"ok\"} 1")
     {
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no reload");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no reload"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
