@@ -70,9 +70,11 @@ async fn serve(issuer: Shared) -> String {
 fn gate(base: &str, issuer_key: &SigningKey) -> Gate {
     let mut revocation = RevocationConfig::new(base);
     revocation.list_url = None;
-    let mut approvals = proofgate_core::approval::ApprovalsConfig::default();
     // Every status read asks the issuer.
-    approvals.poll_interval = std::time::Duration::ZERO;
+    let approvals = proofgate_core::approval::ApprovalsConfig {
+        poll_interval: std::time::Duration::ZERO,
+        ..Default::default()
+    };
     let gate = GateBuilder::new(base)
         .revocation_config(revocation)
         .cookie_key(Some(vec![7; 32]))
