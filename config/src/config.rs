@@ -99,6 +99,8 @@ impl Config {
             ticket_ttl: self.approvals.ticket_ttl,
             max_body_bytes: self.approvals.max_body_bytes,
             poll_interval: self.approvals.poll_interval,
+            per_requester_per_minute: self.approvals.per_requester_per_minute,
+            global_per_minute: self.approvals.global_per_minute,
             ..Default::default()
         }
     }
@@ -625,6 +627,10 @@ pub struct ApprovalsSettings {
     /// `Retry-After` while pending, and the least time between two fetches of one
     /// confirmation. Defaults to `2s`.
     pub poll_interval: Duration,
+    /// Confirmations one requester may ask for per minute, per replica. Defaults to `10`.
+    pub per_requester_per_minute: u32,
+    /// Confirmations all requesters may ask for per minute, per replica. Defaults to `30`.
+    pub global_per_minute: u32,
 }
 
 impl Default for ApprovalsSettings {
@@ -633,6 +639,8 @@ impl Default for ApprovalsSettings {
             ticket_ttl: Duration::from_secs(900),
             max_body_bytes: proofgate_core::approval::MAX_BODY_LIMIT,
             poll_interval: Duration::from_secs(2),
+            per_requester_per_minute: 10,
+            global_per_minute: 30,
         }
     }
 }

@@ -72,6 +72,10 @@ pub struct ApprovalsFile {
     pub max_body_bytes: Option<u64>,
     /// `Retry-After` while pending, and the least time between two fetches of a confirmation.
     pub poll_interval: Option<String>,
+    /// Confirmations one requester may ask for per minute.
+    pub per_requester_per_minute: Option<u64>,
+    /// Confirmations all requesters together may ask for per minute.
+    pub global_per_minute: Option<u64>,
 }
 
 /// A policy's `approval = { … }`: a person's approval before an allowed request is forwarded.

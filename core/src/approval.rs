@@ -84,6 +84,12 @@ pub struct ApprovalsConfig {
     pub poll_interval: Duration,
     /// `proof_expiry_days` of the confirmations created. Defaults to none (the issuer's).
     pub proof_expiry_days: Option<u32>,
+    /// Confirmations one requester (one set of proofs, or all anonymous requests together)
+    /// may ask for per minute, per replica. Defaults to 10.
+    pub per_requester_per_minute: u32,
+    /// Confirmations asked for per minute by all requesters, per replica (each is a Proof API
+    /// call, and a message to a person). Defaults to 30.
+    pub global_per_minute: u32,
 }
 
 impl Default for ApprovalsConfig {
@@ -93,6 +99,8 @@ impl Default for ApprovalsConfig {
             max_body_bytes: MAX_BODY_LIMIT,
             poll_interval: Duration::from_secs(2),
             proof_expiry_days: None,
+            per_requester_per_minute: 10,
+            global_per_minute: 30,
         }
     }
 }
@@ -190,10 +198,11 @@ struct Counters {
     replay_refused: AtomicU64,
     ticket_refused: AtomicU64,
     unavailable: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 /// The outcomes [`Approvals::counts`] reports, in order.
-pub const OUTCOMES: [&str; 8] = [
+pub const OUTCOMES: [&str; 9] = [
     "created",
     "approved",
     "denied",
@@ -202,6 +211,7 @@ pub const OUTCOMES: [&str; 8] = [
     "replay_refused",
     "ticket_refused",
     "unavailable",
+    "rate_limited",
 ];
 
 /// The approvals engine (one per gate).
@@ -216,6 +226,7 @@ pub struct Approvals {
     known: moka::sync::Cache<String, Known>,
     /// The HITL configurations' public keys (`None`: the configuration has none), per id.
     hitl_keys: moka::sync::Cache<String, Option<Arc<envelope::RecipientKey>>>,
+    limiter: crate::stepup::StartLimiter,
     counters: Counters,
 }
 
@@ -272,6 +283,7 @@ fn title(reason: Reason) -> &'static str {
         Reason::ApprovalExpired => "Approval expired",
         Reason::ApprovalBodyTooLarge => "Request body too large for approval",
         Reason::ApprovalUnavailable => "Approval unavailable",
+        Reason::ApprovalRateLimited => "Too many approvals asked for",
         _ => "Approval ticket refused",
     }
 }
@@ -292,6 +304,10 @@ fn words(reason: Reason) -> (&'static str, &'static str) {
             "Approval is not available right now",
             "This request needs a person's approval, which cannot be asked for or checked at \
              the moment. This is not your fault: try again later.",
+        ),
+        Reason::ApprovalRateLimited => (
+            "Too many approvals asked for",
+            "Approvals were asked for too often. Wait a minute and send the request again.",
         ),
         Reason::ApprovalBodyTooLarge => (
             "This request is too large to be approved",
@@ -339,6 +355,10 @@ impl Approvals {
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             counters: Counters::default(),
+            limiter: crate::stepup::StartLimiter::new(
+                config.per_requester_per_minute,
+                config.global_per_minute,
+            ),
             config,
         }
     }
@@ -354,7 +374,7 @@ impl Approvals {
     }
 
     /// Counts so far, per outcome of [`OUTCOMES`].
-    pub fn counts(&self) -> [(&'static str, u64); 8] {
+    pub fn counts(&self) -> [(&'static str, u64); 9] {
         let c = &self.counters;
         let values = [
             &c.created,
@@ -365,8 +385,9 @@ impl Approvals {
             &c.replay_refused,
             &c.ticket_refused,
             &c.unavailable,
+            &c.rate_limited,
         ];
-        let mut out = [("", 0); 8];
+        let mut out = [("", 0); 9];
         for (i, v) in values.iter().enumerate() {
             out[i] = (OUTCOMES[i], v.load(Ordering::Relaxed));
         }
@@ -642,6 +663,15 @@ impl Approvals {
             tracing::warn!("a request needs approval but no Proof API key is set (PROOF_API_KEY)");
             return self.refuse(held.headers, Reason::ApprovalUnavailable, None);
         };
+        if let Err(retry) = self.limiter.take(subject) {
+            let mut answer = self.refuse(held.headers, Reason::ApprovalRateLimited, None);
+            if let Verdict::Respond(r) = &mut answer.verdict {
+                r.headers.retain(|(k, _)| k != http::header::RETRY_AFTER);
+                r.headers
+                    .push((http::header::RETRY_AFTER, HeaderValue::from(retry)));
+            }
+            return answer;
+        }
         let text = message::render(
             held.rule,
             &message::MessageInput {
@@ -807,6 +837,7 @@ impl Approvals {
             | Reason::ApprovalTicketOtherBody
             | Reason::ApprovalTicketOtherSubject => Some(&self.counters.ticket_refused),
             Reason::ApprovalUnavailable => Some(&self.counters.unavailable),
+            Reason::ApprovalRateLimited => Some(&self.counters.rate_limited),
             _ => None,
         };
         if let Some(c) = counter {

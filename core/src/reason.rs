@@ -117,6 +117,9 @@ reasons! {
     /// The approval ticket was issued to another requester.
     ApprovalTicketOtherSubject = "approval_ticket_other_subject", Forbidden,
         "The approval ticket was issued to someone else.";
+    /// Too many approvals asked for, by this requester or by all (answered 429).
+    ApprovalRateLimited = "approval_rate_limited", Unavailable,
+        "Too many approvals were asked for; try again later.";
     /// The body is larger than the gateway digests for an approval (answered 413).
     ApprovalBodyTooLarge = "approval_body_too_large", Forbidden,
         "The request body is too large to be approved.";
@@ -144,11 +147,12 @@ impl Reason {
 
     /// The HTTP status an approval answer with this reason gets: `202` while a person is
     /// asked (`approval_required`, `approval_pending`), `413` for a body too large to digest,
-    /// else [`Reason::status`].
+    /// `429` when rate limited, else [`Reason::status`].
     pub fn approval_status(self) -> u16 {
         match self {
             Reason::ApprovalRequired | Reason::ApprovalPending => 202,
             Reason::ApprovalBodyTooLarge => 413,
+            Reason::ApprovalRateLimited => 429,
             other => other.status(),
         }
     }

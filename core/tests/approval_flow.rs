@@ -279,3 +279,46 @@ async fn a_cors_preflight_is_never_held() {
     assert!(outcome.approval.is_none());
     assert!(matches!(outcome.action, Action::Forward(_)));
 }
+
+#[tokio::test]
+async fn asking_is_rate_limited_per_requester() {
+    let shared: Shared = Arc::new(Mutex::new(Issuer {
+        confirmation: json!({"id": "conf_1", "status": "pending"}),
+        ..Issuer::default()
+    }));
+    let base = serve(shared.clone()).await;
+    let issuer_key = SigningKey::rsa("k1");
+    let mut revocation = RevocationConfig::new(&base);
+    revocation.list_url = None;
+    let gate = GateBuilder::new(&base)
+        .revocation_config(revocation)
+        .cookie_key(Some(vec![7; 32]))
+        .api_key(Some("pk_test_approval_flow".into()))
+        .approvals_config(proofgate_core::approval::ApprovalsConfig {
+            per_requester_per_minute: 2,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let jwks = testing::jwks(&[&issuer_key]).to_string();
+    gate.keys()
+        .install(KeySet::from_jwks(jwks.as_bytes()).unwrap(), vec![1]);
+    let alice = issuer_key.sign(&testing::claims(
+        "p1",
+        "email",
+        "email",
+        "alice@corp.example",
+    ));
+    let bob = issuer_key.sign(&testing::claims("p2", "email", "email", "bob@corp.example"));
+    for _ in 0..2 {
+        let (_, reason, _) = send(&gate, &headers(&alice, None), b"{}").await;
+        assert_eq!(reason, "approval_required");
+    }
+    let (decision, reason, body) = send(&gate, &headers(&alice, None), b"{}").await;
+    assert_eq!((decision, reason), ("deny", "approval_rate_limited"));
+    assert_eq!(body.unwrap()["status"], 429);
+    // Another requester is not held back by alice.
+    let (_, reason, _) = send(&gate, &headers(&bob, None), b"{}").await;
+    assert_eq!(reason, "approval_required");
+    assert_eq!(shared.lock().unwrap().messages.len(), 3);
+}

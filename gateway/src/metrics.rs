@@ -220,7 +220,7 @@ impl Metrics {
             Opts::new(
                 "proofgate_approvals_total",
                 "Human approvals by outcome (created, approved, denied, expired, used, \
-                 replay_refused, ticket_refused, unavailable).",
+                 replay_refused, ticket_refused, unavailable, rate_limited).",
             ),
             &["outcome"],
         )

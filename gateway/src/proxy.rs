@@ -283,6 +283,7 @@ fn approval_outcome(decision: &str, reason: &str) -> &'static str {
         (_, "approval_ticket_used") => "replay_refused",
         (_, "approval_unavailable") => "unavailable",
         (_, "approval_body_too_large") => "too_large",
+        (_, "approval_rate_limited") => "rate_limited",
         _ => "ticket_refused",
     }
 }

@@ -168,6 +168,20 @@ pub(super) fn approvals(
         Duration::from_secs(1),
         Duration::from_secs(60),
     );
+    let per_requester_per_minute = c.int(
+        "approvals.per_requester_per_minute",
+        f.per_requester_per_minute,
+        u64::from(d.per_requester_per_minute),
+        1,
+        1000,
+    ) as u32;
+    let global_per_minute = c.int(
+        "approvals.global_per_minute",
+        f.global_per_minute,
+        u64::from(d.global_per_minute),
+        1,
+        99,
+    ) as u32;
     if !c.failed("approvals.ticket_ttl") {
         for (i, p) in policies.iter().enumerate() {
             if let Some(a) = &p.approval {
@@ -190,6 +204,8 @@ pub(super) fn approvals(
         ticket_ttl,
         max_body_bytes,
         poll_interval,
+        per_requester_per_minute,
+        global_per_minute,
     }
 }
 
