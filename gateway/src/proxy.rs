@@ -329,6 +329,22 @@ impl Proxy {
     ) -> Result<proofgate_core::gate::ApprovalOutcome> {
         let g = &self.gateway;
         let max = g.gate.approvals().config().max_body_bytes;
+        // A client that waits for `100 Continue` before sending its body (curl does, above
+        // 1 KiB) gets it now: the body is needed before anything else is answered. The upstream
+        // is sent the body read here, without the `Expect` it has no more use for.
+        let expects = session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expects {
+            if session.req_header().version == http::Version::HTTP_11 {
+                session.write_continue_response().await?;
+            }
+            session
+                .req_header_mut()
+                .remove_header(&http::header::EXPECT);
+        }
         session.enable_retry_buffering();
         let mut body = Vec::new();
         let mut too_large = false;

@@ -716,3 +716,82 @@ async fn a_form_is_resubmitted_with_the_ticket_cookie_and_large_bodies_are_refus
     );
     assert_eq!(s.metric("created").await, created);
 }
+
+/// `POST` with `Expect: 100-continue` on a raw connection: the gateway answers `100 Continue`
+/// at once (it needs the body), then the final answer; returns that answer's head and body.
+fn expect_continue(
+    proxy: &str,
+    path: &str,
+    token: &str,
+    ticket: Option<&str>,
+    body: &str,
+) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = proxy.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ticket = ticket.map_or(String::new(), |t| format!("Proof-Approval: {t}\r\n"));
+    write!(
+        c,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{ticket}\
+         X-Account: acme-payroll\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Expect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // Nothing of the body is sent before the gateway says so.
+    let mut first = [0u8; 25];
+    c.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(body.as_bytes()).unwrap();
+    let mut rest = String::new();
+    c.read_to_string(&mut rest).unwrap();
+    let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_expects_100_continue_is_asked_for_its_body() {
+    let s = start(Setup {
+        hitl_timeout: 300,
+        poll_interval: "1s",
+        webhook: false,
+    })
+    .await;
+    let token = alice(&s).await;
+    // A first request, so that the status list is fetched before the raw ones.
+    let (_, first_cid) = s.ask(&Req::post("/transfers/warm", "{}", &token)).await;
+    assert!(!first_cid.is_empty());
+    let body = r#"{"amount":42}"#;
+    let proxy = s.proxy.clone();
+    let (head, answer) = {
+        let (proxy, token) = (proxy.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            expect_continue(&proxy, "/transfers/e", &token, None, body)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let (ticket, cid) = (
+        answer["ticket"].as_str().unwrap().to_owned(),
+        answer["confirmation_id"].as_str().unwrap().to_owned(),
+    );
+    s.decide(&cid, true).await;
+    s.wait_status(&cid, "approved", Duration::from_secs(5))
+        .await;
+    let (head, _) = tokio::task::spawn_blocking(move || {
+        expect_continue(&proxy, "/transfers/e", &token, Some(&ticket), body)
+    })
+    .await
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", s.logs());
+    let forwarded = s.forwarded();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(forwarded[0]["body"], body);
+    assert!(
+        forwarded[0]["headers"].get("expect").is_none(),
+        "{forwarded:?}"
+    );
+}
