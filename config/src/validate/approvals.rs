@@ -248,6 +248,25 @@ approval = { hitl = "hitl_1", message = "{method} {path} by {subject}", timeout 
     }
 
     #[test]
+    fn approvals_need_the_api_key_and_the_cookie_key() {
+        let c = with(
+            r#"
+[[policies]]
+name = "payouts"
+rule = "any_of"
+on_failure = "deny"
+requirements = [{ types = ["email"] }]
+approval = { hitl = "h", message = "m" }
+"#,
+        )
+        .unwrap();
+        let none = crate::Secrets::from_lookup(|_| None).unwrap();
+        let e = none.require_for(&c).unwrap_err().to_string();
+        assert!(e.contains("PROOF_API_KEY") && e.contains("PROOFGATE_COOKIE_KEY"), "{e}");
+        assert!(e.contains("asks for approval"), "{e}");
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let e = with(
             r#"
