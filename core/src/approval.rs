@@ -534,6 +534,18 @@ impl Approvals {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         });
+        let has_keypair = config
+            .keypair
+            .as_ref()
+            .is_some_and(|k| !k.is_null() && k.as_object().is_none_or(|o| !o.is_empty()));
+        if pem.is_none() && has_keypair {
+            // It encrypts, but not with a key this gateway can read: no plaintext for it.
+            tracing::warn!(
+                hitl,
+                "the HITL configuration has a keypair without a readable public_key; refusing to send it a plaintext message"
+            );
+            return Err(());
+        }
         let key = match pem {
             Some(pem) => Some(Arc::new(
                 envelope::RecipientKey::parse(pem.as_bytes()).map_err(|e| {

@@ -31,6 +31,8 @@ use serde_json::{json, Value};
 #[derive(Default)]
 struct Issuer {
     public_key: Option<String>,
+    /// A `keypair` answered as is (instead of `{public_key}`).
+    keypair: Option<Value>,
     messages: Vec<String>,
     confirmation: Value,
 }
@@ -42,8 +44,12 @@ async fn serve(issuer: Shared) -> String {
         .route(
             "/api/v1/hitl/{id}",
             get(|State(s): State<Shared>, Path(id): Path<String>| async move {
-                let key = s.lock().unwrap().public_key.clone();
-                Json(json!({"id": id, "status": "active", "keypair": key.map(|k| json!({"public_key": k}))}))
+                let s = s.lock().unwrap();
+                let keypair = s
+                    .keypair
+                    .clone()
+                    .or_else(|| s.public_key.clone().map(|k| json!({"public_key": k})));
+                Json(json!({"id": id, "status": "active", "keypair": keypair}))
             }),
         )
         .route(
@@ -321,4 +327,24 @@ async fn asking_is_rate_limited_per_requester() {
     let (_, reason, _) = send(&gate, &headers(&bob, None), b"{}").await;
     assert_eq!(reason, "approval_required");
     assert_eq!(shared.lock().unwrap().messages.len(), 3);
+}
+
+#[tokio::test]
+async fn no_plaintext_to_a_configuration_that_encrypts_with_a_key_we_cannot_read() {
+    let shared: Shared = Arc::new(Mutex::new(Issuer {
+        keypair: Some(json!({"kid": "abc", "algorithm": "RSA-OAEP-256"})),
+        ..Issuer::default()
+    }));
+    let base = serve(shared.clone()).await;
+    let issuer_key = SigningKey::rsa("k1");
+    let gate = gate(&base, &issuer_key);
+    let alice = issuer_key.sign(&testing::claims(
+        "p1",
+        "email",
+        "email",
+        "alice@corp.example",
+    ));
+    let (decision, reason, _) = send(&gate, &headers(&alice, None), b"{}").await;
+    assert_eq!((decision, reason), ("deny", "approval_unavailable"));
+    assert!(shared.lock().unwrap().messages.is_empty());
 }
