@@ -236,6 +236,9 @@ impl Metrics {
             &["outcome"],
         )
         .expect("metric");
+        for outcome in ["pending", "approved", "denied", "expired", "refused", "failed"] {
+            approval_status.with_label_values(&[outcome]);
+        }
         let client_errors = IntCounter::new(
             "proofgate_client_errors_total",
             "Requests refused for a malformed or too slow request body.",
