@@ -236,7 +236,9 @@ impl Metrics {
             &["outcome"],
         )
         .expect("metric");
-        for outcome in ["pending", "approved", "denied", "expired", "refused", "failed"] {
+        for outcome in [
+            "pending", "approved", "denied", "expired", "refused", "failed",
+        ] {
             approval_status.with_label_values(&[outcome]);
         }
         let client_errors = IntCounter::new(
