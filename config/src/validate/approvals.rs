@@ -262,7 +262,10 @@ approval = { hitl = "h", message = "m" }
         .unwrap();
         let none = crate::Secrets::from_lookup(|_| None).unwrap();
         let e = none.require_for(&c).unwrap_err().to_string();
-        assert!(e.contains("PROOF_API_KEY") && e.contains("PROOFGATE_COOKIE_KEY"), "{e}");
+        assert!(
+            e.contains("PROOF_API_KEY") && e.contains("PROOFGATE_COOKIE_KEY"),
+            "{e}"
+        );
         assert!(e.contains("asks for approval"), "{e}");
     }
 
