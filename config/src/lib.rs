@@ -236,9 +236,9 @@ mod secrets;
 mod validate;
 
 pub use config::{
-    AdminListener, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck, IdentityHeaders,
-    IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging, ServerSettings,
-    StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
+    AdminListener, ApprovalsSettings, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck,
+    IdentityHeaders, IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging,
+    ServerSettings, StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
     DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
     MAX_FILE_BYTES,
 };

@@ -50,6 +50,7 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
         .with_label_values(&["revocation"])
         .set(g.gate.revocation().consecutive_failures() as i64);
     m.sync_fail_open(g.gate.revocation().fail_open_count());
+    m.sync_approvals(&g.gate.approvals().counts());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.render(),

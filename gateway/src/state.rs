@@ -173,6 +173,7 @@ pub fn gate_builder(config: &Config) -> GateBuilder {
         .verifier_config(config.verifier_config())
         .token_sources(config.tokens.sources.clone())
         .step_up_config(step_up)
+        .approvals_config(config.approvals_config())
 }
 
 /// Everything a request needs, shared by all of Pingora's threads.
