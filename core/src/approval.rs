@@ -1185,7 +1185,7 @@ pub fn verify_approval_token(
     if proof.claims.proof_type.as_deref() != Some("confirmation") {
         return Err("approval token: type is not \"confirmation\"".into());
     }
-    let approves = match &proof.claims.decision {
+    let approves = match proof.claims.decision.as_deref() {
         Some(serde_json::Value::String(d)) => {
             d.eq_ignore_ascii_case("approve") || d.eq_ignore_ascii_case("approved")
         }

@@ -145,7 +145,7 @@ async fn send(
 
 fn approval_token(key: &SigningKey, kind: &str, decision: Value) -> String {
     let mut claims = testing::claims("conf_1", kind, "browser", "approver");
-    claims.decision = Some(decision);
+    claims.decision = Some(Box::new(decision));
     key.sign(&claims)
 }
 
