@@ -357,6 +357,8 @@ pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Dec
         host: Some(&described.host),
         target: described.target.as_bytes(),
         headers: check.headers,
+        // The proxy asking terminated the connection: nothing resolved here binds a delegate.
+        client_delegates: &[],
     };
     let options = ForwardOptions {
         strip_token: false,

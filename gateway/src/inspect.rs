@@ -324,6 +324,7 @@ fn write_decision(
         host: Some(host),
         target: request.path.as_bytes(),
         headers: &with_host,
+        client_delegates: &[],
     };
     let options = ForwardOptions {
         strip_token: config.identity_headers.strip_token,

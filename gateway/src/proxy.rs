@@ -178,6 +178,20 @@ fn host_of(session: &Session) -> Option<&str> {
     }
 }
 
+/// The delegates the verified mTLS client certificate of this connection names (attached at the
+/// handshake by [`crate::tls::ClientCertDelegates`]); empty on a plain listener, a TLS listener
+/// without a client CA, or a connection without a client certificate.
+fn client_delegates(session: &Session) -> &[String] {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_deref())
+        .and_then(|t| {
+            t.extension
+                .get::<proofgate_core::delegation::ClientDelegates>()
+        })
+        .map_or(&[], |c| c.0.as_slice())
+}
+
 /// One `Content-Length` for the upstream (RFC 9112 §6.3): a repeated header or a list of equal
 /// values (`5, 5`), which Pingora accepts for framing, is sent on as one value; unequal or
 /// unparsable values are refused (`Err`).
@@ -326,6 +340,7 @@ impl ProxyHttp for Proxy {
             host: host_of(session),
             target: req.raw_path(),
             headers: &req.headers,
+            client_delegates: client_delegates(session),
         };
         let options = ForwardOptions {
             strip_token: live.strip_token,
