@@ -1,0 +1,344 @@
+//! Delegations through the real `proofgate` binary on loopback: the delegation attack table
+//! (`proofgate_core::testing::delegation_cases`, the same one the tower layer runs) against an
+//! issuer on loopback whose JWKS carries key purposes, windows and tombstones
+//! (`proofgate_core::testing::DelegationIssuer`, served by `IssuerServer`), and the binding of a
+//! delegation to the delegate the gateway resolves itself: the URI SAN of a client certificate
+//! verified on a TLS listener with `client_ca` (fixtures in `tests/data/mtls/`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{echo_upstream, free_port, Process};
+use proofgate_core::testing::{
+    delegation_cases, DelegationIssuer, DelegationToken, IssuerServer, DELEGATION_CONFIG,
+    DELEGATION_STATUS_LIST,
+};
+use serde_json::{json, Value};
+
+fn data(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
+}
+
+struct Rig {
+    issuer: DelegationIssuer,
+    _server: IssuerServer,
+    plain: String,
+    /// A TLS listener with `client_auth = "optional"`.
+    optional: u16,
+    /// A TLS listener with a client certificate required.
+    required: u16,
+    admin: String,
+    http: reqwest::Client,
+    log: PathBuf,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
+    let server = IssuerServer::start(json!({"keys": []})).await;
+    let issuer = DelegationIssuer::new(&server.base_url());
+    server.set_jwks(issuer.jwks());
+    server.set_status_list(DELEGATION_STATUS_LIST, issuer.status_list());
+    let upstream = echo_upstream().await;
+    let (plain, optional, required, admin) = (free_port(), free_port(), free_port(), free_port());
+    let tls = |port: u16, auth: &str| {
+        format!(
+            r#"
+[[listeners]]
+address = "127.0.0.1:{port}"
+[listeners.tls]
+cert = "{cert}"
+key = "{key}"
+client_ca = "{ca}"
+{auth}
+"#,
+            cert = data("tls/cert.pem").display(),
+            key = data("tls/key.pem").display(),
+            ca = data("mtls/client-ca.pem").display(),
+        )
+    };
+    let text = format!(
+        r#"
+default_policy = "deny-all"
+default_upstream = "app"
+
+[[listeners]]
+address = "127.0.0.1:{plain}"
+{optional_listener}
+{required_listener}
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[server]
+threads = 1
+
+[[upstreams]]
+name = "app"
+addresses = ["{upstream}"]
+
+[issuer]
+api_base = "{base}"
+status_list_url = "{status}"
+revocation_refresh = "10s"
+unknown_kid_cooldown = "1s"
+
+[identity_headers]
+strip_token = true
+
+[step_up]
+cookie_secure = false
+
+[logging]
+level = "debug"
+
+[[policies]]
+name = "deny-all"
+rule = "deny"
+{DELEGATION_CONFIG}
+"#,
+        optional_listener = tls(optional, r#"client_auth = "optional""#),
+        required_listener = tls(required, ""),
+        base = server.base_url(),
+        status = issuer.status_list_url(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proofgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("proofgate.log");
+    let process = Process::proofgate(
+        &config,
+        &[],
+        &[
+            ("PROOF_API_KEY", common::API_KEY),
+            ("PROOFGATE_COOKIE_KEY", common::COOKIE_KEY),
+        ],
+        &log,
+    );
+    let rig = Rig {
+        issuer,
+        _server: server,
+        plain: format!("http://127.0.0.1:{plain}"),
+        optional,
+        required,
+        admin: format!("http://127.0.0.1:{admin}"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        log,
+        _process: process,
+        _dir: dir,
+    };
+    let started = Instant::now();
+    loop {
+        let ready = rig.http.get(format!("{}/readyz", rig.admin)).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready:\n{}",
+            rig.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rig
+}
+
+impl Rig {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An HTTPS client trusting the test server CA, presenting the client certificate `who`
+    /// (`agent`, `other`, `rogue`) or none.
+    fn https(&self, who: Option<&str>) -> reqwest::Client {
+        let ca = std::fs::read(data("tls/ca.pem")).unwrap();
+        let mut b = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .http1_only()
+            .timeout(Duration::from_secs(10));
+        if let Some(who) = who {
+            let mut pem = std::fs::read(data(&format!("mtls/{who}.pem"))).unwrap();
+            pem.extend(std::fs::read(data(&format!("mtls/{who}-key.pem"))).unwrap());
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    }
+}
+
+/// Status and problem reason, or `bound=<x-proof-delegation-bound>` for an allowed request.
+async fn outcome(r: reqwest::Response) -> String {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or_default();
+    match status {
+        200 => {
+            assert_eq!(v["authorization_forwarded"], false, "{v}");
+            format!(
+                "bound={}",
+                v["identity"]["x-proof-delegation-bound"]
+                    .as_str()
+                    .unwrap_or("-")
+            )
+        }
+        _ => format!("{status} {}", v["reason"].as_str().unwrap_or("-")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attack_table_through_the_gateway() {
+    let rig = rig().await;
+    let mut failures = Vec::new();
+    let mut tokens = Vec::new();
+    for case in delegation_cases() {
+        let headers = case.headers(&rig.issuer);
+        tokens.extend(
+            headers
+                .iter()
+                .filter(|(k, _)| *k == "authorization" || *k == "x-proof-delegation")
+                .filter_map(|(_, v)| v.to_str().ok()?.rsplit(' ').next().map(str::to_owned)),
+        );
+        let r = rig
+            .http
+            .get(format!("{}{}", rig.plain, case.path))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let h = r.headers().clone();
+        let body = r.bytes().await.unwrap();
+        if let Err(e) = case.check(status, &h, &body) {
+            failures.push(format!("{}: {e}", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Every refusal counted by its reason, like proofs'.
+    let metrics = rig
+        .http
+        .get(format!("{}/metrics", rig.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for reason in [
+        "wrong_key_purpose",
+        "scope_not_granted",
+        "key_revoked",
+        "delegation_revoked",
+        "delegation_status_unavailable",
+        "delegate_unbound",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("proofgate_decisions_total")
+                    && l.contains(&format!("reason=\"{reason}\""))
+                    && !l.ends_with(" 0")
+            })
+            .unwrap_or_else(|| panic!("no {reason} count"));
+        assert!(line.contains("decision=\"deny\""), "{line}");
+    }
+    // No token, nor any of its segments, in any log line (debug level).
+    let logs = rig.logs();
+    assert!(!logs.is_empty());
+    for token in tokens.iter().filter(|t| t.len() > 40) {
+        let signature = token.rsplit('.').next().unwrap_or(token);
+        assert!(
+            !logs.contains(token.as_str()) && (signature.len() < 20 || !logs.contains(signature)),
+            "a token in the log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_binds_a_delegation_to_the_client_certificate() {
+    let rig = rig().await;
+    let token = rig.issuer.mint(DelegationToken::Valid);
+    let other = rig.issuer.mint(DelegationToken::OtherDelegate);
+    let get = |client: &reqwest::Client, port: u16, path: &str, token: &str| {
+        client
+            .get(format!("https://localhost:{port}{path}"))
+            .header("authorization", format!("Delegation {token}"))
+            .send()
+    };
+    let agent = rig.https(Some("agent"));
+    let other_client = rig.https(Some("other"));
+    let anonymous = rig.https(None);
+
+    // The copied token without a certificate: allowed where binding is not required, but the
+    // upstream is told it is unbound; refused where it is.
+    let r = get(&anonymous, rig.optional, "/agents/x", &token)
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "bound=false");
+    let r = get(&anonymous, rig.optional, "/bound/x", &token)
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "401 delegate_unbound");
+    // Presented by the delegate itself (its certificate's URI SAN, canonicalized, is the
+    // token's delegate): bound.
+    let r = get(&agent, rig.optional, "/agents/x", &token)
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "bound=true");
+    let r = get(&agent, rig.optional, "/bound/x", &token).await.unwrap();
+    assert_eq!(outcome(r).await, "bound=true");
+    let r = get(&agent, rig.required, "/bound/x", &token).await.unwrap();
+    assert_eq!(outcome(r).await, "bound=true");
+    // The agent's token copied by another certificate holder: refused.
+    let r = get(&other_client, rig.optional, "/agents/x", &token)
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "403 delegate_mismatch");
+    let r = get(&other_client, rig.required, "/bound/x", &token)
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "403 delegate_mismatch");
+    // Each delegate with its own token.
+    let r = get(&other_client, rig.required, "/bound/x", &other)
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "bound=true");
+    // A header cannot claim a binding.
+    let r = anonymous
+        .get(format!("https://localhost:{}/bound/x", rig.optional))
+        .header("authorization", format!("Delegation {token}"))
+        .header("x-proof-delegation-bound", "true")
+        .header("x-proof-delegation-delegate", "https://agent.example/bot")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "401 delegate_unbound");
+
+    // Handshakes the listener refuses: no certificate where one is required, a certificate from
+    // a CA it does not trust anywhere.
+    assert!(get(&anonymous, rig.required, "/bound/x", &token)
+        .await
+        .is_err());
+    let rogue = rig.https(Some("rogue"));
+    assert!(get(&rogue, rig.optional, "/agents/x", &token)
+        .await
+        .is_err());
+    assert!(get(&rogue, rig.required, "/agents/x", &token)
+        .await
+        .is_err());
+    // The plain listener never binds.
+    let r = rig
+        .http
+        .get(format!("{}/bound/x", rig.plain))
+        .header("authorization", format!("Delegation {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "401 delegate_unbound");
+}
