@@ -233,25 +233,6 @@ fn check_identifier(kind: &str, raw: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_are_checked_for_their_type() {
-        assert!(check_identifier("email", "Alice@Corp.Example").is_ok());
-        assert!(check_identifier("email", "alice").is_err());
-        assert!(check_identifier("email", "a@b@c.d").is_err());
-        assert!(check_identifier("phone", "+370 691 99199").is_ok());
-        assert!(check_identifier("phone", "call me").is_err());
-        assert!(check_identifier("phone", "+1").is_err());
-        assert!(check_identifier("domain", "https://www.corp.example/").is_ok());
-        assert!(check_identifier("domain", "localhost").is_err());
-        assert!(check_identifier("social", "octocat").is_ok());
-        assert!(check_identifier("wallet", "  ").is_err());
-    }
-}
-
 /// `{ delegation = { principals, scopes, delegates?, require_binding? } }`: principals
 /// normalized (trimmed, lowercased) and checked as DNS names, scopes checked against the
 /// issuer's grammar, delegates canonicalized.
@@ -331,4 +312,23 @@ fn delegation(c: &mut Check, at: &str, r: &RequirementFile, d: &DelegationFile) 
     req.delegates = delegates;
     req.require_binding = d.require_binding.unwrap_or(false);
     Requirement::delegation(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked_for_their_type() {
+        assert!(check_identifier("email", "Alice@Corp.Example").is_ok());
+        assert!(check_identifier("email", "alice").is_err());
+        assert!(check_identifier("email", "a@b@c.d").is_err());
+        assert!(check_identifier("phone", "+370 691 99199").is_ok());
+        assert!(check_identifier("phone", "call me").is_err());
+        assert!(check_identifier("phone", "+1").is_err());
+        assert!(check_identifier("domain", "https://www.corp.example/").is_ok());
+        assert!(check_identifier("domain", "localhost").is_err());
+        assert!(check_identifier("social", "octocat").is_ok());
+        assert!(check_identifier("wallet", "  ").is_err());
+    }
 }
