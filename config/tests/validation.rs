@@ -1107,6 +1107,13 @@ fn delegation_requirements_are_normalized_and_checked() {
     use proofgate_core::policy::Requirement;
     let c = Config::from_toml_str(&with(
         r#"
+[[listeners]]
+address = "127.0.0.1:8443"
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+client_ca = "ca.pem"
+
 [[policies]]
 name = "agents"
 rule = "any_of"
@@ -1169,6 +1176,20 @@ requirements = [{ delegation = { principals = ["corp.example"], scopes = ["a"], 
 "#,
     ));
     assert!(e.to_string().contains("scope"), "{e}");
+    // Binding required where nothing can bind.
+    let e = errors(&with(
+        r#"
+[[policies]]
+name = "agents"
+rule = "any_of"
+requirements = [{ delegation = { principals = ["corp.example"], scopes = ["a"], require_binding = true } }]
+"#,
+    ));
+    assert_problem(
+        &e,
+        "policies[2].requirements[0].delegation.require_binding",
+        "add client_ca",
+    );
 }
 
 #[test]

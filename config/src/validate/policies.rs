@@ -314,6 +314,32 @@ fn delegation(c: &mut Check, at: &str, r: &RequirementFile, d: &DelegationFile) 
     Requirement::delegation(req)
 }
 
+/// A requirement with `require_binding` can only be met over a listener that verifies client
+/// certificates: without one, it would refuse every request.
+pub(super) fn check_binding(
+    c: &mut Check,
+    files: &[PolicyFile],
+    listeners: &[crate::config::Listener],
+) {
+    let mtls = listeners
+        .iter()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()));
+    if mtls {
+        return;
+    }
+    for (i, p) in files.iter().enumerate() {
+        for (j, r) in p.requirements.iter().enumerate() {
+            if r.delegation.as_ref().and_then(|d| d.require_binding) == Some(true) {
+                c.err(
+                    format!("policies[{i}].requirements[{j}].delegation.require_binding"),
+                    "no listener verifies client certificates, so no delegation could ever be \
+                     bound: add client_ca to a [listeners.tls], or remove require_binding",
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
