@@ -342,3 +342,170 @@ async fn mtls_binds_a_delegation_to_the_client_certificate() {
         .unwrap();
     assert_eq!(outcome(r).await, "401 delegate_unbound");
 }
+
+/// End to end with the real sandbox as issuer: a delegation minted through the project's own
+/// client from a domain control proof, presented to the real gateway (allowed, unbound), then
+/// revoked at the issuer and refused once the status list is refetched; a revoked control proof
+/// takes its delegations with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_delegation_is_allowed_then_refused_once_revoked() {
+    use proofgate_core::client::{CreateDelegation, CreateVerification, Delegate, ProofApiClient};
+    use proofgate_sandbox::{Sandbox, SandboxConfig};
+
+    let mut sc = SandboxConfig::default();
+    sc.rate_limit_per_minute = None;
+    // The status list says to refetch it every second: a revocation shows within seconds.
+    sc.status_list_ttl = 1;
+    let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
+    let upstream = echo_upstream().await;
+    let (proxy, admin) = (free_port(), free_port());
+    let options = common::Options {
+        extra: r#"
+[[policies]]
+name = "payments-agents"
+rule = "any_of"
+on_failure = "deny"
+requirements = [{ delegation = { principals = ["corp.example"], scopes = ["payments-read"] } }]
+
+[[routes]]
+name = "agents"
+path = "/agents/**"
+policy = "payments-agents"
+"#,
+        ..common::Options::default()
+    };
+    let text = common::config_text(proxy, admin, sandbox.base_url(), upstream, &options);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proofgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("proofgate.log");
+    let secret = sandbox.webhook_secret().to_string();
+    let _process = Process::proofgate(
+        &config,
+        &[],
+        &[
+            ("PROOF_API_KEY", common::API_KEY),
+            ("PROOFGATE_COOKIE_KEY", common::COOKIE_KEY),
+            ("PROOF_WEBHOOK_SECRET", secret.as_str()),
+        ],
+        &log,
+    );
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while http
+        .get(format!("http://127.0.0.1:{admin}/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // corp.example's owner: a domain control proof, then delegations through the client.
+    let api = ProofApiClient::new(sandbox.base_url(), common::API_KEY).unwrap();
+    let created = api
+        .create_verification(&CreateVerification::new("domain", "dns", "corp.example"))
+        .await
+        .unwrap();
+    let verified = api.test_verify(&created.id).await.unwrap();
+    let control = verified.public_proof_id.clone().expect("ph_ctl_ handle");
+    let delegate = |scope: &str| CreateDelegation {
+        control_proof: control.clone(),
+        delegate: Delegate::url("https://Agent.Example/bot/"),
+        scope: vec![scope.to_owned()],
+        expires_in: None,
+    };
+    let reader = api
+        .create_delegation(&delegate("payments-read"))
+        .await
+        .unwrap();
+    let writer = api
+        .create_delegation(&delegate("payments-write"))
+        .await
+        .unwrap();
+    let token = reader.token.clone().expect("a token");
+    let handle = reader.delegation_id.clone().expect("a ph_dlg_ handle");
+
+    let call = |token: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{proxy}/agents/orders"))
+                .header("authorization", format!("Delegation {token}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Allowed: the upstream gets who delegated what, and that it is unbound.
+    let r = call(token.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let id = &v["identity"];
+    assert_eq!(id["x-proof-delegation-principal"], "corp.example");
+    assert_eq!(
+        id["x-proof-delegation-delegate"],
+        "https://agent.example/bot"
+    );
+    assert_eq!(id["x-proof-delegation-scopes"], "payments-read");
+    assert_eq!(id["x-proof-delegation-handle"], handle.as_str());
+    assert_eq!(id["x-proof-delegation-bound"], "false");
+    assert_eq!(v["authorization_forwarded"], false);
+    // A delegation of another scope, and a proof token in the delegation carrier.
+    let r = call(writer.token.clone().unwrap()).await;
+    assert_eq!(outcome(r).await, "403 scope_not_granted");
+    let proof = verified.token().unwrap().to_owned();
+    assert_eq!(outcome(call(proof).await).await, "401 delegation_malformed");
+
+    // Revoked at the issuer: refused within the status list's refresh.
+    api.revoke_delegation(&reader.id, None).await.unwrap();
+    let revoked_at = Instant::now();
+    loop {
+        match outcome(call(token.clone()).await).await.as_str() {
+            "401 delegation_revoked" => break,
+            "bound=false" => {}
+            other => panic!("{other}"),
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(15),
+            "still allowed after a revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Revoking the control proof takes the sibling delegations with it.
+    let sibling = api
+        .create_delegation(&delegate("payments-read"))
+        .await
+        .unwrap();
+    let sibling = sibling.token.unwrap();
+    let started = Instant::now();
+    while outcome(call(sibling.clone()).await).await != "bound=false" {
+        // A fresh slot may be past the end of the gateway's copy of the list for a moment.
+        assert!(started.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    api.revoke_proof(
+        &created.id,
+        proofgate_core::client::RevocationReason::UserRequest,
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while outcome(call(sibling.clone()).await).await != "401 delegation_revoked" {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "cascade not seen"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !logs.contains(&token) && !logs.contains(&sibling),
+        "a token in the log"
+    );
+}
