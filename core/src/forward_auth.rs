@@ -384,7 +384,11 @@ pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Dec
                 .edits
                 .set
                 .into_iter()
-                .filter(|(name, _)| IDENTITY_HEADER_NAMES.contains(&name.as_str()))
+                .filter(|(name, _)| {
+                    IDENTITY_HEADER_NAMES.contains(&name.as_str())
+                        || crate::delegation::DELEGATION_IDENTITY_HEADER_NAMES
+                            .contains(&name.as_str())
+                })
                 .collect();
             headers.push(no_store());
             let answer = Rendered {

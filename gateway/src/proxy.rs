@@ -164,6 +164,7 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
 fn wire_name(name: &http::HeaderName) -> Option<&'static str> {
     proofgate_core::proof::IDENTITY_HEADER_NAMES
         .into_iter()
+        .chain(proofgate_core::delegation::DELEGATION_IDENTITY_HEADER_NAMES)
         .find(|n| name.as_str() == *n)
 }
 

@@ -96,6 +96,10 @@ cookie_secure = false
 [logging]
 level = "debug"
 
+[forward_auth]
+enabled = true
+trusted_proxies = ["127.0.0.1/32"]
+
 [[policies]]
 name = "deny-all"
 rule = "deny"
@@ -341,6 +345,41 @@ async fn mtls_binds_a_delegation_to_the_client_certificate() {
         .await
         .unwrap();
     assert_eq!(outcome(r).await, "401 delegate_unbound");
+}
+
+/// Another proxy asking through forward auth: the delegation is decided alike and its identity
+/// headers are in the answer, always unbound (the proxy terminated the connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_answers_delegations_unbound() {
+    let rig = rig().await;
+    let ask = |path: &'static str, token: String| {
+        rig.http
+            .get(format!("{}/.proofgate/auth", rig.plain))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-uri", path)
+            .header("x-forwarded-host", "app.example")
+            .header("x-forwarded-proto", "https")
+            .header("authorization", format!("Delegation {token}"))
+            .send()
+    };
+    let r = ask("/agents/x", rig.issuer.mint(DelegationToken::Valid))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-proof-delegation-principal"], "corp.example");
+    assert_eq!(
+        r.headers()["x-proof-delegation-scopes"],
+        "payments-read payments-write"
+    );
+    assert_eq!(r.headers()["x-proof-delegation-bound"], "false");
+    let r = ask("/bound/x", rig.issuer.mint(DelegationToken::Valid))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = ask("/agents/x", rig.issuer.mint(DelegationToken::MissingScope))
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "403 scope_not_granted");
 }
 
 /// End to end with the real sandbox as issuer: a delegation minted through the project's own
