@@ -1229,3 +1229,29 @@ client_auth = "sometimes"
     );
     assert_problem(&e, "listeners[1].tls.client_auth", "needs client_ca");
 }
+
+#[test]
+fn a_delegation_only_policy_offers_no_step_up() {
+    let text = r#"
+default_policy = "agents"
+
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:3000"]
+
+[[policies]]
+name = "agents"
+rule = "any_of"
+requirements = [{ delegation = { principals = ["corp.example"], scopes = ["orders-read"] } }]
+"#;
+    let c = Config::from_toml_str(text).unwrap();
+    assert!(!c.uses_step_up());
+    let mixed = text.replace(
+        "requirements = [",
+        "requirements = [{ types = [\"email\"] }, ",
+    );
+    assert!(Config::from_toml_str(&mixed).unwrap().uses_step_up());
+}

@@ -110,6 +110,12 @@ impl Policy {
         self
     }
 
+    /// Whether any requirement is a proof requirement, which a person can meet by verifying
+    /// (a step-up); a policy of delegation requirements only has none.
+    pub fn has_proof_requirement(&self) -> bool {
+        self.requirements().iter().any(|r| r.delegation.is_none())
+    }
+
     /// Whether any requirement is a delegation requirement.
     pub fn has_delegation(&self) -> bool {
         self.requirements().iter().any(|r| r.delegation.is_some())

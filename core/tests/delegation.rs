@@ -374,3 +374,22 @@ async fn keys_never_fetched_fail_closed() {
     let o = gate.decide_policy(&policies[0], &view, "/agents/x", ForwardOptions::default());
     assert_eq!((o.decision, o.reason), ("deny", Reason::JwksStale.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_is_never_sent_to_verify_a_delegation() {
+    use proofgate_core::stepup::StepUp;
+    let policies = delegation_policies();
+    // Only the proof requirement of the mixed policy becomes an asset to verify.
+    let mixed = policies
+        .iter()
+        .find(|p| p.name == "agents-or-staff")
+        .unwrap();
+    let request = serde_json::to_value(StepUp::request_for(mixed)).unwrap();
+    assert_eq!(request["assets"].as_array().unwrap().len(), 1, "{request}");
+    assert_eq!(request["assets"][0]["type"], "email");
+    assert!(!policies[0].has_proof_requirement());
+    assert_eq!(
+        proofgate_core::pages::describe_policy(&policies[0]),
+        "an agent's delegation from corp.example for payments-read"
+    );
+}

@@ -224,6 +224,19 @@ async fn the_attack_table_through_the_gateway() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
+    // No hosted verification is offered for a policy only an agent's delegation meets.
+    let r = rig
+        .http
+        .get(format!(
+            "{}/.proofgate/start?policy=agents&return_to=%2Fagents%2Fx",
+            rig.plain
+        ))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, "404 unknown_policy");
+
     // Every refusal counted by its reason, like proofs'.
     let metrics = rig
         .http

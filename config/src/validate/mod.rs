@@ -289,7 +289,7 @@ pub(crate) fn uses_step_up<'a>(
 ) -> bool {
     policies
         .into_iter()
-        .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty())
+        .any(|p| p.on_failure == OnFailure::StepUp && p.has_proof_requirement())
 }
 
 fn is_name(s: &str) -> bool {
