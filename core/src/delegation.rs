@@ -587,20 +587,40 @@ impl DelegationVerifier {
     }
 
     fn check_status(&self, d: &VerifiedDelegation, now: Now) -> Result<(), Reason> {
-        match self.revocation.pushed(&d.handle) {
-            Some(Pushed::Revoked) => return Err(Reason::DelegationRevoked),
-            Some(Pushed::Suspended) => return Err(Reason::DelegationSuspended),
-            None => {}
-        }
-        let Some(slot) = &d.status else {
-            return Err(Reason::DelegationStatusUnavailable);
-        };
-        match self.revocation.status_slot(slot, now) {
-            SlotStatus::Valid => Ok(()),
-            SlotStatus::Revoked => Err(Reason::DelegationRevoked),
-            SlotStatus::Suspended => Err(Reason::DelegationSuspended),
-            SlotStatus::Unavailable => Err(Reason::DelegationStatusUnavailable),
-        }
+        status(&self.revocation, d, now)
+    }
+}
+
+/// A delegation allowed earlier, checked again as of `now` (an open WebSocket): expired
+/// (`leeway` as for a new request), or its status no longer valid — the checks of a new request
+/// that can change while a connection is open.
+pub fn recheck(
+    revocation: &RevocationStore,
+    d: &VerifiedDelegation,
+    leeway: Duration,
+    now: Now,
+) -> Result<(), Reason> {
+    if d.exp <= now.unix - leeway.as_secs() as i64 {
+        return Err(Reason::DelegationExpired);
+    }
+    status(revocation, d, now)
+}
+
+/// Step 7: a pushed revocation or suspension of the handle, then the status-list slot.
+fn status(revocation: &RevocationStore, d: &VerifiedDelegation, now: Now) -> Result<(), Reason> {
+    match revocation.pushed(&d.handle) {
+        Some(Pushed::Revoked) => return Err(Reason::DelegationRevoked),
+        Some(Pushed::Suspended) => return Err(Reason::DelegationSuspended),
+        None => {}
+    }
+    let Some(slot) = &d.status else {
+        return Err(Reason::DelegationStatusUnavailable);
+    };
+    match revocation.status_slot(slot, now) {
+        SlotStatus::Valid => Ok(()),
+        SlotStatus::Revoked => Err(Reason::DelegationRevoked),
+        SlotStatus::Suspended => Err(Reason::DelegationSuspended),
+        SlotStatus::Unavailable => Err(Reason::DelegationStatusUnavailable),
     }
 }
 

@@ -409,7 +409,8 @@ impl ProxyHttp for Proxy {
                 None => req.insert_header(name, value)?,
             }
         }
-        ctx.upgrade = crate::websocket::Upgrade::begin(session, &forward.proofs);
+        ctx.upgrade =
+            crate::websocket::Upgrade::begin(session, &forward.proofs, &forward.delegations);
         Ok(false)
     }
 

@@ -25,7 +25,7 @@ fn data(path: &str) -> PathBuf {
 
 struct Rig {
     issuer: DelegationIssuer,
-    _server: IssuerServer,
+    server: IssuerServer,
     plain: String,
     /// A TLS listener with `client_auth = "optional"`.
     optional: u16,
@@ -44,6 +44,7 @@ async fn rig() -> Rig {
     server.set_jwks(issuer.jwks());
     server.set_status_list(DELEGATION_STATUS_LIST, issuer.status_list());
     let upstream = echo_upstream().await;
+    let ws = ws_echo().await;
     let (plain, optional, required, admin) = (free_port(), free_port(), free_port(), free_port());
     let tls = |port: u16, auth: &str| {
         format!(
@@ -80,6 +81,16 @@ threads = 1
 [[upstreams]]
 name = "app"
 addresses = ["{upstream}"]
+
+[[upstreams]]
+name = "ws"
+addresses = ["{ws}"]
+
+[[routes]]
+name = "agents-ws"
+path = "/ws/**"
+policy = "agents"
+upstream = "ws"
 
 [issuer]
 api_base = "{base}"
@@ -125,7 +136,7 @@ rule = "deny"
     );
     let rig = Rig {
         issuer,
-        _server: server,
+        server,
         plain: format!("http://127.0.0.1:{plain}"),
         optional,
         required,
@@ -175,6 +186,28 @@ impl Rig {
         }
         b.build().unwrap()
     }
+}
+
+/// A WebSocket upstream that echoes messages.
+async fn ws_echo() -> std::net::SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// Status and problem reason, or `bound=<x-proof-delegation-bound>` for an allowed request.
@@ -559,5 +592,57 @@ policy = "payments-agents"
     assert!(
         !logs.contains(&token) && !logs.contains(&sibling),
         "a token in the log"
+    );
+}
+
+/// A WebSocket opened with a delegation is closed (1008) once the delegation is revoked, as one
+/// opened with a proof is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_closes_when_its_delegation_is_revoked() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let rig = rig().await;
+    let token = rig.issuer.mint(DelegationToken::Valid);
+    let url = format!("{}/ws/feed", rig.plain.replace("http://", "ws://"));
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Delegation {token}").parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("ping")).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::text("ping"));
+
+    // The issuer revokes slot 0; the gateway refetches the list (ttl 1 s) and re-checks the
+    // socket every second.
+    rig.server.set_status_list(
+        DELEGATION_STATUS_LIST,
+        rig.issuer.status_list_with(&[1, 1, 2, 3]),
+    );
+    let started = Instant::now();
+    let code = loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("still open 10 s after the revocation");
+        match next {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Policy));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
     );
 }
