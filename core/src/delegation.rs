@@ -223,7 +223,7 @@ pub fn is_valid_scope(scope: &str) -> bool {
 /// ```
 pub fn canonical_delegate(raw: &str) -> Option<String> {
     let s = raw.trim();
-    let out = if s.len() >= 4 && s[..4].eq_ignore_ascii_case("pkg:") {
+    let out = if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("pkg:")) {
         canonical_purl(&s[4..])?
     } else {
         canonical_url(s)?

@@ -393,3 +393,67 @@ async fn a_person_is_never_sent_to_verify_a_delegation() {
         "an agent's delegation from corp.example for payments-read"
     );
 }
+
+mod properties {
+    use http::HeaderMap;
+    use proofgate_core::delegation::{
+        canonical_delegate, extract_delegations, is_valid_scope, DelegationConfig,
+        DelegationRequirement, DelegationVerifier,
+    };
+    use proofgate_core::keys::KeysConfig;
+    use proofgate_core::revocation::{RevocationConfig, RevocationStore};
+    use proofgate_core::{KeyStore, Now};
+    use proptest::prelude::*;
+
+    /// A verifier whose keys were never fetched (built once: each builds an HTTP client).
+    static VERIFIER: std::sync::LazyLock<DelegationVerifier> = std::sync::LazyLock::new(|| {
+        let keys = KeyStore::new(KeysConfig::new("http://127.0.0.1:9/jwks"));
+        let revocation =
+            RevocationStore::new(RevocationConfig::new("http://127.0.0.1:9"), keys.clone());
+        DelegationVerifier::new(keys, revocation, DelegationConfig::default())
+    });
+
+    fn delegate_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "https://[a-zA-Z0-9.:@/%?#_ -]{0,40}",
+            "pkg:[a-zA-Z0-9./@_?# -]{0,40}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Canonical forms are canonical: a fixed point, without whitespace, within 512
+        /// characters; never a panic on any input.
+        #[test]
+        fn canonical_delegates_are_fixed_points(raw in delegate_like()) {
+            if let Some(c) = canonical_delegate(&raw) {
+                let again = canonical_delegate(&c);
+                prop_assert_eq!(again.as_deref(), Some(c.as_str()), "{:?}", raw);
+                prop_assert!(!c.chars().any(char::is_whitespace));
+                prop_assert!(c.chars().count() <= 512);
+                prop_assert!(c.starts_with("https://") || c.starts_with("pkg:"));
+            }
+            let _ = is_valid_scope(&raw);
+        }
+
+        /// Any header value in either carrier, and any token, is refused without a panic (no
+        /// key was ever fetched here, so nothing can be allowed).
+        #[test]
+        fn hostile_carriers_and_tokens_are_refused(value in any::<String>(), token in "[A-Za-z0-9_.=-]{0,300}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = value.parse() {
+                h.insert("x-proof-delegation", v);
+            }
+            if let Ok(v) = format!("Delegation {value}").parse() {
+                h.insert("authorization", v);
+            }
+            let _ = extract_delegations(&h);
+            let verifier = &*VERIFIER;
+            let req = DelegationRequirement::new(["corp.example"], ["payments-read"]);
+            prop_assert!(verifier.check(&token, &req, &[], Now::read()).is_err());
+            prop_assert!(verifier.check(&value, &req, &["https://a.example".into()], Now::read()).is_err());
+        }
+    }
+}
