@@ -34,6 +34,7 @@ struct Rig {
     admin: String,
     http: reqwest::Client,
     log: PathBuf,
+    config: PathBuf,
     _process: Process,
     _dir: tempfile::TempDir,
 }
@@ -147,6 +148,7 @@ rule = "deny"
             .build()
             .unwrap(),
         log,
+        config: config.clone(),
         _process: process,
         _dir: dir,
     };
@@ -644,5 +646,63 @@ async fn an_open_websocket_closes_when_its_delegation_is_revoked() {
         started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// `proofgate verify` checks a delegation token as one (claims, key rules, status) and, with
+/// `--path`, presents it as `Authorization: Delegation`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_cli_checks_a_delegation() {
+    let rig = rig().await;
+    let run = |token: String, extra: &'static [&'static str]| {
+        let config = rig.config.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_proofgate"))
+                    .arg("verify")
+                    .arg(&token)
+                    .arg("-c")
+                    .arg(&config)
+                    .args(extra)
+                    .env_remove("RUST_LOG")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let (ok, out) = run(rig.issuer.mint(DelegationToken::Valid), &[]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("claims: verified (a delegation"), "{out}");
+    assert!(out.contains("verdict: valid delegation"), "{out}");
+    let (ok, out) = run(rig.issuer.mint(DelegationToken::Tombstoned), &[]).await;
+    assert!(!ok);
+    assert!(out.contains("UNVERIFIED — key_revoked"), "{out}");
+    let (ok, out) = run(rig.issuer.mint(DelegationToken::Revoked), &[]).await;
+    assert!(!ok);
+    assert!(out.contains("UNVERIFIED — delegation_revoked"), "{out}");
+    let (ok, out) = run(
+        rig.issuer.mint(DelegationToken::Valid),
+        &["--path", "/agents/x"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("token in Authorization: Delegation"), "{out}");
+    assert!(out.contains("decision: allow"), "{out}");
+    let (ok, out) = run(
+        rig.issuer.mint(DelegationToken::MissingScope),
+        &["--path", "/agents/x"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(out.contains("scope_not_granted"), "{out}");
+    assert!(
+        out.contains("a delegation from corp.example granting payments-read"),
+        "{out}"
     );
 }
