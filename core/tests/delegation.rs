@@ -117,6 +117,10 @@ impl Rig {
                     !upstream.contains_key("authorization"),
                     "token not stripped"
                 );
+                assert!(
+                    !upstream.contains_key("x-proof-delegation"),
+                    "token not stripped"
+                );
                 let body = json!({ "identity": identity }).to_string().into_bytes();
                 (200, HeaderMap::new(), body)
             }
@@ -456,4 +460,54 @@ mod properties {
             prop_assert!(verifier.check(&value, &req, &["https://a.example".into()], Now::read()).is_err());
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_carrier_is_kept_without_strip_token_and_identity_headers_can_be_off() {
+    let rig = rig().await;
+    let token = rig.issuer.mint(DelegationToken::Valid);
+    let mut h = HeaderMap::new();
+    h.insert("x-proof-delegation", token.parse().unwrap());
+    h.insert("x-proof-delegation-bound", "true".parse().unwrap());
+    let view = RequestView {
+        method: &Method::GET,
+        host: Some("api.example"),
+        target: b"/agents/x",
+        headers: &h,
+        client_delegates: &[],
+    };
+    let decide = |options| {
+        rig.gate
+            .decide_policy(rig.policy("/agents/x"), &view, "/agents/x", options)
+    };
+    let Action::Forward(f) = decide(ForwardOptions::default()).action else {
+        panic!("refused")
+    };
+    // Not stripped: the carrier stays, the client's own identity header goes, ours is set.
+    assert!(!f.edits.remove.iter().any(|n| n == "x-proof-delegation"));
+    assert!(f
+        .edits
+        .remove
+        .iter()
+        .any(|n| n == "x-proof-delegation-bound"));
+    assert!(f
+        .edits
+        .set
+        .iter()
+        .any(|(n, v)| n == "x-proof-delegation-bound" && v == "false"));
+    assert_eq!(f.delegations.len(), 1);
+    assert!(!f.delegations[0].bound);
+    let off = ForwardOptions {
+        strip_token: false,
+        identity_headers: false,
+    };
+    let Action::Forward(f) = decide(off).action else {
+        panic!("refused")
+    };
+    assert!(f.edits.set.is_empty());
+    assert!(f
+        .edits
+        .remove
+        .iter()
+        .any(|n| n == "x-proof-delegation-bound"));
 }
