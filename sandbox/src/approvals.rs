@@ -22,7 +22,8 @@
 //!   SHA-256 of the message as sent, `exp` after `proof_expiry_days` (1–365, default
 //!   [`crate::SandboxConfig::confirmation_proof_days`]) and a status-list slot. It is a proof of
 //!   the sandbox like any other: `validate`, `proofs/{id}/status`, `revoke` know it (id = the
-//!   confirmation id). Denials carry no token.
+//!   confirmation id; with an `identifier`, an approval of an encrypted message answers
+//!   `identifier_unverifiable`). Denials carry no token.
 //! - Each decision posts `confirmation.approved` or `confirmation.denied`, `{event,
 //!   confirmation_id, hitl_id, status, message, response, proof_token, encrypted, resolved_at,
 //!   test}`, to every configured webhook URL, signed like every delivery.

@@ -17,7 +17,15 @@
 //! | `GET /api/v1/webhook-deliveries` (`status`, `event_type`, `verification_request_id`, `limit`, `page`), `GET …/stats`, `GET …/{id}`, `POST …/{id}/retry` | key; the deliveries the sandbox's webhook sender really made, each attempt recorded |
 //! | `POST/GET /api/v1/verification-requests`, `GET/DELETE …/{id}` | key; `verification_url` is a hosted page here |
 //! | `POST /api/v1/proofs/validate` | key optional |
-//! | `GET /api/v1/proofs/{id}/status`, `POST …/{id}/revoke` | key |
+//! | `GET /api/v1/proofs/{id}/status`, `POST …/{id}/revoke` | key; `{id}` may be a `ph_ctl_…` control-proof or `ph_dlg_…` delegation handle |
+//! | `POST/GET /api/v1/delegations`, `GET …/{id}`, `POST …/{id}/revoke` | key; delegations from a domain control proof (module `delegations`) |
+//! | `POST /api/v1/hitl`, `GET …/{id}`, `POST …/{id}/finalize` | key; HITL configurations (module `approvals`) |
+//! | `POST/GET /api/v1/confirmations`, `GET …/{id}`, `POST …/{id}/approval-link`, `GET …/{id}/events` (SSE) | key; confirmations (module `approvals`) |
+//! | `POST /api/v1/confirmations/{id}/test-approve`, `…/test-deny` | `pk_test_` key only |
+//! | `GET /hosted/confirmations/{id}?e&n&s`, `POST …/approve`, `…/deny` | the hosted approval page, behind the link's HMAC |
+//!
+//! `docs/sandbox.md` describes the delegation and approval resources for people, with runnable
+//! examples against `proofgate dev`.
 //!
 //! Where `openapi.json` and the official SDKs (proof-holdings-sdk 1.2.0) describe a resource
 //! differently, the sandbox accepts both forms and answers with the fields of both.

@@ -587,6 +587,27 @@ async fn hosted_page_approves_and_denies_through_plain_form_posts() {
         .expect("html");
     assert!(html.contains("Encrypted message"), "{html}");
     assert!(!html.contains("Y2lwaGVydGV4dA"), "{html}");
+    // Its approval's token cannot be checked against an identifier (it hashes ciphertext).
+    let token = api
+        .test_approve_confirmation(&secret.id, None)
+        .await
+        .expect("approve")
+        .proof_token
+        .expect("token");
+    let v = api
+        .validate_proof(&token, Some("someone"))
+        .await
+        .expect("validate");
+    assert_eq!(
+        (v.valid, v.reason.as_deref()),
+        (false, Some("identifier_unverifiable"))
+    );
+    assert!(
+        api.validate_proof(&token, None)
+            .await
+            .expect("validate")
+            .valid
+    );
 }
 
 #[tokio::test]

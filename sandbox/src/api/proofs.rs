@@ -44,6 +44,21 @@ pub(super) async fn validate(State(s): S, _key: MaybeApiKey, body: Body) -> R {
         ));
     }
     if let Some(identifier) = identifier {
+        // An approval of an encrypted message hashes the ciphertext: nothing to compare with.
+        let encrypted = proof.kind == "confirmation"
+            && data
+                .confirmations
+                .get(&proof.id)
+                .is_some_and(|c| c.encrypted);
+        if encrypted {
+            return Ok(json_response(
+                StatusCode::OK,
+                invalid(
+                    "identifier_unverifiable",
+                    "The approval is of an encrypted message; no identifier can be checked",
+                ),
+            ));
+        }
         if identifier::identifier_hash(&proof.kind, &identifier) != proof.identifier_hash {
             return Ok(json_response(
                 StatusCode::OK,
