@@ -225,6 +225,12 @@ pub struct ListenerTls {
     /// Whether HTTP/2 is offered by ALPN (`h2`, with `http/1.1` for clients without it).
     /// Defaults to `true`.
     pub h2: bool,
+    /// PEM CA(s) client certificates are verified against (mTLS); `None`: no client
+    /// certificate is asked for. Defaults to `None`.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether a client certificate is required (`true`, the default) or
+    /// only verified when presented.
+    pub client_auth_required: bool,
 }
 
 /// The admin listener.

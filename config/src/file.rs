@@ -145,6 +145,12 @@ pub struct TlsFile {
     pub key: Option<String>,
     /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`).
     pub h2: Option<bool>,
+    /// PEM file of the CA(s) client certificates are verified against (mTLS); the verified
+    /// certificate's URI SANs bind delegation tokens.
+    pub client_ca: Option<String>,
+    /// `required` (the default with `client_ca`) or `optional`: whether a connection without a
+    /// client certificate is refused at the handshake.
+    pub client_auth: Option<String>,
 }
 
 /// `[admin]`.
@@ -302,6 +308,25 @@ pub struct RequirementFile {
     pub identifiers: Vec<String>,
     /// Maximum age of `verified_at`.
     pub max_age: Option<String>,
+    /// A delegation requirement instead of a proof requirement.
+    pub delegation: Option<DelegationFile>,
+}
+
+/// `delegation = { principals = [...], scopes = [...] }` in a requirement.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationFile {
+    /// Accepted principals (authorizing domains).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Scopes that must all be granted.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Accepted delegates (an allowlist, not a binding).
+    #[serde(default)]
+    pub delegates: Vec<String>,
+    /// Refuse a delegation whose delegate the gateway did not resolve itself (mTLS).
+    pub require_binding: Option<bool>,
 }
 
 /// `[[routes]]`.

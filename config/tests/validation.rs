@@ -1100,3 +1100,158 @@ fn forward_auth_is_off_by_default_and_validated() {
         "{e}"
     );
 }
+
+#[test]
+fn delegation_requirements_are_normalized_and_checked() {
+    use proofgate_core::delegation::DelegationRequirement;
+    use proofgate_core::policy::Requirement;
+    let c = Config::from_toml_str(&with(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8443"
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+client_ca = "ca.pem"
+
+[[policies]]
+name = "agents"
+rule = "any_of"
+on_failure = "deny"
+requirements = [
+  { types = ["email"] },
+  { delegation = { principals = [" Corp.Example "], scopes = ["payments-read", "payments-read"], delegates = ["https://Agent.Example:443/bot/"], require_binding = true } },
+]
+"#,
+    ))
+    .unwrap();
+    let agents = c.policies.iter().find(|p| p.name == "agents").unwrap();
+    let mut want = DelegationRequirement::new(["corp.example"], ["payments-read"])
+        .delegates(["https://agent.example/bot"])
+        .require_binding(true);
+    want.principals = vec!["corp.example".into()];
+    assert_eq!(agents.requirements()[1], Requirement::delegation(want));
+    assert!(agents.requirements()[0].delegation.is_none());
+
+    let e = errors(&with(
+        r#"
+[[policies]]
+name = "agents"
+rule = "any_of"
+requirements = [
+  { types = ["email"], delegation = { principals = ["corp.example"], scopes = ["a"] } },
+  { delegation = { principals = [], scopes = [] } },
+  { delegation = { principals = ["localhost", "corp.example"], scopes = ["payments:read", "*", "Payments", "payments-"], delegates = ["http://agent.example/bot", "pkg:npm/agent@1.0.0"] } },
+]
+"#,
+    ));
+    let at = "policies[2].requirements";
+    assert_problem(&e, &format!("{at}[0].delegation"), "takes no types");
+    assert_problem(&e, &format!("{at}[1].delegation.principals"), "empty");
+    assert_problem(&e, &format!("{at}[1].delegation.scopes"), "empty");
+    assert_problem(
+        &e,
+        &format!("{at}[2].delegation.principals[0]"),
+        "not a domain name",
+    );
+    for k in 0..4 {
+        assert_problem(
+            &e,
+            &format!("{at}[2].delegation.scopes[{k}]"),
+            "no wildcard or prefix",
+        );
+    }
+    assert_problem(&e, &format!("{at}[2].delegation.delegates[0]"), "https URL");
+    assert_problem(
+        &e,
+        &format!("{at}[2].delegation.delegates[1]"),
+        "without version",
+    );
+    let e = errors(&with(
+        r#"
+[[policies]]
+name = "agents"
+rule = "any_of"
+requirements = [{ delegation = { principals = ["corp.example"], scopes = ["a"], scope = ["b"] } }]
+"#,
+    ));
+    assert!(e.to_string().contains("scope"), "{e}");
+    // Binding required where nothing can bind.
+    let e = errors(&with(
+        r#"
+[[policies]]
+name = "agents"
+rule = "any_of"
+requirements = [{ delegation = { principals = ["corp.example"], scopes = ["a"], require_binding = true } }]
+"#,
+    ));
+    assert_problem(
+        &e,
+        "policies[2].requirements[0].delegation.require_binding",
+        "add client_ca",
+    );
+}
+
+#[test]
+fn mtls_listener_keys_are_checked() {
+    let c = Config::from_toml_str(&with(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8443"
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+client_ca = "ca.pem"
+client_auth = "optional"
+"#,
+    ))
+    .unwrap();
+    let tls = c.listeners[1].tls.as_ref().unwrap();
+    assert_eq!(
+        tls.client_ca.as_deref(),
+        Some(std::path::Path::new("ca.pem"))
+    );
+    assert!(!tls.client_auth_required);
+    let e = errors(&with(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8443"
+[listeners.tls]
+cert = "cert.pem"
+key = "key.pem"
+client_auth = "sometimes"
+"#,
+    ));
+    assert_problem(
+        &e,
+        "listeners[1].tls.client_auth",
+        "\"required\" or \"optional\"",
+    );
+    assert_problem(&e, "listeners[1].tls.client_auth", "needs client_ca");
+}
+
+#[test]
+fn a_delegation_only_policy_offers_no_step_up() {
+    let text = r#"
+default_policy = "agents"
+
+[[listeners]]
+address = "127.0.0.1:8080"
+
+[[upstreams]]
+name = "app"
+addresses = ["127.0.0.1:3000"]
+
+[[policies]]
+name = "agents"
+rule = "any_of"
+requirements = [{ delegation = { principals = ["corp.example"], scopes = ["orders-read"] } }]
+"#;
+    let c = Config::from_toml_str(text).unwrap();
+    assert!(!c.uses_step_up());
+    let mixed = text.replace(
+        "requirements = [",
+        "requirements = [{ types = [\"email\"] }, ",
+    );
+    assert!(Config::from_toml_str(&mixed).unwrap().uses_step_up());
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::clock::Now;
+use crate::delegation::{extract_delegations, Delegated, DelegationVerifier};
 use crate::policy::{OnFailure, Policy, Rule};
 use crate::proof::VerifiedProof;
 use crate::reason::{Family, Reason};
@@ -19,6 +20,9 @@ pub enum Decision {
     Allow {
         /// The proofs.
         proofs: Vec<Arc<VerifiedProof>>,
+        /// The delegations that satisfied delegation requirements (empty unless the policy has
+        /// one), each with whether its delegate was bound.
+        delegations: Vec<Delegated>,
     },
     /// Answer instead of forwarding ([`crate::render::render`] makes the answer).
     Refuse(Refusal),
@@ -51,6 +55,14 @@ impl Refusal {
 }
 
 impl Decision {
+    /// Allowed with no proof and no delegation (public routes, forwarded preflights).
+    pub fn allow_none() -> Self {
+        Decision::Allow {
+            proofs: Vec::new(),
+            delegations: Vec::new(),
+        }
+    }
+
     /// The reason, `None` for `Allow`.
     pub fn reason(&self) -> Option<Reason> {
         match self {
@@ -109,6 +121,10 @@ pub struct RequestView<'a> {
     pub target: &'a [u8],
     /// The headers.
     pub headers: &'a http::HeaderMap,
+    /// The delegates the adapter resolved itself for this connection (the canonical URI SANs
+    /// of a verified mTLS client certificate, [`crate::delegation::ClientDelegates`]); empty
+    /// when none, and a delegation is then unbound. Never taken from a request header.
+    pub client_delegates: &'a [String],
 }
 
 /// The method a CORS preflight announces: `Some` when `req` is an `OPTIONS` request with an
@@ -121,7 +137,7 @@ pub struct RequestView<'a> {
 /// let mut headers = HeaderMap::new();
 /// headers.insert("origin", "https://app.example".parse().unwrap());
 /// headers.insert("access-control-request-method", "PUT".parse().unwrap());
-/// let view = RequestView { method: &Method::OPTIONS, host: Some("api.example"), target: b"/x", headers: &headers };
+/// let view = RequestView { method: &Method::OPTIONS, host: Some("api.example"), target: b"/x", headers: &headers, client_delegates: &[] };
 /// assert_eq!(cors_preflight(&view), Some(Method::PUT));
 /// assert_eq!(cors_preflight(&RequestView { method: &Method::GET, ..view }), None);
 /// let mut no_origin = headers.clone();
@@ -168,6 +184,7 @@ pub struct Enforcer {
     verifier: Arc<Verifier>,
     revocation: Arc<RevocationStore>,
     sources: Vec<TokenSource>,
+    delegations: DelegationVerifier,
 }
 
 impl Enforcer {
@@ -177,11 +194,24 @@ impl Enforcer {
         revocation: Arc<RevocationStore>,
         sources: Vec<TokenSource>,
     ) -> Self {
+        let config = crate::delegation::DelegationConfig {
+            issuer: verifier.config().issuer.clone(),
+            leeway: verifier.config().leeway,
+            cache_capacity: verifier.config().cache_capacity,
+        };
+        let delegations =
+            DelegationVerifier::new(verifier.keys().clone(), revocation.clone(), config);
         Self {
             verifier,
             revocation,
             sources,
+            delegations,
         }
+    }
+
+    /// The delegation verifier (same keys, status lists and cache settings as proofs).
+    pub fn delegations(&self) -> &DelegationVerifier {
+        &self.delegations
     }
 
     /// The verifier.
@@ -273,8 +303,11 @@ impl Enforcer {
             .flatten()
             .and_then(|announced| preflight_forwarded_by(routes, m, &announced, host, &normalized));
         let (m, decision) = match forwarded {
-            Some(m) => (m, Decision::Allow { proofs: Vec::new() }),
-            None => (m, self.decide(m.policy, req.headers)),
+            Some(m) => (m, Decision::allow_none()),
+            None => (
+                m,
+                self.decide_bound(m.policy, req.headers, req.client_delegates),
+            ),
         };
         Routed::Decided {
             route: m,
@@ -295,15 +328,30 @@ impl Enforcer {
         req: &RequestView<'_>,
     ) -> Decision {
         if preflight == Preflight::Forward && cors_preflight(req).is_some() {
-            return Decision::Allow { proofs: Vec::new() };
+            return Decision::allow_none();
         }
-        self.decide(policy, req.headers)
+        self.decide_bound(policy, req.headers, req.client_delegates)
     }
 
-    /// Decides a request under `policy`.
+    /// Decides a request under `policy` (no delegate resolved by the adapter: delegations are
+    /// unbound).
     pub fn decide(&self, policy: &Policy, headers: &http::HeaderMap) -> Decision {
+        self.decide_bound(policy, headers, &[])
+    }
+
+    /// Decides a request under `policy`, `client` being the delegates the adapter resolved
+    /// itself ([`RequestView::client_delegates`]).
+    pub fn decide_bound(
+        &self,
+        policy: &Policy,
+        headers: &http::HeaderMap,
+        client: &[String],
+    ) -> Decision {
+        if policy.has_delegation() {
+            return self.decide_with_delegations(policy, headers, client);
+        }
         let optional = match &policy.rule {
-            Rule::Public => return Decision::Allow { proofs: Vec::new() },
+            Rule::Public => return Decision::allow_none(),
             Rule::Deny => return Decision::Refuse(Refusal::Deny(Reason::RouteDenied)),
             Rule::Optional => true,
             Rule::Require { .. } => false,
@@ -311,7 +359,7 @@ impl Enforcer {
         let tokens = match extract_tokens(headers, &self.sources) {
             Ok(t) => t,
             // On an optional route, badly presented tokens just mean "anonymous".
-            Err(_) if optional => return Decision::Allow { proofs: Vec::new() },
+            Err(_) if optional => return Decision::allow_none(),
             Err(reason) => return fail(policy, reason),
         };
         let now = Now::read();
@@ -333,7 +381,10 @@ impl Enforcer {
             }
         }
         if optional {
-            return Decision::Allow { proofs };
+            return Decision::Allow {
+                proofs,
+                delegations: Vec::new(),
+            };
         }
         match policy.evaluate(&proofs, now.unix) {
             Some(used) => {
@@ -342,7 +393,10 @@ impl Enforcer {
                 } else {
                     used.into_iter().map(|i| proofs[i].clone()).collect()
                 };
-                Decision::Allow { proofs }
+                Decision::Allow {
+                    proofs,
+                    delegations: Vec::new(),
+                }
             }
             None => {
                 let reason = match first_failure {
@@ -357,9 +411,145 @@ impl Enforcer {
 }
 
 fn fail(policy: &Policy, reason: Reason) -> Decision {
-    if reason.family() == Family::Unavailable || policy.on_failure == OnFailure::Deny {
+    // A step-up (a person verifying) never helps an agent's delegation.
+    if reason.family() == Family::Unavailable
+        || policy.on_failure == OnFailure::Deny
+        || reason.is_delegation()
+    {
         Decision::Refuse(Refusal::Deny(reason))
     } else {
         Decision::Refuse(Refusal::StepUp(reason))
+    }
+}
+
+/// One requirement's answer in [`Enforcer::decide_with_delegations`].
+enum Met {
+    Proof(usize),
+    Delegation(Delegated),
+}
+
+impl Enforcer {
+    /// [`Enforcer::decide_bound`] for a policy with a delegation requirement: each requirement
+    /// is met by a proof token (proof requirements) or checked against each delegation token
+    /// ([`DelegationVerifier::check`], delegation requirements). When nothing meets the policy,
+    /// the reason is a "cannot check now" one if any, else the first reason of a requirement for
+    /// which a token of its kind was presented, else the first requirement's.
+    fn decide_with_delegations(
+        &self,
+        policy: &Policy,
+        headers: &http::HeaderMap,
+        client: &[String],
+    ) -> Decision {
+        let Rule::Require {
+            combine,
+            requirements,
+        } = &policy.rule
+        else {
+            return Decision::allow_none();
+        };
+        let now = Now::read();
+        let (tokens, mut proof_failure) = match extract_tokens(headers, &self.sources) {
+            Ok(t) => (t, None),
+            Err(r) => (Vec::new(), Some(r)),
+        };
+        let mut proofs = Vec::with_capacity(tokens.len());
+        for token in &tokens {
+            match self.check_token_at(token, now) {
+                Ok(p) => proofs.push(p),
+                Err(r) => {
+                    if proof_failure.is_none_or(|f| {
+                        r.family() == Family::Unavailable && f.family() != Family::Unavailable
+                    }) {
+                        proof_failure = Some(r);
+                    }
+                }
+            }
+        }
+        let (delegation_tokens, delegation_failure) = match extract_delegations(headers) {
+            Ok(t) => (t, None),
+            Err(r) => (Vec::new(), Some(r)),
+        };
+        // Each requirement: met, or why not and whether a token of its kind was presented.
+        let answer = |r: &crate::policy::Requirement| -> Result<Met, (Reason, bool)> {
+            match &r.delegation {
+                Some(d) => {
+                    if let Some(f) = delegation_failure {
+                        return Err((f, true));
+                    }
+                    let mut failure: Option<Reason> = None;
+                    for token in &delegation_tokens {
+                        match self.delegations.check(token, d, client, now) {
+                            Ok(ok) => return Ok(Met::Delegation(ok)),
+                            Err(e) => {
+                                if failure.is_none_or(|f| {
+                                    e.family() == Family::Unavailable
+                                        && f.family() != Family::Unavailable
+                                }) {
+                                    failure = Some(e);
+                                }
+                            }
+                        }
+                    }
+                    Err(match failure {
+                        Some(f) => (f, true),
+                        None => (Reason::DelegationMissing, false),
+                    })
+                }
+                None => match proofs.iter().position(|p| r.is_met_by(p, now.unix)) {
+                    Some(i) => Ok(Met::Proof(i)),
+                    None => Err(match proof_failure {
+                        Some(f) => (f, true),
+                        None if proofs.is_empty() => (Reason::Missing, false),
+                        None => (Reason::PolicyUnmet, true),
+                    }),
+                },
+            }
+        };
+        let mut used_proofs: Vec<usize> = Vec::new();
+        let mut used_delegations: Vec<Delegated> = Vec::new();
+        let mut failures: Vec<(Reason, bool)> = Vec::new();
+        for r in requirements {
+            match answer(r) {
+                Ok(Met::Proof(i)) => {
+                    if !used_proofs.contains(&i) {
+                        used_proofs.push(i);
+                    }
+                    if *combine == crate::policy::Combine::AnyOf {
+                        break;
+                    }
+                }
+                Ok(Met::Delegation(d)) => {
+                    used_delegations.push(d);
+                    if *combine == crate::policy::Combine::AnyOf {
+                        break;
+                    }
+                }
+                Err(f) => {
+                    failures.push(f);
+                    if *combine == crate::policy::Combine::AllOf {
+                        break;
+                    }
+                }
+            }
+        }
+        let met = match combine {
+            crate::policy::Combine::AnyOf => {
+                !used_proofs.is_empty() || !used_delegations.is_empty()
+            }
+            crate::policy::Combine::AllOf => failures.is_empty(),
+        };
+        if met {
+            return Decision::Allow {
+                proofs: used_proofs.into_iter().map(|i| proofs[i].clone()).collect(),
+                delegations: used_delegations,
+            };
+        }
+        let reason = failures
+            .iter()
+            .find(|(r, _)| r.family() == Family::Unavailable)
+            .or_else(|| failures.iter().find(|(_, presented)| *presented))
+            .or(failures.first())
+            .map_or(Reason::Missing, |(r, _)| *r);
+        fail(policy, reason)
     }
 }

@@ -89,3 +89,28 @@ pub fn upstream_edits(
     }
     edits
 }
+
+/// The delegation part of an allowed request's header edits, applied after
+/// [`upstream_edits`]: the dedicated delegation header is kept unless `strip_token` (like a token
+/// header; every other `x-proof-*` spelling, ours included, stays removed), an
+/// `Authorization: Delegation …` is removed under `strip_token`, and the identity headers of the
+/// delegations that satisfied the policy (`x-proof-delegation-principal`, …) are set.
+pub fn delegation_edits(
+    edits: &mut UpstreamEdits,
+    headers: &http::HeaderMap,
+    delegations: &[crate::delegation::Delegated],
+    strip_token: bool,
+) {
+    use crate::delegation::{is_delegation_authorization, DELEGATION_HEADER};
+    if strip_token {
+        let carried = headers
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(is_delegation_authorization);
+        if carried && !edits.remove.contains(&http::header::AUTHORIZATION) {
+            edits.remove.push(http::header::AUTHORIZATION);
+        }
+    } else {
+        edits.remove.retain(|h| h.as_str() != DELEGATION_HEADER);
+    }
+    crate::delegation::push_delegation_headers(delegations, &mut edits.set);
+}

@@ -357,6 +357,8 @@ pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Dec
         host: Some(&described.host),
         target: described.target.as_bytes(),
         headers: check.headers,
+        // The proxy asking terminated the connection: nothing resolved here binds a delegate.
+        client_delegates: &[],
     };
     let options = ForwardOptions {
         strip_token: false,
@@ -382,7 +384,11 @@ pub fn decide<'t>(gate: &Gate, routes: &'t RouteTable, check: &Check<'_>) -> Dec
                 .edits
                 .set
                 .into_iter()
-                .filter(|(name, _)| IDENTITY_HEADER_NAMES.contains(&name.as_str()))
+                .filter(|(name, _)| {
+                    IDENTITY_HEADER_NAMES.contains(&name.as_str())
+                        || crate::delegation::DELEGATION_IDENTITY_HEADER_NAMES
+                            .contains(&name.as_str())
+                })
                 .collect();
             headers.push(no_store());
             let answer = Rendered {

@@ -38,6 +38,7 @@
 //!     host: Some("app.example"),
 //!     target: b"/docs/../docs/./intro",
 //!     headers: &headers,
+//!     client_delegates: &[],
 //! };
 //! let outcome = gate.decide(&routes, &view, ForwardOptions::default());
 //! assert_eq!((outcome.route, outcome.decision), ("docs", "allow"));
@@ -61,7 +62,8 @@ use http::{HeaderMap, Method};
 use crate::approval::{Approvals, ApprovalsConfig, HeldBody, LocalLedger, TicketLedger, Verdict};
 use crate::client::ProofApiClient;
 use crate::decision::{Decision, Enforcer, RequestView, Routed};
-use crate::forward::{upstream_edits, UpstreamEdits};
+use crate::delegation::Delegated;
+use crate::forward::{delegation_edits, upstream_edits, UpstreamEdits};
 use crate::keys::{KeyStore, KeysConfig};
 use crate::pages::{Page, Pages};
 use crate::policy::Policy;
@@ -288,6 +290,9 @@ pub struct Forward {
     pub edits: UpstreamEdits,
     /// The verified proofs that satisfied the policy (empty on public routes).
     pub proofs: Vec<Arc<VerifiedProof>>,
+    /// The delegations that satisfied the policy's delegation requirements, each with whether
+    /// its delegate was bound.
+    pub delegations: Vec<Delegated>,
 }
 
 /// What the adapter does.
@@ -586,23 +591,33 @@ impl Gate {
     ) {
         let kind = decision.kind();
         match decision {
-            Decision::Allow { proofs } => {
+            Decision::Allow {
+                proofs,
+                delegations,
+            } => {
                 let identity: &[_] = if options.identity_headers {
                     &proofs
                 } else {
                     &[]
                 };
-                let edits = upstream_edits(
+                let mut edits = upstream_edits(
                     req.headers,
                     identity,
                     self.enforcer.sources(),
                     options.strip_token,
                 );
+                let used: &[_] = if options.identity_headers {
+                    &delegations
+                } else {
+                    &[]
+                };
+                delegation_edits(&mut edits, req.headers, used, options.strip_token);
                 let forward = Forward {
                     target: None,
                     host: None,
                     edits,
                     proofs,
+                    delegations,
                 };
                 // A CORS preflight carries no body and changes nothing: never held.
                 if let Some(rule) = policy
@@ -684,7 +699,10 @@ impl Gate {
             .iter()
             .flat_map(|r| r.types.iter().map(String::as_str))
             .collect();
-        let any_type = policy.requirements().iter().any(|r| r.types.is_empty());
+        let any_type = policy
+            .requirements()
+            .iter()
+            .any(|r| r.types.is_empty() && r.delegation.is_none());
         tokens
             .iter()
             .filter_map(|t| self.enforcer.check_token(t).ok())
@@ -953,6 +971,7 @@ mod tests {
             host: headers.get("host").and_then(|v| v.to_str().ok()),
             target,
             headers,
+            client_delegates: &[],
         }
     }
 
@@ -1144,6 +1163,7 @@ mod tests {
                 host: Some("api.example"),
                 target: target.as_bytes(),
                 headers,
+                client_delegates: &[],
             };
             let o = gate.decide(&routes, &view, ForwardOptions::default());
             (o.route, o.upstream, o.decision, o.reason, o.action)
@@ -1201,6 +1221,7 @@ mod tests {
             host: Some("api.example"),
             target: b"",
             headers: &preflight,
+            client_delegates: &[],
         };
         let forward = gate.decide_policy_with(
             &staff(),

@@ -134,3 +134,58 @@ pub(crate) fn verify<'k>(
         key,
     })
 }
+
+/// A compact JWS whose shape and header passed the checks of [`verify`], signature not yet
+/// checked: for a caller that must check claims before the signature (delegations, whose
+/// contract runs the claim checks first) and choose the key by its own rules.
+pub(crate) struct Decoded<'t> {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    /// The signing input (`header.payload`).
+    pub message: &'t [u8],
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// The shape and header checks of [`verify`], in the same order, without a key.
+pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, JwsError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwsError::Malformed);
+    };
+    if h.is_empty() || p.is_empty() {
+        return Err(JwsError::Malformed);
+    }
+    let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::Malformed)?;
+    let header: RawHeader =
+        serde_json::from_slice(&header_bytes).map_err(|_| JwsError::Malformed)?;
+    let alg = header.alg.as_deref().ok_or(JwsError::Malformed)?;
+    let alg = Algorithm::from_name(alg).ok_or(JwsError::UnsupportedAlgorithm)?;
+    if header.jwk.is_some()
+        || header.jku.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.x5t.is_some()
+        || header.x5t_s256.is_some()
+        || header.crit.is_some()
+        || header.cty.is_some()
+    {
+        return Err(JwsError::ForbiddenHeader);
+    }
+    if s.is_empty() {
+        return Err(JwsError::InvalidSignature);
+    }
+    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?;
+    Ok(Decoded {
+        alg,
+        kid: header.kid,
+        typ: header.typ,
+        message: &token.as_bytes()[..h.len() + 1 + p.len()],
+        payload,
+        signature,
+    })
+}

@@ -62,6 +62,10 @@ pub struct VerificationKey {
     pub not_after: Option<i64>,
     /// Newer sets: the longest `exp - iat` a token signed by this key may have (seconds).
     pub max_token_lifetime: Option<i64>,
+    /// Newer sets: `proof_legacy: true` marks a key from before purposes and windows; the
+    /// issuer's key rules skip the purpose and window checks for it (see
+    /// [`crate::delegation`]).
+    pub legacy: bool,
     key: ParsedPublicKey,
 }
 
@@ -104,11 +108,24 @@ pub enum KeySetError {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerificationKey>,
+    tombstones: Vec<Tombstone>,
+}
+
+/// A key the issuer withdrew (`proof_tombstones` in the JWKS document): tokens naming its `kid`
+/// are refused (`key_revoked`) even while the key itself is still served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The withdrawn key's id.
+    pub kid: String,
+    /// When it was withdrawn (Unix seconds), if the document says.
+    pub revoked_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
 struct RawJwks {
     keys: Vec<serde_json::Value>,
+    #[serde(default)]
+    proof_tombstones: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +155,8 @@ struct RawJwk {
     not_after: Option<serde_json::Value>,
     #[serde(default)]
     max_token_lifetime: Option<i64>,
+    #[serde(default)]
+    proof_legacy: Option<bool>,
 }
 
 impl KeySet {
@@ -159,7 +178,24 @@ impl KeySet {
         if keys.is_empty() {
             return Err(KeySetError::NoUsableKey);
         }
-        Ok(Self { keys })
+        let tombstones = raw
+            .proof_tombstones
+            .as_ref()
+            .and_then(serde_json::Value::as_array)
+            .map(|list| list.iter().filter_map(tombstone).collect())
+            .unwrap_or_default();
+        Ok(Self { keys, tombstones })
+    }
+
+    /// The tombstone of `kid`, if the document lists one.
+    pub fn tombstone(&self, kid: &str) -> Option<&Tombstone> {
+        self.tombstones.iter().find(|t| t.kid == kid)
+    }
+
+    /// Whether any key carries a `proof_purpose` (a set from after purposes were introduced):
+    /// then a token without `kid` may only be checked against legacy keys.
+    pub fn has_purposes(&self) -> bool {
+        self.keys.iter().any(|k| k.purpose.is_some())
     }
 
     /// The key with exactly this `kid`.
@@ -224,8 +260,24 @@ fn parse_jwk(jwk: RawJwk) -> Option<VerificationKey> {
         not_before: jwk.not_before.as_ref().and_then(time_value),
         not_after: jwk.not_after.as_ref().and_then(time_value),
         max_token_lifetime: jwk.max_token_lifetime,
+        legacy: jwk.proof_legacy.unwrap_or(false),
         key,
     })
+}
+
+/// One `proof_tombstones` entry: `{kid, revoked_at}` (a NumericDate or RFC 3339), or a bare kid.
+fn tombstone(v: &serde_json::Value) -> Option<Tombstone> {
+    match v {
+        serde_json::Value::String(kid) if !kid.is_empty() => Some(Tombstone {
+            kid: kid.clone(),
+            revoked_at: None,
+        }),
+        serde_json::Value::Object(o) => Some(Tombstone {
+            kid: o.get("kid")?.as_str().filter(|k| !k.is_empty())?.to_owned(),
+            revoked_at: o.get("revoked_at").and_then(time_value),
+        }),
+        _ => None,
+    }
 }
 
 /// A key window bound given as a NumericDate or an RFC 3339 string.

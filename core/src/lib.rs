@@ -30,6 +30,7 @@
 //! | 2 | [`tokens`] | token sources and extraction |
 //! | 3 | [`verify`] | token → verified proof or a typed reason, with a cache |
 //! | 3 | [`revocation`] | the revocation list, the Token Status List and the webhook overlay |
+//! | 3 | [`delegation`] | delegation tokens: carriers, canonical forms, offline verification |
 //! | 3 | [`policy`] | requirements per route and their evaluation |
 //! | 4 | [`path`] | request-target forms and path normalization |
 //! | 4 | [`routes`] | route matching on normalized paths |
@@ -50,6 +51,7 @@ pub mod claims;
 pub mod client;
 pub mod clock;
 pub mod decision;
+pub mod delegation;
 mod fetch;
 pub mod forward;
 pub mod forward_auth;

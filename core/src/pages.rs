@@ -480,6 +480,13 @@ fn describe_channel(channel: &str) -> &str {
 
 /// One requirement in words.
 pub fn describe_requirement(r: &Requirement) -> String {
+    if let Some(d) = &r.delegation {
+        return format!(
+            "an agent's delegation from {} for {}",
+            d.principals.join(" or "),
+            d.scopes.join(" and ")
+        );
+    }
     let mut text = if r.types.is_empty() {
         "a verified proof".to_owned()
     } else {

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::delegation::DelegationRequirement;
 use crate::identifier;
 use crate::proof::VerifiedProof;
 
@@ -122,6 +123,17 @@ impl Policy {
         self
     }
 
+    /// Whether any requirement is a proof requirement, which a person can meet by verifying
+    /// (a step-up); a policy of delegation requirements only has none.
+    pub fn has_proof_requirement(&self) -> bool {
+        self.requirements().iter().any(|r| r.delegation.is_none())
+    }
+
+    /// Whether any requirement is a delegation requirement.
+    pub fn has_delegation(&self) -> bool {
+        self.requirements().iter().any(|r| r.delegation.is_some())
+    }
+
     /// The requirements, empty for public, optional and deny policies.
     pub fn requirements(&self) -> &[Requirement] {
         match &self.rule {
@@ -191,6 +203,9 @@ pub struct Requirement {
     pub identifiers: Vec<AllowedIdentifier>,
     /// Maximum age of `verified_at`.
     pub max_age: Option<Duration>,
+    /// A delegation requirement instead of a proof requirement: met only by a delegation token
+    /// ([`crate::delegation`]), never by a proof; the fields above are then unused.
+    pub delegation: Option<DelegationRequirement>,
 }
 
 impl Requirement {
@@ -223,6 +238,14 @@ impl Requirement {
         self
     }
 
+    /// A requirement met by a delegation token meeting `delegation` (never by a proof).
+    pub fn delegation(delegation: DelegationRequirement) -> Self {
+        Self {
+            delegation: Some(delegation),
+            ..Self::default()
+        }
+    }
+
     /// Requires `verified_at` no older than `max_age`.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
@@ -231,6 +254,9 @@ impl Requirement {
 
     /// Whether `proof` meets this requirement at `now` (Unix seconds).
     pub fn is_met_by(&self, proof: &VerifiedProof, now: i64) -> bool {
+        if self.delegation.is_some() {
+            return false;
+        }
         let claims = &proof.claims;
         if !self.types.is_empty() && !one_of(&self.types, claims.proof_type.as_deref()) {
             return false;

@@ -126,6 +126,58 @@ reasons! {
     /// The issuer cannot be reached (or approvals are not configured or not supported here).
     ApprovalUnavailable = "approval_unavailable", Unavailable,
         "Approvals cannot be requested or checked right now.";
+    // Delegations (`crate::delegation`): one block, in the order the checks run.
+    /// The route needs a delegation token and none was presented.
+    DelegationMissing = "delegation_missing", Unauthenticated,
+        "A delegation token is required.";
+    /// Not a delegation token: shape, size, `iss`, `token_type`, schema version or claim types.
+    DelegationMalformed = "delegation_malformed", Unauthenticated,
+        "The delegation token is malformed.";
+    /// The header names an algorithm outside RS256/ES256 (`none`, `HS256`, …).
+    DelegationUnsupportedAlgorithm = "delegation_unsupported_algorithm", Unauthenticated,
+        "The delegation token uses an algorithm that is not accepted.";
+    /// `exp` has passed (5 s leeway).
+    DelegationExpired = "delegation_expired", Unauthenticated,
+        "The delegation token has expired.";
+    /// `iat` is in the future (5 s leeway).
+    DelegationNotYetValid = "delegation_not_yet_valid", Unauthenticated,
+        "The delegation token is not valid yet.";
+    /// The authorizing domain is not one the route accepts.
+    PrincipalMismatch = "principal_mismatch", Forbidden,
+        "The delegation was granted by a domain this route does not accept.";
+    /// The token's delegate is not the one the gateway resolved (mTLS) or allows.
+    DelegateMismatch = "delegate_mismatch", Forbidden,
+        "The delegation names another delegate than the one presenting it.";
+    /// The route requires the delegate to be bound (mTLS) and it is not.
+    DelegateUnbound = "delegate_unbound", Unauthenticated,
+        "The delegate must authenticate with a client certificate.";
+    /// A scope the route requires is not granted (exact membership).
+    ScopeNotGranted = "scope_not_granted", Forbidden,
+        "The delegation does not grant the scopes this route requires.";
+    /// The signing key is not a delegation key.
+    WrongKeyPurpose = "wrong_key_purpose", Unauthenticated,
+        "The delegation token was signed by a key that does not sign delegations.";
+    /// `iat` lies outside the signing key's window (±300 s), or the key has no window.
+    OutsideKeyWindow = "outside_key_window", Unauthenticated,
+        "The delegation token was signed outside its key's validity window.";
+    /// `exp - iat` exceeds the key's `max_token_lifetime`.
+    DelegationLifetime = "delegation_lifetime", Unauthenticated,
+        "The delegation token lives longer than its key allows.";
+    /// The signing key is tombstoned in the JWKS.
+    KeyRevoked = "key_revoked", Unauthenticated,
+        "The delegation token was signed by a revoked key.";
+    /// No published delegation key verifies the signature.
+    DelegationInvalidSignature = "delegation_invalid_signature", Unauthenticated,
+        "The delegation token's signature is invalid.";
+    /// The delegation's status-list slot says revoked (or a webhook did).
+    DelegationRevoked = "delegation_revoked", Unauthenticated,
+        "The delegation has been revoked.";
+    /// The delegation's status-list slot says suspended.
+    DelegationSuspended = "delegation_suspended", Unauthenticated,
+        "The delegation is suspended.";
+    /// The delegation's status cannot be read now (no slot, list missing or stale, slot 3).
+    DelegationStatusUnavailable = "delegation_status_unavailable", Unavailable,
+        "The delegation's status cannot be checked right now.";
 }
 
 impl Reason {
@@ -155,6 +207,31 @@ impl Reason {
             Reason::ApprovalRateLimited => 429,
             other => other.status(),
         }
+    }
+
+    /// Whether this reason comes from a delegation check (the `delegation` block above): such a
+    /// refusal is never answered with a step-up, which cannot help an agent.
+    pub fn is_delegation(self) -> bool {
+        matches!(
+            self,
+            Reason::DelegationMissing
+                | Reason::DelegationMalformed
+                | Reason::DelegationUnsupportedAlgorithm
+                | Reason::DelegationExpired
+                | Reason::DelegationNotYetValid
+                | Reason::PrincipalMismatch
+                | Reason::DelegateMismatch
+                | Reason::DelegateUnbound
+                | Reason::ScopeNotGranted
+                | Reason::WrongKeyPurpose
+                | Reason::OutsideKeyWindow
+                | Reason::DelegationLifetime
+                | Reason::KeyRevoked
+                | Reason::DelegationInvalidSignature
+                | Reason::DelegationRevoked
+                | Reason::DelegationSuspended
+                | Reason::DelegationStatusUnavailable
+        )
     }
 }
 

@@ -492,7 +492,13 @@ fn in_words(reason: Reason) -> &'static str {
 }
 
 fn www_authenticate(realm: &str, reason: Reason, step_up: Option<&str>) -> HeaderValue {
-    let mut v = format!("Proof realm=\"{realm}\", error=\"{}\"", reason.as_str());
+    // A delegation is presented under its own scheme (`Authorization: Delegation …`).
+    let scheme = if reason.is_delegation() {
+        "Delegation"
+    } else {
+        "Proof"
+    };
+    let mut v = format!("{scheme} realm=\"{realm}\", error=\"{}\"", reason.as_str());
     if let Some(url) = step_up {
         v.push_str(&format!(", step_up=\"{url}\""));
     }

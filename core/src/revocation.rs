@@ -454,6 +454,31 @@ impl RevocationStore {
         Ok(())
     }
 
+    /// What a webhook pushed for `id` (revoked or suspended), if anything: for delegations,
+    /// whose handle is not on the revocation list.
+    pub fn pushed(&self, id: &str) -> Option<Pushed> {
+        self.overlay.load().get(id).copied()
+    }
+
+    /// The value of one status-list slot as of `now`, from the cached list: `Unavailable` when
+    /// the list is not held yet, past its `exp`, too short for the slot (each of which asks the
+    /// background refresher for it; the request never waits) or the slot reads 3. Used for
+    /// delegation tokens, which fail closed on anything but a readable slot.
+    pub fn status_slot(&self, slot: &crate::claims::StatusListRef, now: Now) -> SlotStatus {
+        let lists = self.status_lists.load();
+        let Some(list) = lists.get(&*slot.uri) else {
+            if self.may_fetch(&slot.uri) {
+                let _ = self.wanted.try_send(slot.uri.to_string());
+            }
+            return SlotStatus::Unavailable;
+        };
+        if list.expires_at <= now.unix || !list.covers(slot.idx) {
+            let _ = self.wanted.try_send(slot.uri.to_string());
+            return SlotStatus::Unavailable;
+        }
+        list.get(slot.idx)
+    }
+
     /// Whether a copy of the status list at `uri` is held (fresh or not).
     pub fn has_status_list(&self, uri: &str) -> bool {
         self.status_lists.load().contains_key(uri)

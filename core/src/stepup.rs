@@ -537,6 +537,8 @@ impl StepUp {
         };
         let assets = requirements
             .iter()
+            // A person cannot verify a delegation: only proof requirements become assets.
+            .filter(|r| r.delegation.is_none())
             .take(10)
             .map(|r| {
                 let mut a =
@@ -674,7 +676,7 @@ impl StepUp {
             .home();
             return self.refused(html, "refused", r);
         };
-        let Some(policy) = policy.filter(|p| !p.requirements().is_empty()) else {
+        let Some(policy) = policy.filter(|p| p.has_proof_requirement()) else {
             let r = Refused::new(
                 404,
                 "unknown_policy",

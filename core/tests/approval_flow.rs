@@ -123,6 +123,7 @@ async fn send(
         host: Some("app.example"),
         target: b"/payouts/1",
         headers: h,
+        client_delegates: &[],
     };
     let outcome = gate.decide_policy(&policy(), &view, "/payouts/1", ForwardOptions::default());
     // An adapter that cannot hold requests answers what the outcome says: 503, fail closed.
@@ -273,6 +274,7 @@ async fn a_cors_preflight_is_never_held() {
         host: Some("app.example"),
         target: b"/payouts/1",
         headers: &h,
+        client_delegates: &[],
     };
     let public = Policy::public("open").with_approval(ApprovalRule::new("h", "m"));
     let outcome = gate.decide_policy_with(

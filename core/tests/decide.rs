@@ -54,7 +54,7 @@ async fn any_of_all_of_identifiers_and_age() {
         "https://www.corp.example/",
     ));
     assert!(
-        matches!(r.enforcer.decide(&admin, &bearer(&alice)), Decision::Allow { ref proofs } if proofs.len() == 1)
+        matches!(r.enforcer.decide(&admin, &bearer(&alice)), Decision::Allow { ref proofs, .. } if proofs.len() == 1)
     );
     assert!(matches!(
         r.enforcer.decide(&admin, &bearer(&domain)),
@@ -85,7 +85,7 @@ async fn any_of_all_of_identifiers_and_age() {
         HeaderValue::from_str(&format!("{alice}, {phone}")).unwrap(),
     );
     match r.enforcer.decide(&both, &h) {
-        Decision::Allow { proofs } => assert_eq!(proofs.len(), 2),
+        Decision::Allow { proofs, .. } => assert_eq!(proofs.len(), 2),
         other => panic!("{other:?}"),
     }
 

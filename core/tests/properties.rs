@@ -283,7 +283,7 @@ proptest! {
     ) {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, HeaderValue::from_static("a.example"));
-        let view = RequestView { method: &method, host: Some("a.example"), target: target.as_bytes(), headers: &headers };
+        let view = RequestView { method: &method, host: Some("a.example"), target: target.as_bytes(), headers: &headers, client_delegates: &[] };
         match ENFORCER.decide_request(&TABLE, &view) {
             Routed::InvalidPath(_) | Routed::InvalidHost => {}
             Routed::Decided { route, normalized, rewrite, .. } => {

@@ -83,6 +83,7 @@ pub fn demo_upstream() -> Router {
                 .filter(|(k, _)| {
                     proofgate_core::proof::is_identity_spelling(k.as_str())
                         && k.as_str() != "x-proof-token"
+                        && k.as_str() != proofgate_core::delegation::DELEGATION_HEADER
                 })
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
                 .collect();

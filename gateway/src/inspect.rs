@@ -8,7 +8,10 @@
 //! ```
 //!
 //! - The claims are shown for any token that decodes as a compact JWS, marked `UNVERIFIED` with
-//!   the reason when any check fails (signature, key, times, issuer, claims, revocation).
+//!   the reason when any check fails (signature, key, times, issuer, claims, revocation). A
+//!   delegation token (`token_type: "delegation"`) is checked as one
+//!   ([`proofgate_core::delegation`], for any principal, delegate and scopes) and, with `--path`,
+//!   presented as `Authorization: Delegation`.
 //! - `iat`, `nbf` and `exp` are shown as the raw number, RFC 3339 UTC and relative to now
 //!   (`expires in 4m 10s`, `expired 3h ago`); `verified_at` too. Formatting is chrono's, the
 //!   relative part is [`span`].
@@ -90,19 +93,42 @@ pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let token = args.token.as_str();
-    let verdict = rt.block_on(fetch_and_check(&gate, &config, token));
+    let decoded = decode_unverified(token);
+    // A delegation token (`token_type: "delegation"`) is checked as one, and presented as one.
+    let delegation = decoded
+        .as_ref()
+        .is_some_and(|d| d.payload.get("token_type").and_then(Value::as_str) == Some("delegation"));
+    let (verdict, checked) = if delegation {
+        let v = rt.block_on(fetch_and_check_delegation(
+            &gate,
+            &config,
+            token,
+            decoded.as_ref(),
+        ));
+        (v.map(|_| None), DELEGATION_CHECKED)
+    } else {
+        let v = rt.block_on(fetch_and_check(&gate, &config, token));
+        (v.map(Some), PROOF_CHECKED)
+    };
     let now = chrono::Utc::now().timestamp();
 
     let mut out = String::new();
-    write_token(&mut out, decode_unverified(token).as_ref(), &verdict, now);
+    write_token(&mut out, decoded.as_ref(), &verdict, checked, now);
     let result = match (&args.request, method) {
         (Some(request), Some(method)) => {
-            let proof = verdict.as_ref().ok();
+            let proof = verdict.as_ref().ok().and_then(Option::as_ref);
             write_decision(
                 &mut out, &gate, &config, request, &method, token, proof, now,
             )
         }
         _ => match &verdict {
+            Ok(_) if delegation => {
+                out.push_str(
+                    "verdict: valid delegation (its principal, delegate and scopes are each \
+                     route's to accept: use --path)\n",
+                );
+                Ok(())
+            }
             Ok(_) => {
                 out.push_str("verdict: valid\n");
                 Ok(())
@@ -165,11 +191,61 @@ async fn fetch_and_check(
     gate.enforcer().check_token(token)
 }
 
+/// What a verified proof token's verdict covers.
+const PROOF_CHECKED: &str = "signature, key, times, issuer, claims and revocation checked";
+
+/// What a verified delegation token's verdict covers.
+const DELEGATION_CHECKED: &str =
+    "a delegation: claims, times, signature with the delegation key rules, and status checked";
+
+/// A delegation token checked as a warm gateway would, for no route in particular (any
+/// principal, delegate and scopes): the key set, the revocation list and the prefetched status
+/// lists fetched, then — when its signature holds (its status is the only thing left) — the
+/// status list it names.
+async fn fetch_and_check_delegation(
+    gate: &Gate,
+    config: &Config,
+    token: &str,
+    decoded: Option<&Unverified>,
+) -> Result<(), Reason> {
+    use proofgate_core::delegation::DelegationRequirement;
+    let any = DelegationRequirement::default();
+    let check = || {
+        gate.enforcer()
+            .delegations()
+            .check(token, &any, &[], proofgate_core::Now::read())
+            .map(|_| ())
+    };
+    // The fetches of a proof check (its verdict, on no token, is not needed).
+    let _ = fetch_and_check(gate, config, "").await;
+    let first = check();
+    if first != Err(Reason::DelegationStatusUnavailable) {
+        return first;
+    }
+    let uri = decoded
+        .and_then(|d| {
+            d.payload
+                .get("status")?
+                .get("status_list")?
+                .get("uri")?
+                .as_str()
+        })
+        .map(str::to_owned);
+    let revocation = gate.revocation();
+    if let Some(uri) = uri.filter(|u| revocation.may_fetch(u)) {
+        if let Err(e) = revocation.refresh_status_list(&uri).await {
+            eprintln!("warning: the status list {uri} could not be fetched: {e}");
+        }
+    }
+    check()
+}
+
 /// The header, the claims (marked verified or not) and their times.
 fn write_token(
     out: &mut String,
     decoded: Option<&Unverified>,
-    verdict: &Result<Arc<VerifiedProof>, Reason>,
+    verdict: &Result<Option<Arc<VerifiedProof>>, Reason>,
+    checked: &str,
     now: i64,
 ) {
     let Some(decoded) = decoded else {
@@ -182,9 +258,9 @@ fn write_token(
     let header = serde_json::to_string(&decoded.header).unwrap_or_default();
     let _ = writeln!(out, "header: {}", terminal_safe(&header));
     match verdict {
-        Ok(_) => out.push_str(
-            "claims: verified (signature, key, times, issuer, claims and revocation checked)\n",
-        ),
+        Ok(_) => {
+            let _ = writeln!(out, "claims: verified ({checked})");
+        }
         Err(reason) => {
             let _ = writeln!(
                 out,
@@ -313,7 +389,17 @@ fn write_decision(
     now: i64,
 ) -> Result<(), CliError> {
     let host = request.host.as_deref().unwrap_or(DEFAULT_HOST);
-    let (headers, carried) = present(token, &config.tokens.sources)?;
+    let delegation = decode_unverified(token)
+        .is_some_and(|d| d.payload.get("token_type").and_then(Value::as_str) == Some("delegation"));
+    let (headers, carried) = if delegation {
+        let mut h = HeaderMap::new();
+        let value = HeaderValue::from_str(&format!("Delegation {token}"))
+            .map_err(|_| "the token holds characters an HTTP header cannot carry".to_string())?;
+        h.insert(http::header::AUTHORIZATION, value);
+        (h, "Authorization: Delegation".to_string())
+    } else {
+        present(token, &config.tokens.sources)?
+    };
     let mut with_host = headers;
     with_host.insert(
         http::header::HOST,
@@ -324,6 +410,7 @@ fn write_decision(
         host: Some(host),
         target: request.path.as_bytes(),
         headers: &with_host,
+        client_delegates: &[],
     };
     let options = ForwardOptions {
         strip_token: config.identity_headers.strip_token,
@@ -486,6 +573,20 @@ fn write_requirements(
 }
 
 fn describe_requirement(r: &Requirement) -> String {
+    if let Some(d) = &r.delegation {
+        let mut text = format!(
+            "a delegation from {} granting {}",
+            d.principals.join(" or "),
+            d.scopes.join(" and ")
+        );
+        if !d.delegates.is_empty() {
+            let _ = write!(text, ", to {}", d.delegates.join(" or "));
+        }
+        if d.require_binding {
+            text.push_str(", bound by mTLS");
+        }
+        return text;
+    }
     let mut parts = Vec::new();
     if !r.types.is_empty() {
         parts.push(format!("type {}", r.types.join(" or ")));

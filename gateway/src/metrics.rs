@@ -450,7 +450,8 @@ fn policy_decisions(policy: &Policy) -> Vec<(&'static str, &'static str)> {
                     .filter(|r| **r != Reason::RouteDenied && !r.is_approval())
                     .map(|r| {
                         let deny = r.family() == Family::Unavailable
-                            || policy.on_failure == OnFailure::Deny;
+                            || policy.on_failure == OnFailure::Deny
+                            || r.is_delegation();
                         (if deny { "deny" } else { "step_up" }, r.as_str())
                     }),
             )

@@ -167,6 +167,7 @@ async fn respond(session: &mut Session, r: Rendered) -> Result<()> {
 fn wire_name(name: &http::HeaderName) -> Option<&'static str> {
     proofgate_core::proof::IDENTITY_HEADER_NAMES
         .into_iter()
+        .chain(proofgate_core::delegation::DELEGATION_IDENTITY_HEADER_NAMES)
         .find(|n| name.as_str() == *n)
 }
 
@@ -179,6 +180,20 @@ fn host_of(session: &Session) -> Option<&str> {
         None if req.version == http::Version::HTTP_2 => req.uri.authority().map(|a| a.as_str()),
         None => None,
     }
+}
+
+/// The delegates the verified mTLS client certificate of this connection names (attached at the
+/// handshake by [`crate::tls::ClientCertDelegates`]); empty on a plain listener, a TLS listener
+/// without a client CA, or a connection without a client certificate.
+fn client_delegates(session: &Session) -> &[String] {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_deref())
+        .and_then(|t| {
+            t.extension
+                .get::<proofgate_core::delegation::ClientDelegates>()
+        })
+        .map_or(&[], |c| c.0.as_slice())
 }
 
 /// One `Content-Length` for the upstream (RFC 9112 §6.3): a repeated header or a list of equal
@@ -432,6 +447,7 @@ impl ProxyHttp for Proxy {
             host: host_of(session),
             target: req.raw_path(),
             headers: &req.headers,
+            client_delegates: client_delegates(session),
         };
         let options = ForwardOptions {
             strip_token: live.strip_token,
@@ -507,7 +523,8 @@ impl ProxyHttp for Proxy {
                 None => req.insert_header(name, value)?,
             }
         }
-        ctx.upgrade = crate::websocket::Upgrade::begin(session, &forward.proofs);
+        ctx.upgrade =
+            crate::websocket::Upgrade::begin(session, &forward.proofs, &forward.delegations);
         Ok(false)
     }
 

@@ -456,14 +456,36 @@ fn add_proxy_services(
             (None, Some(h2c)) if l.h2c => h2c.add_tcp(&addr),
             (None, _) => plain.add_tcp(&addr),
             (Some(tls), _) => {
-                let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
-                    &tls.cert_path.to_string_lossy(),
-                    &tls.key_path.to_string_lossy(),
-                )
-                .map_err(|e| GatewayError::Tls {
+                let error = |message: String| GatewayError::Tls {
                     listener: addr.clone(),
-                    message: e.to_string(),
-                })?;
+                    message,
+                };
+                let mut settings = match &tls.client_ca {
+                    None => pingora::listeners::tls::TlsSettings::intermediate(
+                        &tls.cert_path.to_string_lossy(),
+                        &tls.key_path.to_string_lossy(),
+                    )
+                    .map_err(|e| error(e.to_string()))?,
+                    // mTLS: client certificates verified against the CA, and the delegates
+                    // their URI SANs name attached to the connection (delegation binding).
+                    Some(ca) => {
+                        let mut settings = pingora::listeners::tls::TlsSettings::with_callbacks(
+                            Box::new(crate::tls::ClientCertDelegates),
+                        )
+                        .map_err(|e| error(e.to_string()))?;
+                        settings
+                            .set_certificate_chain_file(&tls.cert_path.to_string_lossy())
+                            .map_err(|e| error(e.to_string()))?;
+                        settings
+                            .set_private_key_file(&tls.key_path.to_string_lossy())
+                            .map_err(|e| error(e.to_string()))?;
+                        settings.set_client_cert_verifier(
+                            crate::tls::client_verifier(ca, tls.client_auth_required)
+                                .map_err(error)?,
+                        );
+                        settings
+                    }
+                };
                 if tls.h2 {
                     settings.enable_h2();
                 }

@@ -32,6 +32,7 @@ use pingora::protocols::l4::socket::SocketAddr;
 use pingora::protocols::l4::stream::Stream;
 use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketStream};
 use pingora::proxy::Session;
+use proofgate_core::delegation::{Delegated, VerifiedDelegation};
 use proofgate_core::revocation::RevocationStore;
 use proofgate_core::{Reason, VerifiedProof};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -53,6 +54,7 @@ pub const IDLE_TIMEOUT: &str = "idle_timeout";
 #[derive(Debug)]
 pub struct Upgrade {
     proofs: Vec<Arc<VerifiedProof>>,
+    delegations: Vec<Arc<VerifiedDelegation>>,
     websocket: bool,
     closed: Arc<OnceLock<&'static str>>,
     /// Whether the upstream answered `101` (from then on its bytes are frames).
@@ -64,7 +66,11 @@ impl Upgrade {
     /// For an allowed request: `Some` when it asks for an HTTP/1.1 upgrade. The downstream read
     /// timeout is lifted (a WebSocket client may send nothing for long while it receives); the
     /// upstream socket's idle timeout bounds the connection instead.
-    pub fn begin(session: &mut Session, proofs: &[Arc<VerifiedProof>]) -> Option<Self> {
+    pub fn begin(
+        session: &mut Session,
+        proofs: &[Arc<VerifiedProof>],
+        delegations: &[Delegated],
+    ) -> Option<Self> {
         if !session.is_upgrade_req() {
             return None;
         }
@@ -80,6 +86,7 @@ impl Upgrade {
         session.set_read_timeout(None);
         Some(Self {
             proofs: proofs.to_vec(),
+            delegations: delegations.iter().map(|d| d.delegation.clone()).collect(),
             websocket,
             closed: Arc::new(OnceLock::new()),
             switched: false,
@@ -97,6 +104,7 @@ impl Upgrade {
         peer.options.custom_l4 = Some(Arc::new(WatchedConnect {
             watch: Watch {
                 proofs: self.proofs.clone(),
+                delegations: self.delegations.clone(),
                 revocation: gateway.gate.revocation().clone(),
                 leeway: gateway.started_with.issuer.leeway,
             },
@@ -223,6 +231,8 @@ fn frame_payload_len(header: &[u8]) -> Option<u64> {
 #[derive(Debug, Clone)]
 struct Watch {
     proofs: Vec<Arc<VerifiedProof>>,
+    /// The delegations it was allowed with: checked again like the proofs.
+    delegations: Vec<Arc<VerifiedDelegation>>,
     revocation: Arc<RevocationStore>,
     leeway: Duration,
 }
@@ -233,12 +243,20 @@ impl Watch {
     fn problem(&self) -> Option<Reason> {
         let now = proofgate_core::clock::unix_now();
         let leeway = self.leeway.as_secs() as i64;
-        self.proofs.iter().find_map(|p| {
-            if p.exp <= now - leeway {
-                return Some(Reason::Expired);
-            }
-            self.revocation.recheck(&p.claims).err()
-        })
+        self.proofs
+            .iter()
+            .find_map(|p| {
+                if p.exp <= now - leeway {
+                    return Some(Reason::Expired);
+                }
+                self.revocation.recheck(&p.claims).err()
+            })
+            .or_else(|| {
+                let now = proofgate_core::clock::Now::read();
+                self.delegations.iter().find_map(|d| {
+                    proofgate_core::delegation::recheck(&self.revocation, d, self.leeway, now).err()
+                })
+            })
     }
 }
 
@@ -345,7 +363,7 @@ impl WatchedSocket {
             );
             return true;
         }
-        let next = if self.watch.proofs.is_empty() {
+        let next = if self.watch.proofs.is_empty() && self.watch.delegations.is_empty() {
             idle_until
         } else {
             idle_until.min(now + RECHECK_INTERVAL)

@@ -22,10 +22,36 @@ pub(super) fn listeners(c: &mut Check, files: &[ListenerFile]) -> Vec<Listener> 
         let tls = l.tls.as_ref().and_then(|t| {
             let cert = path_field(c, &format!("{at}.tls.cert"), t.cert.as_deref());
             let key = path_field(c, &format!("{at}.tls.key"), t.key.as_deref());
+            let client_ca = match t.client_ca.as_deref() {
+                Some(v) if v.trim().is_empty() => {
+                    c.err(format!("{at}.tls.client_ca"), "empty path; write the PEM file of the client CA, or remove the key");
+                    None
+                }
+                other => other.map(PathBuf::from),
+            };
+            let client_auth_required = match t.client_auth.as_deref() {
+                None | Some("required") => true,
+                Some("optional") => false,
+                Some(other) => {
+                    c.err(
+                        format!("{at}.tls.client_auth"),
+                        format!("{other:?}; use \"required\" or \"optional\""),
+                    );
+                    true
+                }
+            };
+            if t.client_auth.is_some() && t.client_ca.is_none() {
+                c.err(
+                    format!("{at}.tls.client_auth"),
+                    "needs client_ca: the PEM file of the CA client certificates are verified against",
+                );
+            }
             Some(ListenerTls {
                 cert_path: cert?,
                 key_path: key?,
                 h2: t.h2.unwrap_or(true),
+                client_ca,
+                client_auth_required,
             })
         });
         let h2c = l.h2c.unwrap_or(false);

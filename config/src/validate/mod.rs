@@ -235,6 +235,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let issuer = issuer(&mut c, &file.issuer);
     let tokens = tokens(&mut c, &file.tokens);
     let policies = policies(&mut c, &file.policies);
+    self::policies::check_binding(&mut c, &file.policies, &listeners);
     let routes = routes(&mut c, file, &policies, &upstreams);
     let identity_headers = identity_headers(&mut c, &file.identity_headers);
     let logging = logging(&mut c, &file.logging);
@@ -291,7 +292,7 @@ pub(crate) fn uses_step_up<'a>(
 ) -> bool {
     policies
         .into_iter()
-        .any(|p| p.on_failure == OnFailure::StepUp && !p.requirements().is_empty())
+        .any(|p| p.on_failure == OnFailure::StepUp && p.has_proof_requirement())
 }
 
 fn is_name(s: &str) -> bool {

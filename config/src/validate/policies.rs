@@ -8,7 +8,7 @@ use proofgate_core::identifier;
 use proofgate_core::policy::{Combine, OnFailure, Policy, Requirement, Rule};
 
 use super::{Check, VERIFICATION_TYPES};
-use crate::file::{PolicyFile, RequirementFile};
+use crate::file::{DelegationFile, PolicyFile, RequirementFile};
 
 pub(super) fn policies(c: &mut Check, files: &[PolicyFile]) -> Vec<Arc<Policy>> {
     let mut out = Vec::new();
@@ -111,6 +111,9 @@ pub(super) fn policies(c: &mut Check, files: &[PolicyFile]) -> Vec<Arc<Policy>> 
     out
 }
 fn requirement(c: &mut Check, at: &str, r: &RequirementFile) -> Requirement {
+    if let Some(d) = &r.delegation {
+        return delegation(c, at, r, d);
+    }
     let types: Vec<String> = r
         .types
         .iter()
@@ -238,6 +241,113 @@ fn check_identifier(kind: &str, raw: &str) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+/// `{ delegation = { principals, scopes, delegates?, require_binding? } }`: principals
+/// normalized (trimmed, lowercased) and checked as DNS names, scopes checked against the
+/// issuer's grammar, delegates canonicalized.
+fn delegation(c: &mut Check, at: &str, r: &RequirementFile, d: &DelegationFile) -> Requirement {
+    use proofgate_core::delegation::{
+        canonical_delegate, is_valid_principal, is_valid_scope, normalize_principal,
+        DelegationRequirement,
+    };
+    let at = format!("{at}.delegation");
+    if !r.types.is_empty()
+        || !r.channels.is_empty()
+        || !r.identifiers.is_empty()
+        || r.max_age.is_some()
+    {
+        c.err(
+            &at,
+            "a delegation requirement takes no types, channels, identifiers or max_age; write \
+             the proof requirement as another entry of requirements",
+        );
+    }
+    if d.principals.is_empty() {
+        c.err(
+            format!("{at}.principals"),
+            "empty; name the domains whose delegations this route accepts, e.g. [\"corp.example\"]",
+        );
+    }
+    let mut principals = Vec::new();
+    for (k, p) in d.principals.iter().enumerate() {
+        let n = normalize_principal(p);
+        if is_valid_principal(&n) {
+            principals.push(n);
+        } else {
+            c.err(
+                format!("{at}.principals[{k}]"),
+                format!("{p:?} is not a domain name (e.g. \"corp.example\")"),
+            );
+        }
+    }
+    if d.scopes.is_empty() {
+        c.err(
+            format!("{at}.scopes"),
+            "empty; name the scopes the delegation must grant, e.g. [\"payments-read\"]",
+        );
+    }
+    let mut scopes = Vec::new();
+    for (k, s) in d.scopes.iter().enumerate() {
+        let t = s.trim();
+        if is_valid_scope(t) {
+            if !scopes.iter().any(|x| x == t) {
+                scopes.push(t.to_owned());
+            }
+        } else {
+            c.err(
+                format!("{at}.scopes[{k}]"),
+                format!(
+                    "{s:?} is not a scope: lowercase words joined by '-' (e.g. \"payments-read\"), \
+                     at most 64 characters; scopes match exactly, with no wildcard or prefix"
+                ),
+            );
+        }
+    }
+    let mut delegates = Vec::new();
+    for (k, raw) in d.delegates.iter().enumerate() {
+        match canonical_delegate(raw) {
+            Some(canonical) => delegates.push(canonical),
+            None => c.err(
+                format!("{at}.delegates[{k}]"),
+                format!(
+                    "{raw:?} is not a delegate id: an https URL without query or fragment \
+                     (e.g. \"https://agent.example/bot\") or a package URL without version \
+                     (e.g. \"pkg:npm/@corp/agent\")"
+                ),
+            ),
+        }
+    }
+    let mut req = DelegationRequirement::new(principals, scopes);
+    req.delegates = delegates;
+    req.require_binding = d.require_binding.unwrap_or(false);
+    Requirement::delegation(req)
+}
+
+/// A requirement with `require_binding` can only be met over a listener that verifies client
+/// certificates: without one, it would refuse every request.
+pub(super) fn check_binding(
+    c: &mut Check,
+    files: &[PolicyFile],
+    listeners: &[crate::config::Listener],
+) {
+    let mtls = listeners
+        .iter()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()));
+    if mtls {
+        return;
+    }
+    for (i, p) in files.iter().enumerate() {
+        for (j, r) in p.requirements.iter().enumerate() {
+            if r.delegation.as_ref().and_then(|d| d.require_binding) == Some(true) {
+                c.err(
+                    format!("policies[{i}].requirements[{j}].delegation.require_binding"),
+                    "no listener verifies client certificates, so no delegation could ever be \
+                     bound: add client_ca to a [listeners.tls], or remove require_binding",
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

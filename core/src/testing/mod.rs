@@ -4,10 +4,12 @@
 //! the sandbox.
 
 pub mod browser;
+mod delegation;
 mod mint;
 mod server;
 mod table;
 
+pub use delegation::*;
 pub use mint::*;
 pub use server::{IssuerServer, Mode};
 pub use table::*;

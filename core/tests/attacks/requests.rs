@@ -177,7 +177,7 @@ async fn request_level_attacks() {
             HeaderValue::from_static("spoofed"),
         );
     }
-    let Decision::Allow { proofs } = r.enforcer.decide(&policy, &h) else {
+    let Decision::Allow { proofs, .. } = r.enforcer.decide(&policy, &h) else {
         panic!("the good token was refused");
     };
     let edits = upstream_edits(&h, &proofs, r.enforcer.sources(), true);

@@ -93,6 +93,12 @@ where
             host,
             target: b"",
             headers: req.headers(),
+            // An application that terminates mTLS itself inserts the delegates of the verified
+            // client certificate; nothing a client sends can.
+            client_delegates: req
+                .extensions()
+                .get::<proofgate_core::delegation::ClientDelegates>()
+                .map_or(&[], |c| c.0.as_slice()),
         };
         let options = ForwardOptions {
             strip_token: state.strip_token,
@@ -116,6 +122,9 @@ where
                 headers.reserve(forward.edits.set.len());
                 for (name, value) in forward.edits.set {
                     headers.insert(name, value);
+                }
+                if !forward.delegations.is_empty() {
+                    req.extensions_mut().insert(forward.delegations);
                 }
                 req.extensions_mut()
                     .insert(VerifiedProofs::new(forward.proofs, state.clone()));
