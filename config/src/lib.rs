@@ -235,10 +235,11 @@ pub mod file;
 mod secrets;
 mod validate;
 
+pub use config::DEFAULT_CLUSTER_KEY_PREFIX;
 pub use config::{
-    AdminListener, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck, IdentityHeaders,
-    IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging, ServerSettings,
-    StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
+    AdminListener, ClusterSettings, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck,
+    IdentityHeaders, IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging,
+    ServerSettings, StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
     DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
     MAX_FILE_BYTES,
 };
@@ -248,4 +249,5 @@ pub use file::ConfigFile;
 pub use secrets::{
     Secret, Secrets, API_KEY_ENV, COOKIE_KEY_ENV, MIN_COOKIE_KEY_BYTES, WEBHOOK_SECRET_ENV,
 };
+pub use secrets::{REDIS_PASSWORD_ENV, REDIS_URL_ENV, REDIS_USERNAME_ENV};
 pub use validate::VERIFICATION_TYPES;

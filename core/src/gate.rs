@@ -69,6 +69,7 @@ use crate::render::{self, Asked, Rendered, StepUpLinks};
 use crate::revocation::{RevocationConfig, RevocationStore};
 use crate::routes::{Preflight, RouteTable};
 use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpAnswer, StepUpConfig};
+use crate::stepup::{EventSink, SharedOnce, SharedStartBudget};
 use crate::tokens::TokenSource;
 use crate::verify::{Verifier, VerifierConfig};
 
@@ -106,6 +107,9 @@ pub struct GateBuilder {
     api_key: Option<String>,
     realm: String,
     pages: Pages,
+    shared_budget: Option<Arc<dyn SharedStartBudget>>,
+    event_sink: Option<Arc<dyn EventSink>>,
+    shared_once: Option<Arc<dyn SharedOnce>>,
 }
 
 impl GateBuilder {
@@ -124,7 +128,32 @@ impl GateBuilder {
             api_key: None,
             realm: "proofgate".into(),
             pages: Pages::default(),
+            shared_budget: None,
+            event_sink: None,
+            shared_once: None,
         }
+    }
+
+    /// Step-up start budgets counted with other replicas (e.g. the `cluster` feature's Redis
+    /// store); each replica's own limiter decides whenever it cannot be reached. Defaults to
+    /// none: budgets per replica.
+    pub fn shared_budget(mut self, budget: Arc<dyn SharedStartBudget>) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// Single use across replicas (e.g. the `cluster` feature's Redis store): a step-up state
+    /// completes once across all of them. Defaults to none: once per replica.
+    pub fn shared_once(mut self, once: Arc<dyn SharedOnce>) -> Self {
+        self.shared_once = Some(once);
+        self
+    }
+
+    /// Where webhook events this gate applies are sent on to other replicas (e.g. the
+    /// `cluster` feature's Redis stream). Defaults to none.
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.event_sink = Some(sink);
+        self
     }
 
     /// The pages browsers get (branding, template). Defaults to `Pages::default()`.
@@ -221,7 +250,11 @@ impl GateBuilder {
             realm: self.realm,
         };
         let pages = Arc::new(self.pages);
-        let step_up = StepUp::new(step_up, api).with_pages(pages);
+        let step_up = StepUp::new(step_up, api)
+            .with_pages(pages)
+            .with_shared_budget(self.shared_budget)
+            .with_event_sink(self.event_sink)
+            .with_shared_once(self.shared_once);
         Ok(Gate::from_parts(enforcer, step_up, links))
     }
 }

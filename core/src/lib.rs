@@ -40,6 +40,7 @@
 //! | 6 | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
 //! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
 //! | 6 | [`forward_auth`] | a request another proxy describes (forward auth): read, decided by the gate, answered |
+//! | 6 | `cluster` | (feature `cluster`) replicas sharing revocations, start budgets and single use through Redis |
 //!
 //! `testing` (feature `testing`) is test support and may import from any layer.
 
@@ -47,6 +48,8 @@ pub mod catalog;
 pub mod claims;
 pub mod client;
 pub mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod decision;
 mod fetch;
 pub mod forward;

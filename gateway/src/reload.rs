@@ -207,6 +207,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         "step_up.public_url": step_up.public_url;
         "step_up.allowed_hosts": step_up.allowed_hosts;
         "logging.json": logging.json;
+        "cluster": cluster;
     }
     let (was, now) = (running.pages.branding(), new.pages.branding());
     for (name, changed) in [
@@ -300,6 +301,7 @@ fn every_setting_is_sorted(c: &Config) {
             },
         forward_auth: _, // applied (crate::state::Live)
         pages: _,        // compared: branding and template
+        cluster: _,      // compared: the connection and its tasks start with the process
     } = c;
 }
 

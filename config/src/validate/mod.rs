@@ -16,6 +16,7 @@ use crate::duration::parse_duration;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::file::ConfigFile;
 
+mod cluster;
 mod forward_auth;
 mod identity_headers;
 mod issuer;
@@ -31,6 +32,7 @@ mod step_up;
 mod tokens;
 mod upstreams;
 
+use self::cluster::cluster;
 use self::forward_auth::forward_auth;
 use self::identity_headers::identity_headers;
 use self::issuer::issuer;
@@ -240,6 +242,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let pages = pages(&mut c, &file.pages);
     let step_up = step_up(&mut c, file, &tokens, &policies, routes.as_ref());
     let forward_auth = forward_auth(&mut c, &file.forward_auth, &step_up);
+    let cluster = file.cluster.as_ref().map(|f| cluster(&mut c, f));
 
     match (ConfigErrors::from_vec(c.errors), routes) {
         (None, Some(routes)) => Ok(Config {
@@ -256,6 +259,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
             logging,
             pages,
             forward_auth,
+            cluster,
         }),
         (Some(errors), _) => Err(with_lines(errors, &file.locations)),
         // Unreachable: a missing route table always comes with an error; kept total anyway.

@@ -1,0 +1,127 @@
+//! A real `redis-server` for the cluster tests: started on a free loopback port in a temporary
+//! directory, with no persistence, killed (and waited for) on drop, also when a test panics.
+//!
+//! Without `redis-server` on the `PATH`, [`Redis::start`] prints a loud "skipped" line and
+//! returns `None`, or panics when the `CI` environment variable is set, so that CI never passes
+//! by skipping. `REDIS_SERVER` may name the binary instead.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+/// A running `redis-server`; see the module documentation.
+pub struct Redis {
+    child: Option<Child>,
+    /// Its port on 127.0.0.1 (kept across [`Redis::restart`]).
+    pub port: u16,
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+impl Redis {
+    /// Starts one, or `None` (skipped loudly) when `redis-server` is missing and `CI` is unset.
+    pub fn start() -> Option<Self> {
+        let binary = binary();
+        let found = Command::new(&binary)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis-server is not installed (apt-get install redis-server), and CI is set"
+            );
+            eprintln!(
+                "\n*** SKIPPED: redis-server is not installed; install it (apt-get install \
+                 redis-server) to run the cluster tests ***\n"
+            );
+            return None;
+        }
+        let mut redis = Self {
+            child: None,
+            port: free_port(),
+            binary,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.spawn();
+        Some(redis)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
+        let child = Command::new(&self.binary)
+            .args(["--bind", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready once it accepts and answers PING.
+        let start = Instant::now();
+        while !self.pings() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pings(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// Kills it (SIGKILL: no goodbye to the clients) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty (no persistence).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
