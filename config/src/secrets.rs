@@ -230,4 +230,25 @@ mod tests {
         assert!(!text.contains("sk_wrong_kind") && !text.contains("short\""));
         assert!(errors.iter().all(|e| e.kind == ErrorKind::Environment));
     }
+
+    #[test]
+    fn the_redis_url_must_be_one_and_is_never_repeated() {
+        let errors =
+            Secrets::from_lookup(lookup(&[(REDIS_URL_ENV, "https://u:hunter2@host")])).unwrap_err();
+        let text = errors.to_string();
+        assert!(
+            text.contains(REDIS_URL_ENV) && !text.contains("hunter2"),
+            "{text}"
+        );
+        let s = Secrets::from_lookup(lookup(&[
+            (REDIS_URL_ENV, "rediss://u:hunter2@host:6380"),
+            (REDIS_PASSWORD_ENV, "hunter3"),
+        ]))
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+    }
 }
