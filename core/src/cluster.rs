@@ -535,8 +535,7 @@ impl Cluster {
                 );
             }
             failures = 0;
-            loop {
-                let Some(from) = last.clone() else { break };
+            while let Some(from) = last.clone() {
                 let mut cmd = redis::cmd("XREAD");
                 cmd.arg("COUNT")
                     .arg(500)

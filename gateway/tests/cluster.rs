@@ -68,7 +68,7 @@ global_per_minute = 10
 redis_url = "{redis}"
 key_prefix = "pgtest:"
 connect_timeout = "200ms"
-command_timeout = "100ms"
+command_timeout = "500ms"
 
 [logging]
 level = "info"
