@@ -592,3 +592,54 @@ async fn propagation_figures() {
     );
     c.sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_holds_no_request_up() {
+    let Some(redis) = Redis::start() else { return };
+    let c = cluster(redis).await;
+    let (token, id) = c.accepted_token().await;
+    // Redis accepts but answers nothing for 3 s (as when it is swapping, or a network path
+    // drops packets).
+    c.redis.stall(3.0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The configured command timeout is 500 ms: nothing waits longer than that on Redis.
+    let bound = Duration::from_millis(500 + 700);
+    for r in &c.replicas {
+        let asked = Instant::now();
+        assert_eq!(start_step_up(&c.http, r).await, 200, "{}", r.logs());
+        assert!(
+            asked.elapsed() < bound,
+            "a start waited {:?}",
+            asked.elapsed()
+        );
+        let asked = Instant::now();
+        assert_eq!(r.status(&c.http, "/payouts/x", &token).await, 200);
+        assert!(
+            asked.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    // A webhook is answered at once; its publication waits in the queue.
+    let asked = Instant::now();
+    c.replicas[1].revoke(&c.http, &c.secret(), &id).await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        asked.elapsed()
+    );
+    // Once Redis answers again, the others refuse the token too.
+    let back = Instant::now();
+    c.wait_refused(&[0, 2], &token, back, Duration::from_secs(10))
+        .await;
+    for r in &c.replicas {
+        let fallbacks = r
+            .metric(
+                &c.http,
+                r#"proofgate_cluster_fallback_total{what="budget"}"#,
+            )
+            .await;
+        assert!(fallbacks >= 1.0, "the start was decided locally");
+    }
+    c.sandbox.shutdown().await;
+}

@@ -63,6 +63,8 @@ impl Redis {
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            // For `stall` (DEBUG SLEEP); from loopback only.
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())
@@ -93,6 +95,21 @@ impl Redis {
         s.write_all(b"PING\r\n").is_ok()
             && s.read(&mut buf)
                 .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    /// Makes the server unresponsive for `seconds` (`DEBUG SLEEP`: it accepts connections and
+    /// reads commands but answers nothing meanwhile), without waiting for it.
+    pub fn stall(&self, seconds: f64) {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(format!("DEBUG SLEEP {seconds}\r\n").as_bytes())
+            .unwrap();
+        // The answer comes when the sleep ends; the connection is dropped on another thread.
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            let _ = s.read(&mut [0u8; 16]);
+        });
     }
 
     /// `redis://127.0.0.1:<port>`.
