@@ -4,7 +4,11 @@
 //! - a `proof.revoked` webhook accepted by one replica is refused by the two others within 1 s;
 //! - a budget of 10 step-up starts a minute holds for the three replicas together;
 //! - with Redis killed, every replica keeps serving (and says so in its metrics and `/readyz`);
-//!   a revocation accepted meanwhile is queued, and reaches the others once Redis is back.
+//!   a revocation accepted meanwhile is queued, and reaches the others once Redis is back;
+//! - a stalled Redis holds no request up longer than the command timeout;
+//! - a step-up state completes once across replicas;
+//! - TLS (`rediss://`) with a password from the environment; a wrong password means serving
+//!   alone, and no password is ever logged.
 //!
 //! Without `redis-server` the tests print a loud "skipped" line and pass, unless `CI` is set.
 
@@ -118,6 +122,7 @@ impl Replica {
         sandbox: &SandboxHandle,
         upstream: SocketAddr,
         redis: &str,
+        envs: &[(&str, &str)],
     ) -> Self {
         let (proxy, admin) = (free_port(), free_port());
         let path = dir.join(format!("replica-{n}.toml"));
@@ -127,16 +132,13 @@ impl Replica {
         )
         .unwrap();
         let log = dir.join(format!("replica-{n}.log"));
-        let process = Process::proofgate(
-            &path,
-            &[],
-            &[
-                ("PROOF_API_KEY", API_KEY),
-                ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
-                ("PROOF_WEBHOOK_SECRET", sandbox.webhook_secret()),
-            ],
-            &log,
-        );
+        let mut all = vec![
+            ("PROOF_API_KEY", API_KEY),
+            ("PROOFGATE_COOKIE_KEY", COOKIE_KEY),
+            ("PROOF_WEBHOOK_SECRET", sandbox.webhook_secret()),
+        ];
+        all.extend_from_slice(envs);
+        let process = Process::proofgate(&path, &[], &all, &log);
         Self {
             process,
             proxy: format!("http://127.0.0.1:{proxy}"),
@@ -239,13 +241,19 @@ impl Replica {
 
 struct Cluster {
     sandbox: SandboxHandle,
+    upstream: SocketAddr,
     redis: Redis,
     replicas: Vec<Replica>,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn cluster(redis: Redis) -> Cluster {
+    cluster_with(redis, &[]).await
+}
+
+/// Three replicas on `redis`, with `envs` besides the usual secrets.
+async fn cluster_with(redis: Redis, envs: &[(&str, &str)]) -> Cluster {
     let mut sc = SandboxConfig::default();
     sc.rate_limit_per_minute = None;
     let sandbox = Sandbox::start_with("127.0.0.1:0", sc).await.unwrap();
@@ -256,17 +264,18 @@ async fn cluster(redis: Redis) -> Cluster {
         .build()
         .unwrap();
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|n| Replica::spawn(dir.path(), n, &sandbox, upstream, &redis.url()))
+        .map(|n| Replica::spawn(dir.path(), n, &sandbox, upstream, &redis.url(), envs))
         .collect();
     for r in &mut replicas {
         r.wait_ready(&http).await;
     }
     Cluster {
         sandbox,
+        upstream,
         redis,
         replicas,
         http,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -640,6 +649,73 @@ async fn a_stalled_redis_holds_no_request_up() {
             )
             .await;
         assert!(fallbacks >= 1.0, "the start was decided locally");
+    }
+    c.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_a_password_from_the_environment() {
+    const PASSWORD: &str = "cluster-test-password-0123";
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls");
+    let Some(redis) = Redis::start_tls(&tls, PASSWORD) else {
+        return;
+    };
+    assert!(redis.url().starts_with("rediss://"));
+    // The test CA is the only root the replicas trust (rustls reads SSL_CERT_FILE).
+    let ca = tls.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let c = cluster_with(
+        redis,
+        &[
+            ("PROOFGATE_REDIS_PASSWORD", PASSWORD),
+            ("SSL_CERT_FILE", ca),
+        ],
+    )
+    .await;
+    // Connected (cluster() waited for `cluster: connected`), and the fan-out works.
+    let (token, id) = c.accepted_token().await;
+    c.replicas[0].revoke(&c.http, &c.secret(), &id).await;
+    let sent = Instant::now();
+    c.wait_refused(&[1, 2], &token, sent, FAN_OUT_LIMIT).await;
+    // A replica with the wrong password serves alone, says so, and never logs a password.
+    let wrong = Replica::spawn(
+        c.dir.path(),
+        3,
+        &c.sandbox,
+        c.upstream,
+        &c.redis.url(),
+        &[
+            ("PROOFGATE_REDIS_PASSWORD", "not-the-password"),
+            ("SSL_CERT_FILE", ca),
+        ],
+    );
+    let start = Instant::now();
+    loop {
+        let r = c.http.get(format!("{}/readyz", wrong.admin)).send().await;
+        if let Ok(r) = r {
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            if body.contains("cluster: unreachable")
+                && wrong.logs().contains("cluster store unreachable")
+            {
+                assert_eq!(status, 200, "{body}");
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            wrong.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(wrong.status(&c.http, "/public/x", "").await, 200);
+    for r in c.replicas.iter().chain([&wrong]) {
+        let logs = r.logs();
+        assert!(
+            !logs.contains(PASSWORD) && !logs.contains("not-the-password"),
+            "{logs}"
+        );
     }
     c.sandbox.shutdown().await;
 }

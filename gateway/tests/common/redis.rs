@@ -18,6 +18,9 @@ pub struct Redis {
     pub port: u16,
     binary: PathBuf,
     dir: tempfile::TempDir,
+    /// TLS only, with these certificate files (`tests/data/tls`), and this password.
+    tls: Option<PathBuf>,
+    password: Option<String>,
 }
 
 fn binary() -> PathBuf {
@@ -29,6 +32,16 @@ fn binary() -> PathBuf {
 impl Redis {
     /// Starts one, or `None` (skipped loudly) when `redis-server` is missing and `CI` is unset.
     pub fn start() -> Option<Self> {
+        Self::start_with(None, None)
+    }
+
+    /// [`Redis::start`] serving TLS only, with the certificate and key in `tls_dir` (`cert.pem`,
+    /// `key.pem`), and requiring `password` (`requirepass`).
+    pub fn start_tls(tls_dir: &std::path::Path, password: &str) -> Option<Self> {
+        Self::start_with(Some(tls_dir.to_owned()), Some(password.to_owned()))
+    }
+
+    fn start_with(tls: Option<PathBuf>, password: Option<String>) -> Option<Self> {
         let binary = binary();
         let found = Command::new(&binary)
             .arg("--version")
@@ -52,6 +65,8 @@ impl Redis {
             port: free_port(),
             binary,
             dir: tempfile::tempdir().unwrap(),
+            tls,
+            password,
         };
         redis.spawn();
         Some(redis)
@@ -59,9 +74,27 @@ impl Redis {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
-        let child = Command::new(&self.binary)
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
+        let mut command = Command::new(&self.binary);
+        command.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            None => {
+                command.arg("--port").arg(self.port.to_string());
+            }
+            Some(dir) => {
+                command
+                    .args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(dir.join("cert.pem"))
+                    .arg("--tls-key-file")
+                    .arg(dir.join("key.pem"))
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        if let Some(password) = &self.password {
+            command.arg("--requirepass").arg(password);
+        }
+        let child = command
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             // For `stall` (DEBUG SLEEP); from loopback only.
             .args(["--enable-debug-command", "local"])
@@ -90,6 +123,10 @@ impl Redis {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls.is_some() || self.password.is_some() {
+            // Accepting is enough: PING would need the handshake or the password.
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
@@ -112,9 +149,14 @@ impl Redis {
         });
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS), without the password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Its log so far.
