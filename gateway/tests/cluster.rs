@@ -354,6 +354,26 @@ async fn a_webhook_on_one_replica_is_enforced_by_all_within_a_second() {
         );
     }
     eprintln!("revocation reached every replica after {took:?}");
+    // Decisions never ask Redis: 300 requests with a token cost no command beyond the
+    // background ones (a PING a second and a blocking XREAD per replica).
+    let (token, _) = c.accepted_token().await;
+    let before = c.redis.commands_processed();
+    let timer = Instant::now();
+    for i in 0..300 {
+        assert_eq!(
+            c.replicas[i % 3]
+                .status(&c.http, "/payouts/x", &token)
+                .await,
+            200
+        );
+    }
+    let background = 3 * 2 * (timer.elapsed().as_secs() + 2);
+    let used = c.redis.commands_processed() - before;
+    eprintln!("300 decisions: {used} Redis commands (background allowance {background})");
+    assert!(
+        used <= background,
+        "{used} commands for 300 decisions (background: {background})"
+    );
     for r in &c.replicas {
         assert_eq!(r.metric(&c.http, "proofgate_cluster_connected").await, 1.0);
         let published = r

@@ -149,6 +149,25 @@ impl Redis {
         });
     }
 
+    /// The server's `total_commands_processed` (plain, password-less servers only).
+    pub fn commands_processed(&self) -> u64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"INFO stats\r\n").unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 8192];
+        while !text.contains("total_commands_processed:") || !text.ends_with("\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "INFO ended early: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("total_commands_processed")
+    }
+
     /// `redis://127.0.0.1:<port>` (`rediss://` with TLS), without the password.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() {
