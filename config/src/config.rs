@@ -51,6 +51,8 @@ pub struct Config {
     /// The Redis the replicas share (`[cluster]`). Defaults to none: every replica keeps its
     /// revocation overlay, start budgets and tickets to itself.
     pub cluster: Option<ClusterSettings>,
+    /// Human approvals (`[approvals]`).
+    pub approvals: ApprovalsSettings,
 }
 
 impl Config {
@@ -83,6 +85,27 @@ impl Config {
                 .iter()
                 .chain(std::iter::once(self.routes.default_policy())),
         )
+    }
+
+    /// Whether some policy asks for a person's approval (and so needs `PROOF_API_KEY` and
+    /// `PROOFGATE_COOKIE_KEY`).
+    pub fn uses_approval(&self) -> bool {
+        self.policies
+            .iter()
+            .chain(std::iter::once(self.routes.default_policy()))
+            .any(|p| p.approval.is_some())
+    }
+
+    /// The core's approvals settings.
+    pub fn approvals_config(&self) -> proofgate_core::approval::ApprovalsConfig {
+        proofgate_core::approval::ApprovalsConfig {
+            ticket_ttl: self.approvals.ticket_ttl,
+            max_body_bytes: self.approvals.max_body_bytes,
+            poll_interval: self.approvals.poll_interval,
+            per_requester_per_minute: self.approvals.per_requester_per_minute,
+            global_per_minute: self.approvals.global_per_minute,
+            ..Default::default()
+        }
     }
 
     /// The key store's settings.
@@ -629,5 +652,36 @@ impl std::str::FromStr for IpRange {
 impl std::fmt::Display for IpRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Human approvals (`[approvals]`), shared by every policy's `approval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalsSettings {
+    /// Lifetime of an approval ticket, from the first request to its use; longer than every
+    /// policy's approval `timeout`. Defaults to `15m`.
+    pub ticket_ttl: Duration,
+    /// Largest body digested for an approval; a larger one is refused `413
+    /// approval_body_too_large`. At most 65536 (what the gateway can replay upstream).
+    /// Defaults to `65536`.
+    pub max_body_bytes: usize,
+    /// `Retry-After` while pending, and the least time between two fetches of one
+    /// confirmation. Defaults to `2s`.
+    pub poll_interval: Duration,
+    /// Confirmations one requester may ask for per minute, per replica. Defaults to `10`.
+    pub per_requester_per_minute: u32,
+    /// Confirmations all requesters may ask for per minute, per replica. Defaults to `30`.
+    pub global_per_minute: u32,
+}
+
+impl Default for ApprovalsSettings {
+    fn default() -> Self {
+        Self {
+            ticket_ttl: Duration::from_secs(900),
+            max_body_bytes: proofgate_core::approval::MAX_BODY_LIMIT,
+            poll_interval: Duration::from_secs(2),
+            per_requester_per_minute: 10,
+            global_per_minute: 30,
+        }
     }
 }

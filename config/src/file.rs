@@ -59,6 +59,9 @@ pub struct ConfigFile {
     pub forward_auth: ForwardAuthFile,
     /// Replicas that share revocations, start budgets and single-use tickets through Redis.
     pub cluster: Option<ClusterFile>,
+    /// Human approvals: tickets and limits.
+    #[serde(default)]
+    pub approvals: ApprovalsFile,
 }
 
 /// `[cluster]`: the Redis (or Valkey) the replicas share. Credentials come from the
@@ -75,6 +78,40 @@ pub struct ClusterFile {
     pub connect_timeout: Option<String>,
     /// Longest wait for one Redis command on the request path.
     pub command_timeout: Option<String>,
+}
+
+/// `[approvals]`: settings shared by every policy's `approval`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsFile {
+    /// Lifetime of an approval ticket.
+    pub ticket_ttl: Option<String>,
+    /// Largest request body digested for an approval, in bytes.
+    pub max_body_bytes: Option<u64>,
+    /// `Retry-After` while pending, and the least time between two fetches of a confirmation.
+    pub poll_interval: Option<String>,
+    /// Confirmations one requester may ask for per minute.
+    pub per_requester_per_minute: Option<u64>,
+    /// Confirmations all requesters together may ask for per minute.
+    pub global_per_minute: Option<u64>,
+}
+
+/// A policy's `approval = { … }`: a person's approval before an allowed request is forwarded.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalFile {
+    /// The issuer's HITL configuration id.
+    pub hitl: Option<String>,
+    /// The message template.
+    pub message: Option<String>,
+    /// How long to wait for a decision.
+    pub timeout: Option<String>,
+    /// Request headers shown to the approvers.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Body fields shown to the approvers.
+    #[serde(default)]
+    pub body_fields: Vec<String>,
 }
 
 /// `[forward_auth]`: the decision API another proxy (nginx `auth_request`, Traefik, Caddy,
@@ -264,6 +301,8 @@ pub struct PolicyFile {
     pub requirements: Vec<RequirementFile>,
     /// `step_up` or `deny`.
     pub on_failure: Option<String>,
+    /// A person's approval before an allowed request is forwarded.
+    pub approval: Option<ApprovalFile>,
 }
 
 /// One entry of `requirements`.

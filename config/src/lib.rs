@@ -237,10 +237,10 @@ mod validate;
 
 pub use config::DEFAULT_CLUSTER_KEY_PREFIX;
 pub use config::{
-    AdminListener, ClusterSettings, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck,
-    IdentityHeaders, IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging,
-    ServerSettings, StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
-    DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
+    AdminListener, ApprovalsSettings, ClusterSettings, Config, FailMode, FaviconMode, ForwardAuth,
+    HealthCheck, IdentityHeaders, IpRange, IssuerSettings, Listener, ListenerTls, LogLevel,
+    Logging, ServerSettings, StepUpSettings, TokenSettings, Upstream, UpstreamProtocol,
+    UpstreamTls, DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
     MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};

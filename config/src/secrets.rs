@@ -167,6 +167,22 @@ impl Secrets {
                 ));
             }
         }
+        if config.uses_approval() && !config.uses_step_up() {
+            if self.api_key.is_none() {
+                errors.push(env_error(
+                    API_KEY_ENV,
+                    "not set; a policy asks for approval, which creates confirmations through \
+                     the Proof API",
+                ));
+            }
+            if self.cookie_key.is_none() {
+                errors.push(env_error(
+                    COOKIE_KEY_ENV,
+                    "not set; a policy asks for approval, whose tickets are signed with a key \
+                     derived from it",
+                ));
+            }
+        }
         ConfigErrors::from_vec(errors).map_or(Ok(()), Err)
     }
 }

@@ -14,15 +14,17 @@
 //! - **Shared start budgets** ([`SharedStartBudget`]): a fixed window per minute of the
 //!   replica's clock, counted by one Lua script (`INCR` + `EXPIRE` of a per-client and a global
 //!   counter), so that the replicas together start no more than the configured budget.
-//! - **Single use** ([`Cluster::claim_once`], [`SharedOnce`]): `SET key 1 NX PX ttl`, for a
-//!   step-up state's completion (a state completes once across replicas) and approval tickets.
+//! - **Single use** ([`Cluster::claim_once`], [`SharedOnce`], [`SharedTicketLedger`]):
+//!   `SET key 1 NX PX ttl`, for a step-up state's completion (a state completes once across
+//!   replicas) and approval tickets (used once across replicas).
 //!
 //! Nothing on the request path waits longer than [`ClusterConfig::command_timeout`], and
 //! nothing waits at all while the server is known to be away: the request is decided locally
 //! and the fallback counted. Whether the server is reachable is checked in the background
 //! (a `PING` each second), logged once per change, and read by [`Cluster::is_connected`].
 //!
-//! Layer 6: implements the step-up protocol's [`SharedStartBudget`] and [`EventSink`].
+//! Layer 6: implements the step-up protocol's [`SharedStartBudget`], [`SharedOnce`] and
+//! [`EventSink`], and the approvals' [`TicketLedger`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -34,6 +36,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::AsyncConnectionConfig;
 
+use crate::approval::{Claim, LocalLedger, TicketLedger};
 use crate::clock::unix_now;
 use crate::revocation::Pushed;
 use crate::stepup::{BoxFuture, EventSink, PushedEvent, SharedOnce, SharedStartBudget};
@@ -583,6 +586,47 @@ impl Cluster {
             at: entry.get::<i64>("at").unwrap_or(0),
             exp,
         });
+    }
+}
+
+/// Approval tickets used once across replicas: each claim is recorded in this replica's
+/// [`LocalLedger`] first (a replay here never needs the network), then claimed in the store
+/// (`SET NX PX` until the ticket expires). When the store cannot be asked within the command
+/// timeout, the local record decides (counted as a `once` fallback): single use then holds per
+/// replica, as without `[cluster]`, until the store is back.
+#[derive(Debug)]
+pub struct SharedTicketLedger {
+    cluster: Arc<Cluster>,
+    local: LocalLedger,
+}
+
+impl SharedTicketLedger {
+    /// A ledger on `cluster`, with a default [`LocalLedger`].
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        Self {
+            cluster,
+            local: LocalLedger::default(),
+        }
+    }
+}
+
+impl TicketLedger for SharedTicketLedger {
+    fn claim<'a>(&'a self, ticket_id: &'a str, expires_at: i64) -> BoxFuture<'a, Claim> {
+        Box::pin(async move {
+            let now = unix_now();
+            if self.local.claim_at(ticket_id, expires_at, now) == Claim::Replayed {
+                return Claim::Replayed;
+            }
+            let ttl = Duration::from_secs(expires_at.saturating_sub(now).max(1) as u64);
+            match self
+                .cluster
+                .claim_once(&format!("ticket:{ticket_id}"), ttl)
+                .await
+            {
+                Some(false) => Claim::Replayed,
+                Some(true) | None => Claim::First,
+            }
+        })
     }
 }
 

@@ -58,6 +58,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
+use crate::approval::{Approvals, ApprovalsConfig, HeldBody, LocalLedger, TicketLedger, Verdict};
 use crate::client::ProofApiClient;
 use crate::decision::{Decision, Enforcer, RequestView, Routed};
 use crate::forward::{upstream_edits, UpstreamEdits};
@@ -110,6 +111,8 @@ pub struct GateBuilder {
     shared_budget: Option<Arc<dyn SharedStartBudget>>,
     event_sink: Option<Arc<dyn EventSink>>,
     shared_once: Option<Arc<dyn SharedOnce>>,
+    approvals: ApprovalsConfig,
+    ticket_ledger: Option<Arc<dyn TicketLedger>>,
 }
 
 impl GateBuilder {
@@ -131,6 +134,8 @@ impl GateBuilder {
             shared_budget: None,
             event_sink: None,
             shared_once: None,
+            approvals: ApprovalsConfig::default(),
+            ticket_ledger: None,
         }
     }
 
@@ -153,6 +158,20 @@ impl GateBuilder {
     /// `cluster` feature's Redis stream). Defaults to none.
     pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.event_sink = Some(sink);
+        self
+    }
+
+    /// The approvals' settings (see [`crate::approval`]). Defaults to
+    /// `ApprovalsConfig::default()`.
+    pub fn approvals_config(mut self, config: ApprovalsConfig) -> Self {
+        self.approvals = config;
+        self
+    }
+
+    /// Where used approval tickets are remembered. Defaults to a [`LocalLedger`] (single use
+    /// per process); install a shared one for single use across replicas.
+    pub fn ticket_ledger(mut self, ledger: Arc<dyn TicketLedger>) -> Self {
+        self.ticket_ledger = Some(ledger);
         self
     }
 
@@ -250,12 +269,22 @@ impl GateBuilder {
             realm: self.realm,
         };
         let pages = Arc::new(self.pages);
+        let approvals = Approvals::new(
+            self.approvals,
+            &step_up.cookie_key,
+            api.clone(),
+            self.ticket_ledger
+                .unwrap_or_else(|| Arc::new(LocalLedger::default())),
+            pages.clone(),
+            &step_up.prefix,
+            step_up.secure_cookies,
+        );
         let step_up = StepUp::new(step_up, api)
             .with_pages(pages)
             .with_shared_budget(self.shared_budget)
             .with_event_sink(self.event_sink)
             .with_shared_once(self.shared_once);
-        Ok(Gate::from_parts(enforcer, step_up, links))
+        Ok(Gate::from_parts(enforcer, step_up, links).with_approvals(approvals))
     }
 }
 
@@ -317,6 +346,34 @@ pub struct Outcome<'t> {
     pub reason: &'static str,
     /// What to do.
     pub action: Action,
+    /// A request the policy allowed that waits for a person's approval: an adapter that holds
+    /// requests for approval reads the body and calls [`Gate::approve`]; any other answers
+    /// [`Outcome::action`], a `503 approval_unavailable` (fail closed).
+    pub approval: Option<Box<PendingApproval>>,
+}
+
+/// An allowed request whose policy asks for a person's approval ([`crate::approval`]).
+#[derive(Debug, Clone)]
+pub struct PendingApproval {
+    /// The policy's approval.
+    pub rule: Arc<crate::policy::ApprovalRule>,
+    /// The policy's name.
+    pub policy: String,
+    /// The normalized path and the query as received: what the ticket binds.
+    pub target: String,
+    /// How the request is forwarded once approved (the ticket is taken off as well).
+    pub forward: Forward,
+}
+
+/// What [`Gate::approve`] decided, with what the adapter logs and counts.
+#[derive(Debug, Clone)]
+pub struct ApprovalOutcome {
+    /// `allow` (forwarded once), `approval` (202: waiting for a person) or `deny`.
+    pub decision: &'static str,
+    /// The machine-readable reason; empty when forwarded.
+    pub reason: &'static str,
+    /// What to do.
+    pub action: Action,
 }
 
 /// A webhook body as the adapter read it (up to [`crate::webhook::MAX_BODY_BYTES`]).
@@ -358,6 +415,7 @@ pub struct Gate {
     enforcer: Arc<Enforcer>,
     step_up: StepUp,
     links: StepUpLinks,
+    approvals: Approvals,
 }
 
 impl std::fmt::Debug for Gate {
@@ -373,11 +431,33 @@ impl Gate {
     /// A gate over parts built elsewhere (an application that already runs an [`Enforcer`], a
     /// test that installs keys by hand).
     pub fn from_parts(enforcer: Arc<Enforcer>, step_up: StepUp, links: StepUpLinks) -> Self {
+        let random: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+        let approvals = Approvals::new(
+            ApprovalsConfig::default(),
+            &random,
+            None,
+            Arc::new(LocalLedger::default()),
+            step_up.pages().clone(),
+            &links.prefix,
+            step_up.config().secure_cookies,
+        );
         Self {
             enforcer,
             step_up,
             links,
+            approvals,
         }
+    }
+
+    /// The same gate with these approvals (see [`crate::approval`]).
+    pub fn with_approvals(mut self, approvals: Approvals) -> Self {
+        self.approvals = approvals;
+        self
+    }
+
+    /// The approvals.
+    pub fn approvals(&self) -> &Approvals {
+        &self.approvals
     }
 
     /// The decision engine.
@@ -464,8 +544,12 @@ impl Gate {
                     Some(target) => target.as_str(),
                     None => std::str::from_utf8(req.target).unwrap_or("/"),
                 };
-                let (decision, reason, mut action) =
+                let (decision, reason, mut action, mut approval) =
                     self.apply(decision, route.policy, req, return_to, options);
+                if let Some(pending) = &mut approval {
+                    pending.forward.target = rewrite.clone();
+                    pending.forward.host = host.clone();
+                }
                 if let Action::Forward(f) = &mut action {
                     f.target = rewrite;
                     f.host = host;
@@ -476,6 +560,7 @@ impl Gate {
                     decision,
                     reason,
                     action,
+                    approval,
                 }
             }
         }
@@ -507,13 +592,15 @@ impl Gate {
         options: ForwardOptions,
     ) -> Outcome<'static> {
         let decision = self.enforcer.decide_with_preflight(policy, preflight, req);
-        let (decision, reason, action) = self.apply(decision, policy, req, return_to, options);
+        let (decision, reason, action, approval) =
+            self.apply(decision, policy, req, return_to, options);
         Outcome {
             route: "",
             upstream: None,
             decision,
             reason,
             action,
+            approval,
         }
     }
 
@@ -524,7 +611,12 @@ impl Gate {
         req: &RequestView<'_>,
         return_to: &str,
         options: ForwardOptions,
-    ) -> (&'static str, &'static str, Action) {
+    ) -> (
+        &'static str,
+        &'static str,
+        Action,
+        Option<Box<PendingApproval>>,
+    ) {
         let kind = decision.kind();
         match decision {
             Decision::Allow { proofs } => {
@@ -545,7 +637,39 @@ impl Gate {
                     edits,
                     proofs,
                 };
-                (kind, "", Action::Forward(forward))
+                // A CORS preflight carries no body and changes nothing: never held.
+                if let Some(rule) = policy
+                    .approval
+                    .as_ref()
+                    .filter(|_| crate::decision::cors_preflight(req).is_none())
+                {
+                    let pending = PendingApproval {
+                        rule: rule.clone(),
+                        policy: policy.name.clone(),
+                        target: return_to.to_owned(),
+                        forward,
+                    };
+                    let reason = crate::reason::Reason::ApprovalUnavailable;
+                    let answer = self.error_answer(
+                        req.headers,
+                        reason.status(),
+                        reason.as_str(),
+                        "This request needs an approval, which is not supported here",
+                        (
+                            "Approval is not available here",
+                            "This request needs a person's approval, which this site cannot \
+                             ask for. Nothing was sent.",
+                        ),
+                        None,
+                    );
+                    return (
+                        "deny",
+                        reason.as_str(),
+                        Action::Respond(answer),
+                        Some(Box::new(pending)),
+                    );
+                }
+                (kind, "", Action::Forward(forward), None)
             }
             Decision::Refuse(refusal) => {
                 let navigation = render::is_navigation(req.method);
@@ -572,7 +696,12 @@ impl Gate {
                     &self.links,
                     self.step_up.pages(),
                 );
-                (kind, refusal.reason().as_str(), Action::Respond(answer))
+                (
+                    kind,
+                    refusal.reason().as_str(),
+                    Action::Respond(answer),
+                    None,
+                )
             }
         }
     }
@@ -636,13 +765,83 @@ impl Gate {
                     return refused(405, "method_not_allowed", "Webhooks are POSTed");
                 }
                 match req.body {
-                    WebhookBody::Read(body) => step_up.webhook(&self.enforcer, req.headers, &body),
+                    WebhookBody::Read(body) => {
+                        let answer = step_up.webhook(&self.enforcer, req.headers, &body);
+                        // Signed and new: a confirmation's decision is the approvals'.
+                        if answer.outcome == "applied" {
+                            self.approvals.on_webhook(&self.enforcer, &body);
+                        }
+                        answer
+                    }
                     WebhookBody::None => step_up.webhook(&self.enforcer, req.headers, b""),
                     WebhookBody::TooLarge => {
                         refused(413, "body_too_large", "The webhook body is too large")
                     }
                 }
             }
+        }
+    }
+
+    /// Decides a request held for approval ([`Outcome::approval`]) once the adapter has read
+    /// its body (up to [`crate::approval::ApprovalsConfig::max_body_bytes`]): a confirmation is
+    /// created and `202` answered, or the request's ticket is redeemed — forwarded once when
+    /// approved, without the ticket — or refused. See [`crate::approval`].
+    pub async fn approve(
+        &self,
+        pending: PendingApproval,
+        method: &Method,
+        headers: &HeaderMap,
+        body: HeldBody<'_>,
+    ) -> ApprovalOutcome {
+        let held = crate::approval::Held {
+            rule: &pending.rule,
+            policy: &pending.policy,
+            method,
+            target: &pending.target,
+            headers,
+            proofs: &pending.forward.proofs,
+            body,
+        };
+        let answer = self.approvals.decide(&self.enforcer, held).await;
+        let reason = answer.reason.map_or("", |r| r.as_str());
+        let action = match answer.verdict {
+            Verdict::Forward => {
+                let mut forward = pending.forward;
+                crate::approval::strip_ticket(&mut forward.edits, headers);
+                Action::Forward(forward)
+            }
+            Verdict::Respond(r) => Action::Respond(r),
+        };
+        ApprovalOutcome {
+            decision: answer.decision,
+            reason,
+            action,
+        }
+    }
+
+    /// The confirmation id `path` names when it is the approval status endpoint
+    /// (`<prefix>approvals/<id>`).
+    pub fn approval_status_endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.approvals.status_endpoint(path)
+    }
+
+    /// Answers the approval status endpoint for confirmation `cid`; the outcome is
+    /// `pending`, `approved`, `denied`, `expired`, `refused` or `failed`.
+    pub async fn approval_status(
+        &self,
+        cid: &str,
+        method: &Method,
+        headers: &HeaderMap,
+        query: &str,
+    ) -> StepUpAnswer {
+        let (response, outcome, reason) = self
+            .approvals
+            .status_page(&self.enforcer, cid, method, headers, query)
+            .await;
+        StepUpAnswer {
+            response,
+            outcome,
+            reason,
         }
     }
 
@@ -709,6 +908,7 @@ impl Gate {
             decision: "deny",
             reason,
             action: Action::Respond(answer),
+            approval: None,
         }
     }
 }

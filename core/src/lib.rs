@@ -38,12 +38,14 @@
 //! | 5 | [`pages`] | HTML pages for people: template, branding, CSP, policies in words |
 //! | 5 | [`render`] | refusals as problem+json, `WWW-Authenticate`, step-up redirects and gRPC statuses |
 //! | 6 | [`stepup`] | the step-up protocol: start, callback, webhook, logout |
+//! | 6 | [`approval`] | a person's approval before a risky request: tickets, confirmations, the status page |
 //! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
 //! | 6 | [`forward_auth`] | a request another proxy describes (forward auth): read, decided by the gate, answered |
 //! | 6 | `cluster` | (feature `cluster`) replicas sharing revocations, start budgets and single use through Redis |
 //!
 //! `testing` (feature `testing`) is test support and may import from any layer.
 
+pub mod approval;
 pub mod catalog;
 pub mod claims;
 pub mod client;

@@ -58,6 +58,9 @@ pub struct Policy {
     pub rule: Rule,
     /// What a failure leads to. Defaults to `StepUp`.
     pub on_failure: OnFailure,
+    /// A person's approval needed after the rule is met (see `crate::approval`). Defaults
+    /// to none.
+    pub approval: Option<std::sync::Arc<ApprovalRule>>,
 }
 
 impl Policy {
@@ -67,6 +70,7 @@ impl Policy {
             name: name.into(),
             rule: Rule::Public,
             on_failure: OnFailure::Deny,
+            approval: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl Policy {
             name: name.into(),
             rule: Rule::Deny,
             on_failure: OnFailure::Deny,
+            approval: None,
         }
     }
 
@@ -88,6 +93,7 @@ impl Policy {
                 requirements,
             },
             on_failure: OnFailure::StepUp,
+            approval: None,
         }
     }
 
@@ -100,12 +106,19 @@ impl Policy {
                 requirements,
             },
             on_failure: OnFailure::StepUp,
+            approval: None,
         }
     }
 
     /// The same policy with another failure mode.
     pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
         self.on_failure = on_failure;
+        self
+    }
+
+    /// The same policy, with a person's approval required once its rule is met.
+    pub fn with_approval(mut self, approval: ApprovalRule) -> Self {
+        self.approval = Some(std::sync::Arc::new(approval));
         self
     }
 
@@ -248,4 +261,36 @@ impl Requirement {
 
 fn one_of(list: &[String], value: Option<&str>) -> bool {
     value.is_some_and(|v| list.iter().any(|x| x == v))
+}
+
+/// A person's approval a policy asks for before an allowed request is forwarded: a confirmation
+/// is sent to the approvers of a HITL configuration of the issuer, and the request is held until
+/// they decide (see `crate::approval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRule {
+    /// The issuer's HITL configuration id (who is asked, over which channels).
+    pub hitl: String,
+    /// The message template: `{method}`, `{path}`, `{subject}` and `{policy}` are replaced;
+    /// the named headers and body fields follow it, one per line.
+    pub message: String,
+    /// How long the gateway waits for a decision before the request counts as expired.
+    pub timeout: Duration,
+    /// Request headers (lowercase names) shown to the approvers.
+    pub headers: Vec<String>,
+    /// Body fields shown to the approvers: top-level or dotted (`payee.iban`) JSON members, or
+    /// form (`application/x-www-form-urlencoded`) field names.
+    pub body_fields: Vec<String>,
+}
+
+impl ApprovalRule {
+    /// An approval by the approvers of `hitl`, with `message`, waiting 5 minutes at most.
+    pub fn new(hitl: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            hitl: hitl.into(),
+            message: message.into(),
+            timeout: Duration::from_secs(300),
+            headers: Vec::new(),
+            body_fields: Vec::new(),
+        }
+    }
 }

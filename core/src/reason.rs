@@ -89,6 +89,43 @@ reasons! {
         "The presented proofs do not meet this route's requirements.";
     /// The route's policy denies every request.
     RouteDenied = "route_denied", Forbidden, "This route is not available.";
+    // Human approval (`crate::approval`): answered with the statuses of
+    // `Reason::approval_status`, not only their family's.
+    /// The request needs a person's approval; a confirmation was created (answered 202).
+    ApprovalRequired = "approval_required", Forbidden,
+        "This request needs a person's approval before it is forwarded.";
+    /// The approval ticket is valid but no one has decided yet (answered 202).
+    ApprovalPending = "approval_pending", Forbidden,
+        "The approval of this request is still pending.";
+    /// The approver denied the request.
+    ApprovalDenied = "approval_denied", Forbidden, "The approver denied this request.";
+    /// No one decided in time (the approval's timeout, or the issuer's).
+    ApprovalExpired = "approval_expired", Forbidden,
+        "No one approved this request in time.";
+    /// The approval ticket is malformed, forged or past its lifetime.
+    ApprovalTicketInvalid = "approval_ticket_invalid", Forbidden,
+        "The approval ticket is malformed, forged or expired.";
+    /// The approval ticket was already used (a ticket forwards one request).
+    ApprovalTicketUsed = "approval_ticket_used", Forbidden,
+        "The approval ticket has already been used.";
+    /// The approval ticket was issued for another method or path.
+    ApprovalTicketOtherRequest = "approval_ticket_other_request", Forbidden,
+        "The approval ticket was issued for another request.";
+    /// The approval ticket was issued for another request body.
+    ApprovalTicketOtherBody = "approval_ticket_other_body", Forbidden,
+        "The approval ticket was issued for another request body.";
+    /// The approval ticket was issued to another requester.
+    ApprovalTicketOtherSubject = "approval_ticket_other_subject", Forbidden,
+        "The approval ticket was issued to someone else.";
+    /// Too many approvals asked for, by this requester or by all (answered 429).
+    ApprovalRateLimited = "approval_rate_limited", Unavailable,
+        "Too many approvals were asked for; try again later.";
+    /// The body is larger than the gateway digests for an approval (answered 413).
+    ApprovalBodyTooLarge = "approval_body_too_large", Forbidden,
+        "The request body is too large to be approved.";
+    /// The issuer cannot be reached (or approvals are not configured or not supported here).
+    ApprovalUnavailable = "approval_unavailable", Unavailable,
+        "Approvals cannot be requested or checked right now.";
 }
 
 impl Reason {
@@ -98,6 +135,25 @@ impl Reason {
             Family::Unauthenticated => 401,
             Family::Forbidden => 403,
             Family::Unavailable => 503,
+        }
+    }
+}
+
+impl Reason {
+    /// Whether this is one of the approval reasons (`approval_*`).
+    pub fn is_approval(self) -> bool {
+        self.as_str().starts_with("approval_")
+    }
+
+    /// The HTTP status an approval answer with this reason gets: `202` while a person is
+    /// asked (`approval_required`, `approval_pending`), `413` for a body too large to digest,
+    /// `429` when rate limited, else [`Reason::status`].
+    pub fn approval_status(self) -> u16 {
+        match self {
+            Reason::ApprovalRequired | Reason::ApprovalPending => 202,
+            Reason::ApprovalBodyTooLarge => 413,
+            Reason::ApprovalRateLimited => 429,
+            other => other.status(),
         }
     }
 }

@@ -53,6 +53,7 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     if let Some(cluster) = &g.cluster {
         m.sync_cluster(cluster);
     }
+    m.sync_approvals(&g.gate.approvals().counts());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.render(),

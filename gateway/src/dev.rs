@@ -19,6 +19,27 @@ pub const DEV_CONFIG: &str = include_str!("../../config/examples/dev.toml");
 /// The test API key `proofgate dev` gives the gateway.
 pub const DEV_API_KEY: &str = "pk_test_proofgate_dev";
 
+/// The HITL configuration id the demo configuration's approvals name: `proofgate dev` creates a
+/// HITL configuration in its sandbox and puts its real id in their place.
+pub const DEV_HITL: &str = "hitl_dev";
+
+/// Creates and finalizes the HITL configuration approvals are asked of in the sandbox at
+/// `base` (its approvers are the sandbox's hosted page and test endpoints).
+async fn dev_hitl(base: &str) -> Result<String, GatewayError> {
+    use proofgate_core::client::{CreateHitl, HitlChannel, ProofApiClient};
+    let failed = |e: &dyn std::fmt::Display| GatewayError::System {
+        what: "the sandbox's HITL configuration",
+        source: std::io::Error::other(e.to_string()),
+    };
+    let api = ProofApiClient::new(base, DEV_API_KEY).map_err(|e| failed(&e))?;
+    let request = CreateHitl::new("proofgate dev", vec![HitlChannel::new("browser")]);
+    let created = api.create_hitl(&request).await.map_err(|e| failed(&e))?;
+    api.finalize_hitl(&created.id)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(created.id)
+}
+
 /// Where `proofgate dev` listens.
 #[derive(Debug, Clone, Copy)]
 pub struct DevPorts {
@@ -92,8 +113,9 @@ pub fn start(ports: DevPorts) -> Result<DevStack, GatewayError> {
         .enable_all()
         .build()
         .map_err(GatewayError::system("runtime"))?;
-    let (sandbox, upstream) = runtime.block_on(async {
+    let (sandbox, upstream, hitl) = runtime.block_on(async {
         let sandbox = Sandbox::start(&ports.sandbox.to_string()).await?;
+        let hitl = dev_hitl(sandbox.base_url()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(GatewayError::system("demo upstream"))?;
@@ -103,7 +125,7 @@ pub fn start(ports: DevPorts) -> Result<DevStack, GatewayError> {
         tokio::spawn(async move {
             let _ = axum::serve(listener, demo_upstream()).await;
         });
-        Ok::<_, GatewayError>((sandbox, upstream))
+        Ok::<_, GatewayError>((sandbox, upstream, hitl))
     })?;
     let mut file = ConfigFile::from_toml_str(DEV_CONFIG)?;
     file.issuer.api_base = Some(sandbox.base_url().to_string());
@@ -115,6 +137,11 @@ pub fn start(ports: DevPorts) -> Result<DevStack, GatewayError> {
     }
     if let Some(admin) = &mut file.admin {
         admin.address = Some(ports.admin.to_string());
+    }
+    for approval in file.policies.iter_mut().filter_map(|p| p.approval.as_mut()) {
+        if approval.hitl.as_deref() == Some(DEV_HITL) {
+            approval.hitl = Some(hitl.clone());
+        }
     }
     let config: Config = file.validate()?;
     let cookie_key: String = (0..32)
@@ -170,6 +197,8 @@ Get a proof token from the sandbox and use it:
         -H 'Authorization: Bearer {DEV_API_KEY}' | sed 's/.*"proof_token":"\([^"]*\)".*/\1/')
   curl -i http://{proxy}/admin -H "Authorization: Bearer $TOKEN"   # allowed, identity headers upstream
   proofgate verify "$TOKEN" -c config/examples/dev.toml --issuer {sandbox}   # its claims and verdict
+
+A POST to /transfers/** (as alice) is held until someone approves it: see docs/approvals.md.
 
 Step up in a browser: open http://{proxy}/admin — you are sent to the sandbox's hosted page,
 complete the verification there, and come back to /admin holding a proof cookie.

@@ -350,6 +350,16 @@ fn write_decision(
     if let Some(policy) = policy {
         let _ = writeln!(out, "policy: {} ({})", policy.name, describe_policy(policy));
     }
+    if let Some(pending) = &outcome.approval {
+        // The proofs pass; the gateway then holds the request for a person's approval.
+        let _ = writeln!(
+            out,
+            "decision: approval — allowed by the policy, then held until an approver of HITL \
+             configuration {} says yes (202 approval_required; see docs/approvals.md)",
+            terminal_safe(&pending.rule.hitl)
+        );
+        return Ok(());
+    }
     let _ = writeln!(out, "decision: {}", outcome.decision);
     let Action::Respond(answer) = &outcome.action else {
         return Ok(());

@@ -88,6 +88,14 @@ pub struct Metrics {
     /// `proofgate_cache_lookups_total{result}`: verified-token cache lookups, `hit` or `miss`
     /// (a miss costs a signature check). Brought up to date at each scrape.
     pub cache_lookups: IntCounterVec,
+    /// `proofgate_approvals_total{outcome}`: human approvals, by
+    /// [`proofgate_core::approval::OUTCOMES`] (`created`, `approved`, `denied`, `expired`,
+    /// `used`, `replay_refused`, …). Brought up to the core's own totals at each scrape.
+    pub approvals: IntCounterVec,
+    /// `proofgate_approval_status_total{outcome}`: requests to the approval status endpoint,
+    /// by what they were answered (`pending`, `approved`, `denied`, `expired`, `refused`,
+    /// `failed`).
+    pub approval_status: IntCounterVec,
     /// The children of `decisions` already used. `with_label_values` hashes the labels and takes
     /// the vector's lock on every call; the request path reads this instead (lock-free) and
     /// only a combination never seen before goes through the vector.
@@ -227,6 +235,31 @@ impl Metrics {
             &["result"],
         )
         .expect("metric");
+        let approvals = IntCounterVec::new(
+            Opts::new(
+                "proofgate_approvals_total",
+                "Human approvals by outcome (created, approved, denied, expired, used, \
+                 replay_refused, ticket_refused, unavailable, rate_limited).",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
+        for outcome in proofgate_core::approval::OUTCOMES {
+            approvals.with_label_values(&[outcome]);
+        }
+        let approval_status = IntCounterVec::new(
+            Opts::new(
+                "proofgate_approval_status_total",
+                "Requests to the approval status endpoint, by answer.",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
+        for outcome in [
+            "pending", "approved", "denied", "expired", "refused", "failed",
+        ] {
+            approval_status.with_label_values(&[outcome]);
+        }
         let client_errors = IntCounter::new(
             "proofgate_client_errors_total",
             "Requests refused for a malformed or too slow request body.",
@@ -247,6 +280,8 @@ impl Metrics {
             Box::new(restart_required.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(webhooks.clone()),
+            Box::new(approvals.clone()),
+            Box::new(approval_status.clone()),
             Box::new(cache_lookups.clone()),
         ] {
             registry.register(c).expect("register metric");
@@ -291,6 +326,8 @@ impl Metrics {
             client_errors,
             cache_lookups,
             cluster: std::sync::OnceLock::new(),
+            approvals,
+            approval_status,
         }
     }
 
@@ -454,6 +491,17 @@ impl Metrics {
         }
     }
 
+    /// Brings `proofgate_approvals_total` up to the core's own totals (per outcome).
+    pub fn sync_approvals(&self, totals: &[(&str, u64)]) {
+        for (label, total) in totals {
+            let c = self.approvals.with_label_values(&[label]);
+            let seen = c.get();
+            if *total > seen {
+                c.inc_by(total - seen);
+            }
+        }
+    }
+
     /// Brings `proofgate_cache_lookups_total` up to the verifier's own totals.
     pub fn sync_cache_lookups(&self, hits: u64, misses: u64) {
         for (label, total) in [("hit", hits), ("miss", misses)] {
@@ -471,6 +519,21 @@ impl Metrics {
 /// policy with requirements allows, or refuses for any other reason — with a step-up when its
 /// `on_failure` says so and the reason is not "cannot check now", else with a denial.
 fn reachable_decisions(policy: &Policy) -> Vec<(&'static str, &'static str)> {
+    let mut pairs = policy_decisions(policy);
+    // A policy with an approval: held (202), refused for an approval reason, or forwarded.
+    if policy.approval.is_some() {
+        for r in Reason::ALL.iter().filter(|r| r.is_approval()) {
+            let decision = match r {
+                Reason::ApprovalRequired | Reason::ApprovalPending => "approval",
+                _ => "deny",
+            };
+            pairs.push((decision, r.as_str()));
+        }
+    }
+    pairs
+}
+
+fn policy_decisions(policy: &Policy) -> Vec<(&'static str, &'static str)> {
     match &policy.rule {
         Rule::Public | Rule::Optional => vec![("allow", "")],
         Rule::Deny => vec![("deny", Reason::RouteDenied.as_str())],
@@ -478,7 +541,7 @@ fn reachable_decisions(policy: &Policy) -> Vec<(&'static str, &'static str)> {
             .chain(
                 Reason::ALL
                     .iter()
-                    .filter(|r| **r != Reason::RouteDenied)
+                    .filter(|r| **r != Reason::RouteDenied && !r.is_approval())
                     .map(|r| {
                         let deny = r.family() == Family::Unavailable
                             || policy.on_failure == OnFailure::Deny;

@@ -11,8 +11,11 @@ use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use proofgate_core::approval::HeldBody;
 use proofgate_core::decision::RequestView;
-use proofgate_core::gate::{Action, ForwardOptions, StepUpRequest, WebhookBody, NO_ROUTE};
+use proofgate_core::gate::{
+    Action, ForwardOptions, PendingApproval, StepUpRequest, WebhookBody, NO_ROUTE,
+};
 use proofgate_core::render::{self, Rendered};
 use proofgate_core::stepup::Endpoint;
 use proofgate_core::webhook::MAX_BODY_BYTES;
@@ -269,6 +272,105 @@ impl Proxy {
     }
 }
 
+/// The access log's `outcome` of an approval answer (`decision`, `reason`).
+fn approval_outcome(decision: &str, reason: &str) -> &'static str {
+    match (decision, reason) {
+        ("allow", _) => "used",
+        (_, "approval_required") => "created",
+        (_, "approval_pending") => "pending",
+        (_, "approval_denied") => "denied",
+        (_, "approval_expired") => "expired",
+        (_, "approval_ticket_used") => "replay_refused",
+        (_, "approval_unavailable") => "unavailable",
+        (_, "approval_body_too_large") => "too_large",
+        (_, "approval_rate_limited") => "rate_limited",
+        _ => "ticket_refused",
+    }
+}
+
+impl Proxy {
+    /// Answers the approval status endpoint through the core's gate.
+    async fn approval_status(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        cid: String,
+    ) -> Result<bool> {
+        let g = &self.gateway;
+        ctx.route = "approval_status".to_owned();
+        ctx.decision = "step_up_endpoint";
+        let req = session.req_header();
+        let answer = g
+            .gate
+            .approval_status(
+                &cid,
+                &req.method,
+                &req.headers,
+                req.uri.query().unwrap_or(""),
+            )
+            .await;
+        ctx.outcome = answer.outcome;
+        ctx.reason = answer.reason;
+        g.metrics
+            .approval_status
+            .with_label_values(&[answer.outcome])
+            .inc();
+        respond(session, answer.response).await?;
+        Ok(true)
+    }
+
+    /// A request held for approval: its body is read (up to `[approvals] max_body_bytes`,
+    /// kept in Pingora's retry buffer so that a forwarded request still carries it, unchanged)
+    /// and the core's gate decides.
+    async fn approve(
+        &self,
+        session: &mut Session,
+        pending: PendingApproval,
+    ) -> Result<proofgate_core::gate::ApprovalOutcome> {
+        let g = &self.gateway;
+        let max = g.gate.approvals().config().max_body_bytes;
+        // A client that waits for `100 Continue` before sending its body (curl does, above
+        // 1 KiB) gets it now: the body is needed before anything else is answered. The upstream
+        // is sent the body read here, without the `Expect` it has no more use for.
+        let expects = session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expects {
+            if session.req_header().version == http::Version::HTTP_11 {
+                session.write_continue_response().await?;
+            }
+            session
+                .req_header_mut()
+                .remove_header(&http::header::EXPECT);
+        }
+        session.enable_retry_buffering();
+        let mut body = Vec::new();
+        let mut too_large = false;
+        while let Some(chunk) = session.read_request_body().await? {
+            if body.len() + chunk.len() > max {
+                too_large = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if too_large {
+            // The rest of the body is not read: the connection cannot be reused.
+            session.set_keepalive(None);
+        }
+        let held = if too_large {
+            HeldBody::TooLarge
+        } else {
+            HeldBody::Read(&body)
+        };
+        let req = session.req_header();
+        Ok(g.gate
+            .approve(pending, &req.method, &req.headers, held)
+            .await)
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
@@ -298,6 +400,10 @@ impl ProxyHttp for Proxy {
         if session.req_header().raw_path().starts_with(b"/") {
             if let Some(endpoint) = g.gate.endpoint(session.req_header().uri.path()) {
                 return self.step_up(session, ctx, endpoint).await;
+            }
+            let path = session.req_header().uri.path();
+            if let Some(cid) = g.gate.approval_status_endpoint(path).map(str::to_owned) {
+                return self.approval_status(session, ctx, cid).await;
             }
         }
         if g.live.load().favicon_not_found {
@@ -337,9 +443,20 @@ impl ProxyHttp for Proxy {
         ctx.upstream = outcome.upstream.map(str::to_owned);
         ctx.decision = outcome.decision;
         ctx.reason = outcome.reason;
+        let routed = outcome.route != NO_ROUTE;
+        let (mut action, approval) = (outcome.action, outcome.approval);
+        // Nothing below reads the routes: released before any wait.
+        drop(live);
+        if let Some(pending) = approval {
+            let answer = self.approve(session, *pending).await?;
+            ctx.decision = answer.decision;
+            ctx.reason = answer.reason;
+            ctx.outcome = approval_outcome(answer.decision, answer.reason);
+            action = answer.action;
+        }
         // Fail closed: never forward a target other than the decided one. Checked before the
         // decision is counted, so that the metrics say what happened.
-        let uri = match &outcome.action {
+        let uri = match &action {
             Action::Forward(f) => match f.target.as_deref().map(str::parse::<http::Uri>) {
                 Some(Err(_)) => Err(()),
                 parsed => Ok(parsed.and_then(Result::ok)),
@@ -351,19 +468,18 @@ impl ProxyHttp for Proxy {
             ctx.decision = "deny";
             ctx.reason = "invalid_path";
         }
-        if outcome.route != NO_ROUTE {
+        if routed {
             g.metrics
                 .observe_decision(ctx.decision, started.elapsed().as_secs_f64());
         }
         g.metrics
             .count_decision(&ctx.route, ctx.decision, ctx.reason);
         let Ok(uri) = uri else {
-            drop(live);
             let title = "The request path is not acceptable";
             respond(session, render::simple(400, ctx.reason, title)).await?;
             return Ok(true);
         };
-        let forward = match outcome.action {
+        let forward = match action {
             Action::Forward(forward) => {
                 ctx.subjects = subject_hashes(&forward.proofs);
                 forward
@@ -371,12 +487,10 @@ impl ProxyHttp for Proxy {
             Action::Respond(rendered) => {
                 // Answered here: no upstream in the access line.
                 ctx.upstream = None;
-                drop(live);
                 respond(session, rendered).await?;
                 return Ok(true);
             }
         };
-        drop(live);
         let req = session.req_header_mut();
         if let Some(uri) = uri {
             req.set_uri(uri);

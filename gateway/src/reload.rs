@@ -208,6 +208,11 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         "step_up.allowed_hosts": step_up.allowed_hosts;
         "logging.json": logging.json;
         "cluster": cluster;
+        "approvals.ticket_ttl": approvals.ticket_ttl;
+        "approvals.max_body_bytes": approvals.max_body_bytes;
+        "approvals.poll_interval": approvals.poll_interval;
+        "approvals.per_requester_per_minute": approvals.per_requester_per_minute;
+        "approvals.global_per_minute": approvals.global_per_minute;
     }
     let (was, now) = (running.pages.branding(), new.pages.branding());
     for (name, changed) in [
@@ -302,6 +307,14 @@ fn every_setting_is_sorted(c: &Config) {
         forward_auth: _, // applied (crate::state::Live)
         pages: _,        // compared: branding and template
         cluster: _,      // compared: the connection and its tasks start with the process
+        approvals:
+            proofgate_config::ApprovalsSettings {
+                ticket_ttl: _,               // compared
+                max_body_bytes: _,           // compared
+                poll_interval: _,            // compared
+                per_requester_per_minute: _, // compared
+                global_per_minute: _,        // compared
+            },
     } = c;
 }
 

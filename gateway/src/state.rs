@@ -173,6 +173,7 @@ pub fn gate_builder(config: &Config) -> GateBuilder {
         .verifier_config(config.verifier_config())
         .token_sources(config.tokens.sources.clone())
         .step_up_config(step_up)
+        .approvals_config(config.approvals_config())
 }
 
 /// The shared store of `[cluster]`, with the connection URL from the secrets.
@@ -241,7 +242,10 @@ impl Gateway {
             builder = builder
                 .shared_budget(c.clone())
                 .event_sink(c.clone())
-                .shared_once(c.clone());
+                .shared_once(c.clone())
+                .ticket_ledger(Arc::new(proofgate_core::cluster::SharedTicketLedger::new(
+                    c.clone(),
+                )));
         }
         let gate = builder
             .cookie_key(

@@ -347,3 +347,125 @@ async fn pages_explain_wrong_identity_parallel_tabs_kept_proofs_forms_and_sign_o
 
     s.shutdown().await;
 }
+
+/// A link held for a person's approval: the browser waits on a page that reloads itself (no
+/// script), the approver clicks Approve on the sandbox's hosted page in another tab, and the
+/// waiting tab continues to the page — forwarded once, without the ticket cookie; opening it
+/// again asks for a new approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_waits_for_approval_and_continues_once_approved() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let s = stack(Options {
+        watch: true,
+        ..Options::default()
+    })
+    .await;
+    let api = s.sandbox.base_url().to_owned();
+    let created: Value = s
+        .http
+        .post(format!("{api}/api/v1/hitl"))
+        .bearer_auth(common::API_KEY)
+        .json(&serde_json::json!({"name": "reports", "channels": [{"type": "browser"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hitl = created["id"].as_str().unwrap().to_owned();
+    s.http
+        .post(format!("{api}/api/v1/hitl/{hitl}/finalize"))
+        .bearer_auth(common::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    // A page anyone may open, once someone approves (the route added by a reload).
+    let mut text = std::fs::read_to_string(&s.config_path).unwrap();
+    text.push_str(&format!(
+        r#"
+[[policies]]
+name = "approved-reports"
+rule = "public"
+approval = {{ hitl = "{hitl}", message = "{{method}} {{path}}", timeout = "2m" }}
+
+[[routes]]
+name = "reports"
+path = "/reports/**"
+policy = "approved-reports"
+"#
+    ));
+    std::fs::write(&s.config_path, &text).unwrap();
+    let started = std::time::Instant::now();
+    while !s
+        .metrics()
+        .await
+        .contains("proofgate_config_reloads_total{result=\"ok\"} 1")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no reload"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // 1. The page is held: "Waiting for approval", reloading itself onto the status URL.
+    let waiting = b.window().await;
+    b.goto(&s.url("/reports/q3?year=2026")).await;
+    let page = b.wait_text("Waiting for approval").await;
+    assert!(page.contains("GET /reports/q3?year=2026"), "{page}");
+    b.screenshot("approval-1-waiting").await;
+    let status = b.wait_url_prefix(&s.url("/.proofgate/approvals/")).await;
+    let cid = status[s.url("/.proofgate/approvals/").len()..]
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    b.wait_text("Waiting for approval").await;
+
+    // 2. The approver opens the hosted approval page in another tab, reads what is asked and
+    //    approves.
+    let link: Value = s
+        .http
+        .post(format!("{api}/api/v1/confirmations/{cid}/approval-link"))
+        .bearer_auth(common::API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    b.new_tab().await;
+    b.goto(link["approval_url"].as_str().unwrap()).await;
+    let asked = b.wait_text("You are asked to approve").await;
+    assert!(asked.contains("GET /reports/q3?year=2026"), "{asked}");
+    b.screenshot("approval-2-approver").await;
+    b.click_button("Approve").await;
+    b.wait_text("You approved this request.").await;
+    b.close_tab().await;
+
+    // 3. The waiting tab continues by itself to the page, forwarded without the ticket.
+    b.switch_to(&waiting).await;
+    let url = b.wait_url_prefix(&s.url("/reports/q3")).await;
+    assert_eq!(url, s.url("/reports/q3?year=2026"));
+    let text = b.wait_text("\"/reports/q3\"").await;
+    let page = upstream_json(&text);
+    assert_eq!(page["upstream"], "demo", "{text}");
+    assert!(
+        !page["cookies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "proofgate_approval"),
+        "{text}"
+    );
+    b.screenshot("approval-3-continued").await;
+
+    // 4. Once only: opening it again asks for a new approval.
+    b.goto(&s.url("/reports/q3?year=2026")).await;
+    b.wait_text("Waiting for approval").await;
+    assert!(b.cookie("proofgate_approval").await.is_none());
+
+    s.shutdown().await;
+}

@@ -36,7 +36,14 @@ struct Replica {
     log: PathBuf,
 }
 
-fn config(proxy: u16, admin: u16, sandbox: &str, upstream: SocketAddr, redis: &str) -> String {
+fn config(
+    proxy: u16,
+    admin: u16,
+    sandbox: &str,
+    upstream: SocketAddr,
+    redis: &str,
+    hitl: &str,
+) -> String {
     format!(
         r#"
 default_policy = "deny-all"
@@ -107,10 +114,22 @@ name = "admin"
 path = "/admin/**"
 policy = "staff"
 
+[[policies]]
+name = "transfer"
+rule = "any_of"
+on_failure = "deny"
+requirements = [{{ types = ["email"] }}]
+approval = {{ hitl = "{hitl}", message = "{{method}} {{path}} by {{subject}}", timeout = "60s" }}
+
 [[routes]]
 name = "payouts"
 path = "/payouts/**"
 policy = "payouts"
+
+[[routes]]
+name = "transfers"
+path = "/transfers/**"
+policy = "transfer"
 "#
     )
 }
@@ -122,13 +141,14 @@ impl Replica {
         sandbox: &SandboxHandle,
         upstream: SocketAddr,
         redis: &str,
+        hitl: &str,
         envs: &[(&str, &str)],
     ) -> Self {
         let (proxy, admin) = (free_port(), free_port());
         let path = dir.join(format!("replica-{n}.toml"));
         std::fs::write(
             &path,
-            config(proxy, admin, sandbox.base_url(), upstream, redis),
+            config(proxy, admin, sandbox.base_url(), upstream, redis, hitl),
         )
         .unwrap();
         let log = dir.join(format!("replica-{n}.log"));
@@ -241,11 +261,39 @@ impl Replica {
 
 struct Cluster {
     sandbox: SandboxHandle,
+    /// The HITL configuration of the `transfer` policy's approvals.
+    hitl: String,
     upstream: SocketAddr,
     redis: Redis,
     replicas: Vec<Replica>,
     http: reqwest::Client,
     dir: tempfile::TempDir,
+}
+
+/// A HITL configuration at the sandbox (approvers reached in a browser), finalized.
+async fn hitl(http: &reqwest::Client, base: &str) -> String {
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/v1/hitl"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"name": "transfers", "channels": [{"type": "browser"}], "timeout_seconds": 300}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/hitl/{id}/finalize"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    id
 }
 
 async fn cluster(redis: Redis) -> Cluster {
@@ -263,14 +311,16 @@ async fn cluster_with(redis: Redis, envs: &[(&str, &str)]) -> Cluster {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let hitl = hitl(&http, sandbox.base_url()).await;
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|n| Replica::spawn(dir.path(), n, &sandbox, upstream, &redis.url(), envs))
+        .map(|n| Replica::spawn(dir.path(), n, &sandbox, upstream, &redis.url(), &hitl, envs))
         .collect();
     for r in &mut replicas {
         r.wait_ready(&http).await;
     }
     Cluster {
         sandbox,
+        hitl,
         upstream,
         redis,
         replicas,
@@ -704,6 +754,7 @@ async fn over_tls_with_a_password_from_the_environment() {
         &c.sandbox,
         c.upstream,
         &c.redis.url(),
+        &c.hitl,
         &[
             ("PROOFGATE_REDIS_PASSWORD", "not-the-password"),
             ("SSL_CERT_FILE", ca),
@@ -737,5 +788,91 @@ async fn over_tls_with_a_password_from_the_environment() {
             "{logs}"
         );
     }
+    c.sandbox.shutdown().await;
+}
+
+/// `POST /transfers/7` with `token` (and `ticket`) on `replica`: the status and the body.
+async fn transfer(
+    http: &reqwest::Client,
+    replica: &Replica,
+    token: &str,
+    ticket: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let start = Instant::now();
+    loop {
+        let mut b = http
+            .post(replica.url("/transfers/7"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(r#"{"amount":100}"#);
+        if let Some(t) = ticket {
+            b = b.header("proof-approval", t);
+        }
+        let r = b.send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        // A fresh replica answers 503 until it has the token's status list.
+        if status != 503
+            || body["reason"] != "status_unavailable"
+            || start.elapsed() > Duration::from_secs(10)
+        {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_ticket_used_on_one_replica_is_refused_on_another() {
+    let Some(redis) = Redis::start() else { return };
+    let c = cluster(redis).await;
+    let (token, _) =
+        common::mint(c.sandbox.base_url(), "email", "email", "alice@corp.example").await;
+    // Asked on replica 0: held, a ticket and a confirmation.
+    let (status, body) = transfer(&c.http, &c.replicas[0], &token, None).await;
+    assert_eq!(status, 202, "{body}\n{}", c.replicas[0].logs());
+    let ticket = body["ticket"].as_str().unwrap().to_owned();
+    let cid = body["confirmation_id"].as_str().unwrap().to_owned();
+    // The approver says yes.
+    let r = c
+        .http
+        .post(format!(
+            "{}/api/v1/confirmations/{cid}/test-approve",
+            c.sandbox.base_url()
+        ))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Used on replica 1 (which learns the decision from the issuer): forwarded.
+    let start = Instant::now();
+    loop {
+        let (status, body) = transfer(&c.http, &c.replicas[1], &token, Some(&ticket)).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            status == 202 && start.elapsed() < Duration::from_secs(15),
+            "{status} {body}\n{}",
+            c.replicas[1].logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Replayed on replica 2, which never saw it used: the shared ledger refuses it.
+    let (status, body) = transfer(&c.http, &c.replicas[2], &token, Some(&ticket)).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("approval_ticket_used")),
+        "{body}\n{}",
+        c.replicas[2].logs()
+    );
+    // And on replica 1 itself.
+    let (status, body) = transfer(&c.http, &c.replicas[1], &token, Some(&ticket)).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("approval_ticket_used")),
+        "{body}"
+    );
     c.sandbox.shutdown().await;
 }

@@ -218,6 +218,26 @@ pub async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next)
     let path = req.uri().path().to_string();
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // An event stream is endless: recorded without its body, passed through as it streams.
+    if content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+    {
+        lock(&shared.recorded).push(RecordedResponse {
+            method,
+            route,
+            path,
+            status: parts.status.as_u16(),
+            content_type,
+            body: Vec::new(),
+        });
+        return Response::from_parts(parts, body);
+    }
     // Our own bodies are small and finite; a hang never reaches here with a body pending.
     let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
@@ -227,11 +247,7 @@ pub async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next)
         route,
         path,
         status: parts.status.as_u16(),
-        content_type: parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        content_type,
         body: bytes.to_vec(),
     });
     Response::from_parts(parts, Body::from(bytes))

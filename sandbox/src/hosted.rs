@@ -61,7 +61,7 @@ impl IntoResponse for HostedError {
     }
 }
 
-fn page(status: StatusCode, title: &str, content: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, content: &str) -> Response {
     html(
         status,
         format!(
@@ -85,14 +85,14 @@ fn ids(path: Result<Path<String>, PathRejection>) -> Result<String, HostedError>
     path.map(|Path(id)| id).map_err(|_| HostedError::NotFound)
 }
 
-async fn form(body: Body) -> Vec<(String, String)> {
+pub(crate) async fn form(body: Body) -> Vec<(String, String)> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .unwrap_or_default();
     url::form_urlencoded::parse(&bytes).into_owned().collect()
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, v)| k == name && !v.trim().is_empty())
         .map(|(_, v)| v.trim())
@@ -205,12 +205,16 @@ fn complete_asset(
             (
                 r.event("verification_request.completed"),
                 r.callback_url.clone(),
+                r.confirmation_event(),
             )
         });
         (event, r.to_json(&s.base_url))
     };
-    if let Some((payload, callback)) = event.0 {
+    if let Some((payload, callback, confirmation)) = event.0 {
         s.send_webhook(payload, callback.as_deref());
+        if let Some(c) = confirmation {
+            s.send_webhook(c, callback.as_deref());
+        }
     }
     Ok(event.1)
 }
@@ -416,6 +420,39 @@ fn asset_box(r: &RequestRecord, base: &str, i: usize, need: Need) -> String {
     format!("<fieldset class=\"asset\"><legend>{heading} {label}</legend>{body}</fieldset>")
 }
 
+/// What a `confirmation` request asks the person to approve: amount, currency, entity.
+fn confirmation_facts(r: &RequestRecord) -> String {
+    let ctx = r.action_context.as_ref();
+    let amount = ctx.and_then(|c| c.get("amount")).and_then(|a| match a {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+        _ => None,
+    });
+    let mut facts = String::new();
+    if let Some(a) = amount {
+        let currency = context_text(r, "currency").unwrap_or("");
+        facts.push_str(&format!(
+            "<li>Amount: <strong id=\"amount\">{} {}</strong></li>",
+            escape(&a),
+            escape(currency)
+        ));
+    }
+    if let Some(e) = context_text(r, "entity") {
+        facts.push_str(&format!(
+            "<li>To: <strong id=\"entity\">{}</strong></li>",
+            escape(e)
+        ));
+    }
+    format!(
+        "<p>Verifying below <strong>approves</strong> this action.</p>{}",
+        if facts.is_empty() {
+            String::new()
+        } else {
+            format!("<ul class=\"facts\">{facts}</ul>")
+        }
+    )
+}
+
 fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
@@ -436,6 +473,9 @@ async fn request_page(
     let mut content = String::new();
     if let Some(d) = context_text(r, "description") {
         content.push_str(&format!("<p class=\"description\">{}</p>", escape(d)));
+    }
+    if r.action_type == "confirmation" {
+        content.push_str(&confirmation_facts(r));
     }
     content.push_str(&format!(
         "<p>Status: <strong id=\"status\">{}</strong></p>",
@@ -537,10 +577,14 @@ async fn finish_request(
             (
                 r.event("verification_request.completed"),
                 r.callback_url.clone(),
+                r.confirmation_event(),
             ),
         )
     };
     s.send_webhook(event.0, event.1.as_deref());
+    if let Some(c) = event.2 {
+        s.send_webhook(c, event.1.as_deref());
+    }
     Ok(after(&s, &id, &v))
 }
 

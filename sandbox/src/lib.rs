@@ -53,7 +53,10 @@
 //! ```
 
 mod api;
+mod approval_page;
+mod approvals;
 mod control;
+mod delegations;
 mod deliveries;
 mod envelope;
 mod hosted;
@@ -159,6 +162,16 @@ pub struct SandboxConfig {
     ///
     /// Defaults to 30 days.
     pub token_lifetime: Duration,
+    /// The decision window of a HITL configuration created without `timeout_seconds`
+    /// (whole seconds, at least 1).
+    ///
+    /// Defaults to `300 s`.
+    pub hitl_timeout: Duration,
+    /// Lifetime, in days, of an approval's proof token when the confirmation does not say
+    /// (`proof_expiry_days`).
+    ///
+    /// Defaults to `1`.
+    pub confirmation_proof_days: u32,
 }
 
 impl Default for SandboxConfig {
@@ -177,6 +190,8 @@ impl Default for SandboxConfig {
             webhook_retry_delay: Duration::from_secs(1),
             record_responses: false,
             token_lifetime: Duration::from_secs(30 * 86_400),
+            hitl_timeout: Duration::from_secs(300),
+            confirmation_proof_days: 1,
         }
     }
 }
@@ -223,6 +238,12 @@ impl Sandbox {
             url::Url::parse(u).map_err(|_| SandboxError::Url(u.clone()))?;
         }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let delegation = Arc::new(SigningKey::rsa(format!(
+            "sandbox-delegation-{}",
+            state::hex_id(4)
+        )));
+        let mut link_secret = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut link_secret[..]);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -236,6 +257,8 @@ impl Sandbox {
                 published: vec![signing.clone()],
                 signing,
                 es256,
+                delegation,
+                delegation_not_before: state::now(),
             }),
             data: Mutex::new(Data::default()),
             failures: Mutex::new(Vec::new()),
@@ -246,7 +269,10 @@ impl Sandbox {
             http,
             shutdown: shutdown_rx,
             runtime: tokio::runtime::Handle::current(),
+            link_secret,
+            changes: watch::channel(0).0,
         });
+        approvals::spawn_sweeper(&shared);
         let app = api::router(shared.clone());
         let stop = shared.shutdown.clone();
         let task = tokio::spawn(async move {
@@ -329,6 +355,10 @@ pub(crate) struct Shared {
     pub(crate) http: reqwest::Client,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Signs approval links (random per start).
+    pub(crate) link_secret: [u8; 32],
+    /// Bumped on every confirmation decision, to wake event streams.
+    pub(crate) changes: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -363,6 +393,8 @@ impl Shared {
             None
         };
         let token = key.sign(&claims);
+        // A domain proof is a control proof: it gets the handle delegations name.
+        let handle = (v.kind == "domain").then(|| format!("ph_ctl_{}", state::hex_id(16)));
         let record = state::ProofRecord {
             id: v.id.clone(),
             token: token.clone(),
@@ -375,13 +407,70 @@ impl Shared {
             status_idx: idx,
             revoked: None,
             callback_url: v.callback_url.clone(),
+            handle: handle.clone(),
         };
+        if let Some(h) = handle {
+            data.control_handles.insert(h, record.id.clone());
+        }
         data.tokens.insert(token, record.id.clone());
         data.proofs.insert(record.id.clone(), record.clone());
         Some(record)
     }
 
-    /// Revokes a proof: the list, the status list and a `proof.revoked` webhook. Returns the
+    /// Issues the proof token of an approved confirmation (see `approvals`). The caller holds
+    /// `data`. Returns the token.
+    pub(crate) fn issue_confirmation(
+        &self,
+        data: &mut Data,
+        id: &str,
+        channel: &str,
+        message: &str,
+        lifetime_secs: i64,
+    ) -> String {
+        let key = self.signing_key();
+        let now = state::now();
+        let mut claims = proofgate_core::testing::claims(id, "confirmation", channel, message);
+        claims.exp = Some(now + lifetime_secs);
+        claims.decision = Some(json!("approve"));
+        let idx = if self.config.status_list {
+            let idx = data.new_slot();
+            claims = proofgate_core::testing::with_status(claims, &self.status_list_uri(), idx);
+            Some(idx)
+        } else {
+            None
+        };
+        let token = key.sign(&claims);
+        let record = state::ProofRecord {
+            id: id.to_string(),
+            token: token.clone(),
+            kind: "confirmation".into(),
+            channel: channel.into(),
+            identifier_hash: claims.identifier_hash.clone().unwrap_or_default(),
+            user_id: claims.user_id.clone().unwrap_or_default(),
+            exp: now + lifetime_secs,
+            verified_at: now,
+            status_idx: idx,
+            revoked: None,
+            callback_url: None,
+            handle: None,
+        };
+        data.tokens.insert(token.clone(), record.id.clone());
+        data.proofs.insert(record.id.clone(), record);
+        token
+    }
+
+    /// The proof id a path names: a proof id, or a domain proof's `ph_ctl_…` handle.
+    pub(crate) fn proof_id_of(&self, id: &str) -> String {
+        if id.starts_with("ph_ctl_") {
+            if let Some(p) = lock(&self.data).control_handles.get(id) {
+                return p.clone();
+            }
+        }
+        id.to_string()
+    }
+
+    /// Revokes a proof: the list, the status list and a `proof.revoked` webhook; a control
+    /// proof's delegations go with it (their status-list slots flip to revoked). Returns the
     /// revocation time and reason, or `None` for an unknown id. Revoking twice keeps the first.
     pub(crate) fn revoke(self: &Arc<Self>, proof_id: &str, reason: &str) -> Option<(i64, String)> {
         let (result, event) = {
@@ -408,6 +497,7 @@ impl Shared {
                 "data": {"proof_id": proof_id, "revoked_at": state::time(now), "reason": reason},
             });
             let callback = proof.callback_url.clone();
+            delegations::cascade(data, proof_id);
             ((now, reason.to_string()), (event, callback))
         };
         self.send_webhook(event.0, event.1.as_deref());
@@ -592,6 +682,59 @@ impl SandboxHandle {
     /// session as the API shows it, or `None` if unknown, expired or not a phone number.
     pub fn complete_session(&self, id: &str, phone: Option<&str>) -> Option<Value> {
         sessions::complete(&self.shared, id, phone).ok()
+    }
+
+    /// Decides a pending confirmation as an approver on the hosted page would (channel
+    /// `browser`). Returns the confirmation as the API shows it, or `None` if unknown or already
+    /// decided.
+    pub fn approve_confirmation(&self, id: &str) -> Option<Value> {
+        approvals::decide(
+            &self.shared,
+            id,
+            approvals::Decision::Approve,
+            "browser",
+            None,
+        )
+        .ok()
+    }
+
+    /// Denies a pending confirmation (channel `browser`); `None` if unknown or already decided.
+    pub fn deny_confirmation(&self, id: &str) -> Option<Value> {
+        approvals::decide(&self.shared, id, approvals::Decision::Deny, "browser", None).ok()
+    }
+
+    /// A fresh signed link to a pending confirmation's hosted approval page, as
+    /// `POST /api/v1/confirmations/{id}/approval-link` answers; `None` if unknown or decided.
+    pub fn approval_url(&self, id: &str) -> Option<String> {
+        approvals::sweep(&self.shared);
+        let exp = {
+            let data = lock(&self.shared.data);
+            let c = data.confirmations.get(id)?;
+            (c.status == "pending").then_some(c.timeout_at)?
+        };
+        Some(approvals::approval_url(&self.shared, id, exp))
+    }
+
+    /// The control-proof handle (`ph_ctl_…`) of a domain proof, by proof (verification) id.
+    pub fn control_proof_handle(&self, proof_id: &str) -> Option<String> {
+        lock(&self.shared.data).proofs.get(proof_id)?.handle.clone()
+    }
+
+    /// The delegation key, published with `proof_purpose: "delegation"`: to mint delegation
+    /// tokens of one's own (hostile ones included) in tests.
+    pub fn delegation_signing_key(&self) -> Arc<SigningKey> {
+        lock(&self.shared.keys).delegation.clone()
+    }
+
+    /// Suspends a delegation (by id or `ph_dlg_…` handle): its status-list slot becomes 2 and
+    /// its `effective_status` `suspended`. `false` if unknown or revoked.
+    pub fn suspend_delegation(&self, id: &str) -> bool {
+        delegations::suspend(&self.shared, id, true)
+    }
+
+    /// Lifts a suspension: the slot is 0 again. `false` if unknown or revoked.
+    pub fn unsuspend_delegation(&self, id: &str) -> bool {
+        delegations::suspend(&self.shared, id, false)
     }
 
     /// Adds a URL every later webhook is posted to.

@@ -103,12 +103,28 @@ pub struct Keys {
     pub published: Vec<Arc<SigningKey>>,
     /// An ES256 key, published only once [`crate::SandboxHandle::use_es256`] is called.
     pub es256: Arc<SigningKey>,
+    /// Signs delegation tokens only; published with `proof_purpose: "delegation"`.
+    pub delegation: Arc<SigningKey>,
+    /// The delegation key's `not_before` (Unix seconds): when the sandbox started.
+    pub delegation_not_before: i64,
 }
 
+/// The longest delegation-token lifetime the delegation key admits (`max_token_lifetime`):
+/// 366 days, above the longest proof a delegation can be minted from.
+pub const DELEGATION_MAX_LIFETIME: i64 = 366 * 86_400;
+
 impl Keys {
-    /// The JWKS document.
+    /// The JWKS document: the proof keys as they always were (no `proof_purpose`: they sign
+    /// proofs, the revocation list and the status list), then the delegation key with its
+    /// purpose, window start and maximum token lifetime.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": self.published.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
+        let mut keys: Vec<Value> = self.published.iter().map(|k| k.jwk()).collect();
+        let mut delegation = self.delegation.jwk();
+        delegation["proof_purpose"] = json!("delegation");
+        delegation["not_before"] = json!(self.delegation_not_before);
+        delegation["max_token_lifetime"] = json!(DELEGATION_MAX_LIFETIME);
+        keys.push(delegation);
+        json!({ "keys": keys })
     }
 }
 
@@ -214,6 +230,9 @@ impl VerificationRecord {
             v["verified_at"] = json!(time(at));
         }
         if let Some(p) = proof {
+            if let Some(h) = &p.handle {
+                v["public_proof_id"] = json!(h);
+            }
             v["proof_token"] = json!(p.token);
             v["proof_expires_at"] = json!(time(p.exp));
             v["proof"] = json!({"token": p.token, "expires_at": time(p.exp)});
@@ -236,6 +255,8 @@ pub struct ProofRecord {
     pub status_idx: Option<u64>,
     pub revoked: Option<(i64, String)>,
     pub callback_url: Option<String>,
+    /// A domain proof's control-proof handle, `ph_ctl_<32 hex>`, what delegations name.
+    pub handle: Option<String>,
 }
 
 /// One asset of a verification request.
@@ -339,6 +360,17 @@ impl RequestRecord {
         v
     }
 
+    /// For a completed request with `action_type: "confirmation"`: the `confirmation.approved`
+    /// webhook, in the request-webhook shape plus `action_context` (plaintext).
+    pub fn confirmation_event(&self) -> Option<Value> {
+        if self.action_type != "confirmation" || self.status != "completed" {
+            return None;
+        }
+        let mut v = self.event("confirmation.approved");
+        v["action_context"] = self.action_context.clone().unwrap_or(Value::Null);
+        Some(v)
+    }
+
     /// The `verification_request.*` webhook payload.
     pub fn event(&self, event: &str) -> Value {
         let proofs: Vec<Value> = self
@@ -403,4 +435,38 @@ pub struct Data {
     pub revoked_order: Vec<String>,
     /// Token Status List slots (0 valid, 1 revoked, 2 suspended).
     pub statuses: Vec<u8>,
+    /// `ph_ctl_…` handle → proof id (domain proofs).
+    pub control_handles: HashMap<String, String>,
+    /// HITL configurations by id, and their creation order.
+    pub hitls: HashMap<String, crate::approvals::HitlRecord>,
+    pub hitl_order: Vec<String>,
+    /// Confirmations by id, and their creation order.
+    pub confirmations: HashMap<String, crate::approvals::ConfirmationRecord>,
+    pub confirmation_order: Vec<String>,
+    /// Delegations by record id, and their creation order.
+    pub delegations: HashMap<String, crate::delegations::DelegationRecord>,
+    pub delegation_order: Vec<String>,
+    /// `ph_dlg_…` handle → record id.
+    pub delegation_handles: HashMap<String, String>,
+    /// delegation token → record id, so `validate` knows what this sandbox issued.
+    pub delegation_tokens: HashMap<String, String>,
+}
+
+impl Data {
+    /// Takes the next Token Status List slot (valid).
+    pub fn new_slot(&mut self) -> u64 {
+        let idx = self.statuses.len() as u64;
+        self.statuses.push(0);
+        idx
+    }
+
+    /// Sets a slot's value (no-op for an unknown slot).
+    pub fn set_slot(&mut self, idx: Option<u64>, value: u8) {
+        if let Some(slot) = idx
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.statuses.get_mut(i))
+        {
+            *slot = value;
+        }
+    }
 }

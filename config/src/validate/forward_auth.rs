@@ -5,7 +5,7 @@ use crate::config::{ForwardAuth, IpRange, StepUpSettings, DEFAULT_FORWARD_AUTH_P
 use crate::file::ForwardAuthFile;
 
 /// The step-up endpoints' names under `step_up.prefix`, which the endpoint must not shadow.
-const STEP_UP_ENDPOINTS: [&str; 4] = ["start", "callback", "webhook", "logout"];
+const STEP_UP_ENDPOINTS: [&str; 5] = ["start", "callback", "webhook", "logout", "approvals"];
 
 pub(super) fn forward_auth(
     c: &mut Check,

@@ -16,6 +16,7 @@ use crate::duration::parse_duration;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::file::ConfigFile;
 
+mod approvals;
 mod cluster;
 mod forward_auth;
 mod identity_headers;
@@ -243,6 +244,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let step_up = step_up(&mut c, file, &tokens, &policies, routes.as_ref());
     let forward_auth = forward_auth(&mut c, &file.forward_auth, &step_up);
     let cluster = file.cluster.as_ref().map(|f| cluster(&mut c, f));
+    let approvals = self::approvals::approvals(&mut c, &file.approvals, &policies);
 
     match (ConfigErrors::from_vec(c.errors), routes) {
         (None, Some(routes)) => Ok(Config {
@@ -260,6 +262,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
             pages,
             forward_auth,
             cluster,
+            approvals,
         }),
         (Some(errors), _) => Err(with_lines(errors, &file.locations)),
         // Unreachable: a missing route table always comes with an error; kept total anyway.

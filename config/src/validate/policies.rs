@@ -83,11 +83,21 @@ pub(super) fn policies(c: &mut Check, files: &[PolicyFile]) -> Vec<Arc<Policy>> 
                 }
             }
         };
+        let approval = p.approval.as_ref().and_then(|a| {
+            if matches!(rule, Rule::Deny) {
+                c.err(
+                    format!("{at}.approval"),
+                    "a deny policy lets nothing through, so there is nothing to approve",
+                );
+            }
+            super::approvals::approval(c, &format!("{at}.approval"), a)
+        });
         if let Some(name) = name {
             out.push(Arc::new(Policy {
                 name,
                 rule,
                 on_failure,
+                approval: approval.map(Arc::new),
             }));
         }
     }

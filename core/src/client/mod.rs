@@ -33,6 +33,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Delegations (agents) and human approvals (HITL configurations, confirmations) have their
+//! own modules, `delegations` and `approvals`, with their types and methods.
+//!
 //! The client lives here with one method per endpoint; [`ClientConfig`] and the send loop that
 //! applies the retry policy are in `transport`, [`ApiError`] and the error envelope in `error`,
 //! the request and response bodies in `types`.
@@ -45,9 +48,17 @@ use reqwest::Method;
 use serde_json::Value;
 use url::Url;
 
+mod approvals;
+mod delegations;
 mod error;
 mod transport;
 mod types;
+
+pub use self::approvals::{
+    ApprovalLink, Confirmation, ConfirmationQuery, ConfirmationResponse, ConfirmationStatus,
+    CreateConfirmation, CreateHitl, Hitl, HitlChannel,
+};
+pub use self::delegations::{CreateDelegation, Delegate, Delegation, DelegationListItem};
 
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 pub use self::transport::ClientConfig;

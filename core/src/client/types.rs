@@ -58,6 +58,9 @@ pub enum ActionType {
     Login,
     /// Custom, described by `action_context`.
     Custom,
+    /// A human approval: completing the request approves `action_context` and yields a
+    /// `confirmation.approved` webhook (the official SDKs' value; not in `openapi.json`).
+    Confirmation,
 }
 
 /// `action_context` of a verification request.
@@ -261,7 +264,7 @@ pub struct ListQuery {
 }
 
 /// The query pairs of the filters that are set, in order.
-fn set_pairs<const N: usize>(
+pub(super) fn set_pairs<const N: usize>(
     filters: [(&'static str, Option<String>); N],
 ) -> Vec<(&'static str, String)> {
     filters
@@ -361,6 +364,9 @@ pub struct Verification {
     pub verified_at: Option<String>,
     /// `true` in responses of `test-verify`.
     pub test_mode: Option<bool>,
+    /// A verified domain's control-proof handle, `ph_ctl_…` (what delegations are minted
+    /// from), when the service shows it.
+    pub public_proof_id: Option<String>,
 }
 
 impl Verification {
@@ -591,6 +597,10 @@ pub struct ProofValidation {
     pub revoked_at: Option<String>,
     /// Why it was revoked.
     pub revoked_reason: Option<String>,
+    /// `delegation` when the token was a delegation token.
+    pub token_type: Option<String>,
+    /// The delegation's facts, for a delegation token.
+    pub delegation: Option<Value>,
 }
 
 /// Result of `GET /api/v1/proofs/{id}/status`.
@@ -615,6 +625,8 @@ pub struct ProofStatus {
     pub is_expired: bool,
     /// When it was verified.
     pub verified_at: Option<String>,
+    /// A domain proof's control-proof handle, `ph_ctl_…`, when the service shows it.
+    pub public_proof_id: Option<String>,
 }
 
 /// Why a proof is revoked.

@@ -4,7 +4,8 @@
 //! types, path ids, pagination); the handlers live in one module per resource: `documents`
 //! (health, API info, JWKS, revocation and status lists), `verifications`,
 //! `verification_requests` and `proofs`, the caller's key extractors in `auth`. Sessions,
-//! webhook deliveries and the hosted pages have their own crate modules.
+//! webhook deliveries, HITL configurations and confirmations (`approvals`), delegations and the
+//! hosted pages have their own crate modules.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::envelope::ApiErr;
-use crate::{control, deliveries, hosted, sessions, Shared};
+use crate::{approval_page, approvals, control, delegations, deliveries, hosted, sessions, Shared};
 
 mod auth;
 mod documents;
@@ -87,7 +88,50 @@ pub fn router(shared: Arc<Shared>) -> Router {
             &format!("{v1}/verification-requests/{{id}}"),
             get(get_request).delete(cancel_request),
         )
+        .route(&format!("{v1}/hitl"), post(approvals::create_hitl))
+        .route(&format!("{v1}/hitl/{{id}}"), get(approvals::get_hitl))
+        .route(
+            &format!("{v1}/hitl/{{id}}/finalize"),
+            post(approvals::finalize_hitl),
+        )
+        .route(
+            &format!("{v1}/confirmations"),
+            post(approvals::create_confirmation).get(approvals::list_confirmations),
+        )
+        .route(
+            &format!("{v1}/confirmations/{{id}}"),
+            get(approvals::get_confirmation),
+        )
+        .route(
+            &format!("{v1}/confirmations/{{id}}/approval-link"),
+            post(approvals::approval_link),
+        )
+        .route(
+            &format!("{v1}/confirmations/{{id}}/events"),
+            get(approvals::events),
+        )
+        .route(
+            &format!("{v1}/confirmations/{{id}}/test-approve"),
+            post(approvals::test_approve),
+        )
+        .route(
+            &format!("{v1}/confirmations/{{id}}/test-deny"),
+            post(approvals::test_deny),
+        )
+        .route(
+            &format!("{v1}/delegations"),
+            post(delegations::create).get(delegations::list),
+        )
+        .route(
+            &format!("{v1}/delegations/{{id}}"),
+            get(delegations::get_one),
+        )
+        .route(
+            &format!("{v1}/delegations/{{id}}/revoke"),
+            post(delegations::revoke_handler),
+        )
         .merge(hosted::routes())
+        .merge(approval_page::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             control::rate_limit,

@@ -8,6 +8,7 @@ use proofgate_core::identifier;
 use serde_json::json;
 
 use super::{id_of, ApiKey, MaybeApiKey, R, S};
+use crate::delegations;
 use crate::envelope::{self, json_response, opt_str, req_str, ApiErr};
 use crate::state::{self, lock};
 
@@ -16,6 +17,9 @@ pub(super) async fn validate(State(s): S, _key: MaybeApiKey, body: Body) -> R {
     let token = req_str(&obj, "proof_token", 16 * 1024)?;
     let identifier = opt_str(&obj, "identifier", 500)?;
     let invalid = |reason: &str, message: &str| json!({"valid": false, "reason": reason, "message": message, "error": message});
+    if let Some(answer) = delegations::validate(&s, &token, identifier.as_deref()) {
+        return Ok(json_response(StatusCode::OK, answer));
+    }
     let data = lock(&s.data);
     let Some(proof) = data.tokens.get(&token).and_then(|id| data.proofs.get(id)) else {
         return Ok(json_response(
@@ -74,6 +78,11 @@ pub(super) async fn proof_status(
     path: Result<Path<String>, PathRejection>,
 ) -> R {
     let id = id_of(path, "Proof")?;
+    if id.starts_with("ph_dlg_") {
+        let v = delegations::status_json(&s, &id).ok_or_else(|| ApiErr::not_found("Proof"))?;
+        return Ok(json_response(StatusCode::OK, v));
+    }
+    let id = s.proof_id_of(&id);
     let data = lock(&s.data);
     let p = data
         .proofs
@@ -94,6 +103,8 @@ pub(super) async fn proof_status(
             "expires_at": state::time(p.exp),
             "is_expired": expired,
             "verified_at": state::time(p.verified_at),
+            "public_proof_id": p.handle,
+            "type": p.kind,
         }),
     ))
 }
@@ -105,17 +116,24 @@ pub(super) async fn revoke(
     body: Body,
 ) -> R {
     let id = id_of(path, "Proof")?;
+    if id.starts_with("ph_dlg_") {
+        let reason = delegations::revoke_reason(body).await?;
+        let d = delegations::revoke(&s, &id, &reason).ok_or_else(|| ApiErr::not_found("Proof"))?;
+        return Ok(json_response(
+            StatusCode::OK,
+            json!({
+                "success": true,
+                "delegation_id": id,
+                "revoked_at": d["revoked_at"],
+                "reason": d["revoked_reason"],
+                "delegation": d,
+            }),
+        ));
+    }
+    let id = s.proof_id_of(&id);
     let obj = envelope::read_object(body).await?;
     let reason = opt_str(&obj, "reason", 50)?.unwrap_or_else(|| "user_request".into());
-    if ![
-        "user_request",
-        "fraud",
-        "key_compromise",
-        "asset_transferred",
-        "other",
-    ]
-    .contains(&reason.as_str())
-    {
+    if !delegations::REASONS.contains(&reason.as_str()) {
         return Err(ApiErr::field(
             "reason",
             "Invalid enum value",
@@ -125,6 +143,11 @@ pub(super) async fn revoke(
     let (at, reason) = s
         .revoke(&id, &reason)
         .ok_or_else(|| ApiErr::not_found("Proof"))?;
+    let delegations_revoked = lock(&s.data)
+        .delegations
+        .values()
+        .filter(|d| d.control_proof_id == id)
+        .count();
     Ok(json_response(
         StatusCode::OK,
         json!({
@@ -132,6 +155,7 @@ pub(super) async fn revoke(
             "verification_id": id,
             "revoked_at": state::time(at),
             "reason": reason,
+            "delegations_revoked": delegations_revoked,
         }),
     ))
 }

@@ -99,7 +99,8 @@ pub(super) async fn create_request(State(s): S, key: ApiKey, body: Body) -> R {
     };
     let reference_id = opt_str(&obj, "reference_id", 255)?;
     let action_type = opt_str(&obj, "action_type", 20)?.unwrap_or_else(|| "verification".into());
-    if !["verification", "2fa", "login", "custom"].contains(&action_type.as_str()) {
+    // `confirmation` is the official SDKs' value (a human approval); not in `openapi.json`.
+    if !["verification", "2fa", "login", "custom", "confirmation"].contains(&action_type.as_str()) {
         return Err(ApiErr::field(
             "action_type",
             "Invalid enum value",
@@ -110,6 +111,19 @@ pub(super) async fn create_request(State(s): S, key: ApiKey, body: Body) -> R {
     if let Some(ctx) = &action_context {
         opt_str(ctx, "title", 100).map_err(|e| e.prefix_fields("action_context."))?;
         opt_str(ctx, "description", 500).map_err(|e| e.prefix_fields("action_context."))?;
+        opt_str(ctx, "currency", 10).map_err(|e| e.prefix_fields("action_context."))?;
+        opt_str(ctx, "entity", 200).map_err(|e| e.prefix_fields("action_context."))?;
+        match ctx.get("amount") {
+            None | Some(Value::Null) | Some(Value::Number(_)) => {}
+            Some(Value::String(a)) if a.len() <= 50 => {}
+            Some(_) => {
+                return Err(ApiErr::field(
+                    "action_context.amount",
+                    "Expected a number or a decimal string",
+                    "invalid_type",
+                ))
+            }
+        }
     }
     if let Some(v) = opt_str(&obj, "validity_requirement", 20)? {
         let ok = v.len() >= 2

@@ -245,6 +245,7 @@ pub(super) async fn test_verify(
             "proof_token": proof.token,
             "proof_expires_at": state::time(proof.exp),
             "test_mode": true,
+            "public_proof_id": proof.handle,
         }),
     ))
 }

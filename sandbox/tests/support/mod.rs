@@ -210,6 +210,28 @@ pub fn assert_contract(sb: &SandboxHandle) -> usize {
             }
         }
     }
+    // Approvals (`spec/proof-api/AGENTS-AND-APPROVALS.md`): the official SDKs' `action_type:
+    // "confirmation"`, the newer proof types `confirmation`/`authorization` (CONTRACT.md) and
+    // the `browser` channel of an approval's proof are valid values too.
+    for (pointer, extra) in [
+        ("/components/schemas/ActionType/enum", &["confirmation"][..]),
+        (
+            "/components/schemas/VerificationType/enum",
+            &["confirmation", "authorization"][..],
+        ),
+        (
+            "/components/schemas/VerificationChannel/enum",
+            &["browser"][..],
+        ),
+    ] {
+        if let Some(Value::Array(values)) = doc.pointer_mut(pointer) {
+            for x in extra {
+                if !values.iter().any(|v| v == x) {
+                    values.push(Value::from(*x));
+                }
+            }
+        }
+    }
     let components = doc["components"].clone();
     let mut checked = 0;
     let mut failures = Vec::new();
