@@ -23,8 +23,10 @@ fi
 manifests=(deploy/kubernetes/configmap.yaml deploy/kubernetes/deployment.yaml
   deploy/kubernetes/service.yaml deploy/kubernetes/pdb.yaml deploy/kubernetes/hpa.yaml
   deploy/kubernetes/secret.template.yaml)
+# The optional shared store of [cluster] (docs/cluster.md), applied on its own.
+cluster_manifests=(deploy/kubernetes/cluster/redis.yaml deploy/kubernetes/cluster/networkpolicy.yaml)
 for v in $K8S_VERSIONS; do
-  "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "${manifests[@]}"
+  "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "${manifests[@]}" "${cluster_manifests[@]}"
 done
 
 tmp=$(mktemp -d)
@@ -123,8 +125,28 @@ if hpa["scaleTargetRef"]["name"] != "proofgate" or hpa["minReplicas"] < 3:
 per_replica = cfg.get("step_up", {}).get("global_per_minute", 30)
 if per_replica * hpa["maxReplicas"] >= 100:
     fail.append(f"maxReplicas {hpa['maxReplicas']} x global_per_minute {per_replica} >= 100/min")
+# deploy/kubernetes/cluster: the NetworkPolicy guards the store's pods and lets only the
+# gateway's pods in, on the store's port; the store reads its password from the gateway's Secret.
+cdocs = {}
+for path in sorted(glob.glob("deploy/kubernetes/cluster/*.yaml")):
+    for doc in yaml.safe_load_all(open(path)):
+        if doc and doc.get("kind") != "Kustomization":
+            cdocs[(doc["kind"], doc["metadata"]["name"])] = doc
+store = cdocs[("Deployment", "proofgate-redis")]["spec"]["template"]
+netpol = cdocs[("NetworkPolicy", "proofgate-redis")]["spec"]
+if netpol["podSelector"]["matchLabels"] != store["metadata"]["labels"]:
+    fail.append("cluster: the NetworkPolicy does not select the store's pods")
+allowed = [f["podSelector"]["matchLabels"] for rule in netpol["ingress"] for f in rule["from"]]
+if allowed != [pod["metadata"]["labels"]]:
+    fail.append("cluster: the NetworkPolicy must let in the gateway's pods only")
+store_port = store["spec"]["containers"][0]["ports"][0]["containerPort"]
+if [p["port"] for rule in netpol["ingress"] for p in rule["ports"]] != [store_port]:
+    fail.append("cluster: the NetworkPolicy must open the store's port only")
+refs = [e["valueFrom"]["secretKeyRef"]["name"] for e in store["spec"]["containers"][0]["env"]]
+if refs != [docs[("Secret", "proofgate-secrets")][1]["metadata"]["name"]]:
+    fail.append("cluster: the store's password must come from the gateway's Secret")
 if fail:
     sys.exit("deploy/kubernetes:\n  " + "\n  ".join(fail))
 PY
 "$bin" check -c "$tmp/proofgate.toml"
-echo "deploy/kubernetes: valid (Kubernetes $K8S_VERSIONS, ServiceMonitor schema, wiring, proofgate check)"
+echo "deploy/kubernetes: valid (Kubernetes $K8S_VERSIONS, ServiceMonitor schema, wiring, the cluster example, proofgate check)"

@@ -28,6 +28,8 @@
 # and, only when named in --targets:
 #   pingora-token    the `pingora` route with proofgate-hit's Authorization header (not looked
 #                    at): what carrying the token costs, apart from deciding on it
+#   proofgate-hit-cluster  proofgate-hit with `[cluster]` on a local redis-server (core 1): the
+#                    hot path must not touch Redis (docs/cluster.md)
 #
 # Placement (2 cores here): the server under test runs alone on core 0 (`taskset -c 0`, one
 # worker); the load generator (wrk, 1 thread, 64 connections) and the upstream share core 1.
@@ -85,13 +87,14 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ $install = 1 ]; then
     missing=""
-    for cmd in haproxy nginx wrk taskset curl; do command -v $cmd >/dev/null || missing="$missing $cmd"; done
+    for cmd in haproxy nginx wrk taskset curl $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac); do command -v $cmd >/dev/null || missing="$missing $cmd"; done
     [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts"
     if [ -n "$missing" ]; then
         log "installing haproxy nginx wrk (missing:$missing)"
         sudo_ apt-get update -qq
         sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            haproxy nginx wrk util-linux curl fonts-dejavu-core >/dev/null
+            haproxy nginx wrk util-linux curl fonts-dejavu-core \
+            $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac) >/dev/null
     fi
 fi
 haproxy_version=$(haproxy -v | sed -n 's/^HAProxy version \([0-9]*\.[0-9]*\).*/\1/p')
@@ -145,6 +148,15 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$here/tokens/issuer.url" ] && break; sleep 0.1; done
 issuer=$(cat "$here/tokens/issuer.url")
 
+redis_port=18379
+case " $targets " in *" proofgate-hit-cluster "*)
+    taskset -c 1 redis-server --bind 127.0.0.1 --port $redis_port --save "" --appendonly no \
+        --dir "$work" >"$work/redis.log" 2>&1 &
+    pids+=($!)
+    wait_port $redis_port
+    ;;
+esac
+
 render "$here/upstream.nginx.conf" >"$work/upstream.nginx.conf"
 taskset -c 1 nginx -e "$work/upstream.error.log" -c "$work/upstream.nginx.conf" -p "$work" 2>"$work/upstream.stderr" &
 upstream_pid=$!
@@ -165,6 +177,9 @@ aux_pid=""
 current_target=""
 start_proofgate() { # port
     listen_port=$1 render "$here/proofgate.toml" >"$work/proofgate.toml"
+    if [ "$current_target" = proofgate-hit-cluster ]; then
+        printf '\n[cluster]\nredis_url = "redis://127.0.0.1:%s"\n' $redis_port >>"$work/proofgate.toml"
+    fi
     taskset -c 0 "$bin/proofgate" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
     proofgate_pid=$!
     wait_port "$1" 60
@@ -234,7 +249,7 @@ wrk_args() { # target → url and script arguments
     direct) echo "-s $here/static.lua http://127.0.0.1:$upstream_port/gate/a" ;;
     pingora | pingora-token | nginx) echo "-s $here/static.lua $base/open/a" ;; # + token, see load()
     nginx-auth) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
-    proofgate-hit) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
+    proofgate-hit | proofgate-hit-cluster) echo "-s $here/static.lua $base/gate/a" ;; # + the token header, see load()
     proofgate-auth) echo "-s $here/static.lua $base/.proofgate/auth" ;; # + description, see load()
     proofgate-mixed | haproxy-jwt) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-mixed.txt" ;;
     proofgate-cold) echo "-s $here/tokens.lua $base/gate/a -- $work/tokens-cold.txt" ;;
@@ -244,7 +259,7 @@ wrk_args() { # target → url and script arguments
 load() { # seconds target → wrk output
     local seconds=$1 target=$2 args
     read -r -a args <<<"$(wrk_args "$target")"
-    if [ "$target" = proofgate-hit ] || [ "$target" = pingora-token ] || [ "$target" = proofgate-auth ] || [ "$target" = nginx-auth ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
+    if [ "$target" = proofgate-hit ] || [ "$target" = proofgate-hit-cluster ] || [ "$target" = pingora-token ] || [ "$target" = proofgate-auth ] || [ "$target" = nginx-auth ]; then args=(-H "Authorization: Bearer $hit_token" "${args[@]}"); fi
     if [ "$target" = proofgate-auth ]; then
         args=(-H "X-Original-URI: /gate/a" -H "X-Original-Method: GET" -H "X-Forwarded-Host: 127.0.0.1" "${args[@]}")
     fi

@@ -48,6 +48,9 @@ pub struct Config {
     pub pages: proofgate_core::pages::Pages,
     /// The decision API for other proxies. Defaults to disabled.
     pub forward_auth: ForwardAuth,
+    /// The Redis the replicas share (`[cluster]`). Defaults to none: every replica keeps its
+    /// revocation overlay, start budgets and tickets to itself.
+    pub cluster: Option<ClusterSettings>,
     /// Human approvals (`[approvals]`).
     pub approvals: ApprovalsSettings,
 }
@@ -505,6 +508,44 @@ pub struct Logging {
 
 /// The default path of the forward-auth endpoint, [`ForwardAuth::path`].
 pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/.proofgate/auth";
+
+/// The Redis (or Valkey) the replicas share (`[cluster]`): webhook revocations fanned out
+/// through a stream, step-up start budgets counted together, approval tickets used once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `redis://host:port[/db]` or `rediss://…` (TLS), without credentials; `None` when
+    /// `PROOFGATE_REDIS_URL` gives the whole URL.
+    pub redis_url: Option<String>,
+    /// Prefix of every key written. Defaults to [`DEFAULT_CLUSTER_KEY_PREFIX`].
+    pub key_prefix: String,
+    /// Longest wait for a connection. Defaults to `1s`.
+    pub connect_timeout: Duration,
+    /// Longest wait for one command on the request path (a start's budget, a ticket's claim);
+    /// past it the replica decides alone. Defaults to `50ms`.
+    pub command_timeout: Duration,
+}
+
+/// The default `cluster.key_prefix`.
+pub const DEFAULT_CLUSTER_KEY_PREFIX: &str = "proofgate:";
+
+impl ClusterSettings {
+    /// The URL to connect with: `PROOFGATE_REDIS_URL` when set, else `redis_url` with
+    /// `PROOFGATE_REDIS_USERNAME` and `PROOFGATE_REDIS_PASSWORD` filled in. A secret: it may
+    /// hold the password. `None` when neither URL is given.
+    pub fn connection_url(&self, secrets: &crate::Secrets) -> Option<crate::Secret> {
+        if let Some(url) = &secrets.redis_url {
+            return Some(url.clone());
+        }
+        let mut url = url::Url::parse(self.redis_url.as_deref()?).ok()?;
+        if let Some(user) = &secrets.redis_username {
+            url.set_username(user.expose()).ok()?;
+        }
+        if let Some(password) = &secrets.redis_password {
+            url.set_password(Some(password.expose())).ok()?;
+        }
+        Some(crate::Secret::new(String::from(url)))
+    }
+}
 
 /// The decision API for other proxies (`[forward_auth]`): an endpoint on the proxy listeners
 /// that decides the request a fronting proxy describes, for the proxies in

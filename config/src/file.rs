@@ -57,9 +57,27 @@ pub struct ConfigFile {
     /// The decision API for other proxies (forward auth).
     #[serde(default)]
     pub forward_auth: ForwardAuthFile,
+    /// Replicas that share revocations, start budgets and single-use tickets through Redis.
+    pub cluster: Option<ClusterFile>,
     /// Human approvals: tickets and limits.
     #[serde(default)]
     pub approvals: ApprovalsFile,
+}
+
+/// `[cluster]`: the Redis (or Valkey) the replicas share. Credentials come from the
+/// environment only (`PROOFGATE_REDIS_USERNAME`, `PROOFGATE_REDIS_PASSWORD`, or a whole
+/// `PROOFGATE_REDIS_URL`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// `redis://host:port[/db]` or `rediss://host:port[/db]` (TLS), without credentials.
+    pub redis_url: Option<String>,
+    /// Prefix of every key proofgate writes.
+    pub key_prefix: Option<String>,
+    /// Longest wait for a connection to Redis.
+    pub connect_timeout: Option<String>,
+    /// Longest wait for one Redis command on the request path.
+    pub command_timeout: Option<String>,
 }
 
 /// `[approvals]`: settings shared by every policy's `approval`.

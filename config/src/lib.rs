@@ -207,6 +207,20 @@
 //! | `path` | The endpoint; Envoy's check requests come under it. Defaults to `"/.proofgate/auth"`. |
 //! | `trusted_proxies` | Addresses and CIDR ranges (`"10.0.0.0/8"`) of the calling proxies, matched against the peer address. Required when `enabled`. Defaults to `[]`. |
 //!
+//! ## `[cluster]` — optional: replicas that act as one
+//!
+//! A Redis (or Valkey) the replicas share: webhook revocations fanned out to every replica,
+//! step-up start budgets counted together, a step-up state and an approval ticket used once
+//! across replicas (see [`ClusterSettings`] and `docs/cluster.md`). Redis being away never
+//! fails a request: each replica then decides alone. A restart applies changes.
+//!
+//! | key | meaning |
+//! | --- | --- |
+//! | `redis_url` | `redis://host[:port][/db]` or `rediss://…` (TLS), without credentials (refused with them). Required unless `PROOFGATE_REDIS_URL` is set. |
+//! | `key_prefix` | Prefix of every key. Defaults to `"proofgate:"`. |
+//! | `connect_timeout` | Longest wait for a connection. Defaults to `"1s"`. |
+//! | `command_timeout` | Longest a request waits on one command. Defaults to `"50ms"`. |
+//!
 //! ## `[logging]`
 //!
 //! | key | meaning |
@@ -223,6 +237,8 @@
 //! | `PROOF_API_KEY` | step-up (creating verification requests) |
 //! | `PROOFGATE_COOKIE_KEY` | step-up (signing the state cookie; ≥ 32 bytes; the same on every replica) |
 //! | `PROOF_WEBHOOK_SECRET` | accepting `proof.revoked` webhooks |
+//! | `PROOFGATE_REDIS_USERNAME`, `PROOFGATE_REDIS_PASSWORD` | `[cluster]`: the Redis credentials, added to `cluster.redis_url` |
+//! | `PROOFGATE_REDIS_URL` | `[cluster]`: the whole Redis URL, credentials included, instead of `cluster.redis_url` |
 //!
 //! The file has no key for them; a file that has one (`api_key = …`, `webhook_secret = …`, …)
 //! or a value that looks like one (`pk_live_…`, `whsec_…`, a PEM private key) is refused with
@@ -235,11 +251,12 @@ pub mod file;
 mod secrets;
 mod validate;
 
+pub use config::DEFAULT_CLUSTER_KEY_PREFIX;
 pub use config::{
-    AdminListener, ApprovalsSettings, Config, FailMode, FaviconMode, ForwardAuth, HealthCheck,
-    IdentityHeaders, IpRange, IssuerSettings, Listener, ListenerTls, LogLevel, Logging,
-    ServerSettings, StepUpSettings, TokenSettings, Upstream, UpstreamProtocol, UpstreamTls,
-    DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
+    AdminListener, ApprovalsSettings, ClusterSettings, Config, FailMode, FaviconMode, ForwardAuth,
+    HealthCheck, IdentityHeaders, IpRange, IssuerSettings, Listener, ListenerTls, LogLevel,
+    Logging, ServerSettings, StepUpSettings, TokenSettings, Upstream, UpstreamProtocol,
+    UpstreamTls, DEFAULT_FORWARD_AUTH_PATH, DEFAULT_UPGRADE_SOCK, DEFAULT_WEBSOCKET_IDLE_TIMEOUT,
     MAX_FILE_BYTES,
 };
 pub use duration::{format_duration, parse_duration, DurationError};
@@ -248,4 +265,5 @@ pub use file::ConfigFile;
 pub use secrets::{
     Secret, Secrets, API_KEY_ENV, COOKIE_KEY_ENV, MIN_COOKIE_KEY_BYTES, WEBHOOK_SECRET_ENV,
 };
+pub use secrets::{REDIS_PASSWORD_ENV, REDIS_URL_ENV, REDIS_USERNAME_ENV};
 pub use validate::VERIFICATION_TYPES;

@@ -17,6 +17,14 @@ pub const COOKIE_KEY_ENV: &str = "PROOFGATE_COOKIE_KEY";
 /// The webhook signing secret (`whsec_…`), needed to accept `proof.revoked` webhooks.
 pub const WEBHOOK_SECRET_ENV: &str = "PROOF_WEBHOOK_SECRET";
 
+/// The whole URL of the cluster's Redis, credentials included (`rediss://user:pass@host`);
+/// replaces `cluster.redis_url`.
+pub const REDIS_URL_ENV: &str = "PROOFGATE_REDIS_URL";
+/// The cluster's Redis ACL user name (with `cluster.redis_url`).
+pub const REDIS_USERNAME_ENV: &str = "PROOFGATE_REDIS_USERNAME";
+/// The cluster's Redis password (with `cluster.redis_url`).
+pub const REDIS_PASSWORD_ENV: &str = "PROOFGATE_REDIS_PASSWORD";
+
 /// Shortest cookie key accepted, in bytes.
 pub const MIN_COOKIE_KEY_BYTES: usize = 32;
 
@@ -57,6 +65,12 @@ pub struct Secrets {
     pub cookie_key: Option<Secret>,
     /// `PROOF_WEBHOOK_SECRET`.
     pub webhook_secret: Option<Secret>,
+    /// `PROOFGATE_REDIS_URL`: the cluster's whole Redis URL, credentials included.
+    pub redis_url: Option<Secret>,
+    /// `PROOFGATE_REDIS_USERNAME`.
+    pub redis_username: Option<Secret>,
+    /// `PROOFGATE_REDIS_PASSWORD`.
+    pub redis_password: Option<Secret>,
 }
 
 impl Secrets {
@@ -101,12 +115,25 @@ impl Secrets {
                 ));
             }
         }
+        let redis_url = get(REDIS_URL_ENV);
+        if let Some(url) = &redis_url {
+            let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned());
+            if !matches!(scheme.as_deref(), Ok("redis" | "rediss")) {
+                errors.push(env_error(
+                    REDIS_URL_ENV,
+                    "must be a redis:// or rediss:// URL (rediss for TLS)",
+                ));
+            }
+        }
         match ConfigErrors::from_vec(errors) {
             Some(errors) => Err(errors),
             None => Ok(Self {
                 api_key: api_key.map(Secret),
                 cookie_key: cookie_key.map(Secret),
                 webhook_secret: webhook_secret.map(Secret),
+                redis_url: redis_url.map(Secret),
+                redis_username: get(REDIS_USERNAME_ENV).map(Secret),
+                redis_password: get(REDIS_PASSWORD_ENV).map(Secret),
             }),
         }
     }
@@ -128,6 +155,15 @@ impl Secrets {
                 errors.push(env_error(
                     COOKIE_KEY_ENV,
                     "not set; a policy uses step_up, whose state cookie it signs",
+                ));
+            }
+        }
+        if let Some(cluster) = &config.cluster {
+            if cluster.redis_url.is_none() && self.redis_url.is_none() {
+                errors.push(env_error(
+                    REDIS_URL_ENV,
+                    "not set, and [cluster] has no redis_url; set cluster.redis_url (without \
+                     credentials) or PROOFGATE_REDIS_URL",
                 ));
             }
         }
@@ -209,5 +245,26 @@ mod tests {
         assert!(text.contains(API_KEY_ENV) && text.contains(COOKIE_KEY_ENV));
         assert!(!text.contains("sk_wrong_kind") && !text.contains("short\""));
         assert!(errors.iter().all(|e| e.kind == ErrorKind::Environment));
+    }
+
+    #[test]
+    fn the_redis_url_must_be_one_and_is_never_repeated() {
+        let errors =
+            Secrets::from_lookup(lookup(&[(REDIS_URL_ENV, "https://u:hunter2@host")])).unwrap_err();
+        let text = errors.to_string();
+        assert!(
+            text.contains(REDIS_URL_ENV) && !text.contains("hunter2"),
+            "{text}"
+        );
+        let s = Secrets::from_lookup(lookup(&[
+            (REDIS_URL_ENV, "rediss://u:hunter2@host:6380"),
+            (REDIS_PASSWORD_ENV, "hunter3"),
+        ]))
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
     }
 }

@@ -126,7 +126,7 @@ anything = "is not looked at under an unknown table"
             "unknown key `frobnicate` at the top level; the keys there are `default_policy`, \
              `default_upstream`, `listeners`, `admin`, `server`, `upstreams`, `issuer`, \
              `tokens`, `policies`, `routes`, `identity_headers`, `step_up`, `logging`, `pages`, \
-             `forward_auth`, `approvals`",
+             `forward_auth`, `cluster`, `approvals`",
         ),
         (
             "listeners[0].adress",

@@ -1255,3 +1255,75 @@ requirements = [{ delegation = { principals = ["corp.example"], scopes = ["order
     );
     assert!(Config::from_toml_str(&mixed).unwrap().uses_step_up());
 }
+
+#[test]
+fn cluster_settings_defaults_and_errors() {
+    use proofgate_config::{Secret, Secrets};
+    // Without the section: no cluster at all.
+    assert!(Config::from_toml_str(BASE).unwrap().cluster.is_none());
+    let c = Config::from_toml_str(&with("[cluster]\nredis_url = \"redis://redis:6379\""))
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(c.redis_url.as_deref(), Some("redis://redis:6379"));
+    assert_eq!(c.key_prefix, "proofgate:");
+    assert_eq!(c.connect_timeout, std::time::Duration::from_secs(1));
+    assert_eq!(c.command_timeout, std::time::Duration::from_millis(50));
+    // Credentials come from the environment and fill the URL in.
+    let secrets = Secrets {
+        redis_username: Some(Secret::new("gate")),
+        redis_password: Some(Secret::new("s3cret pass")),
+        ..Secrets::default()
+    };
+    let url = c.connection_url(&secrets).unwrap();
+    assert_eq!(url.expose(), "redis://gate:s3cret%20pass@redis:6379");
+    assert_eq!(format!("{url:?}"), "[redacted]");
+    // A whole URL from the environment wins, and may stand in for the file's.
+    let whole = Secrets {
+        redis_url: Some(Secret::new("rediss://u:p@managed.example:6380")),
+        ..Secrets::default()
+    };
+    assert_eq!(
+        c.connection_url(&whole).unwrap().expose(),
+        "rediss://u:p@managed.example:6380"
+    );
+    let bare = Config::from_toml_str(&with("[cluster]")).unwrap();
+    assert!(bare
+        .cluster
+        .as_ref()
+        .unwrap()
+        .connection_url(&whole)
+        .is_some());
+    let missing = Secrets::default().require_for(&bare).unwrap_err();
+    assert!(
+        missing.to_string().contains("PROOFGATE_REDIS_URL"),
+        "{missing}"
+    );
+    // (BASE steps up, so the API and cookie keys are still missing; the URL is not.)
+    let rest = whole.require_for(&bare).unwrap_err().to_string();
+    assert!(!rest.contains("PROOFGATE_REDIS_URL"), "{rest}");
+
+    let e = errors(&with(
+        "[cluster]\nredis_url = \"redis://:hunter2@redis:6379\"\nkey_prefix = \"\"\n\
+         connect_timeout = \"1ms\"\ncommand_timeout = \"1m\"",
+    ));
+    assert_problem(&e, "cluster.redis_url", "PROOFGATE_REDIS_PASSWORD");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert_problem(&e, "cluster.key_prefix", "1 to 64 printable");
+    assert_problem(&e, "cluster.connect_timeout", "too short");
+    assert_problem(&e, "cluster.command_timeout", "too long");
+    for (url, needle) in [
+        ("http://redis:6379", "use redis:// or rediss://"),
+        ("redis://redis:6379/x", "redis://host[:port][/db]"),
+        ("redis://redis:6379?db=1", "no query"),
+        ("not a url", "is not a URL"),
+    ] {
+        let e = errors(&with(&format!("[cluster]\nredis_url = \"{url}\"")));
+        assert_problem(&e, "cluster.redis_url", needle);
+    }
+    // TLS and a database number are fine.
+    Config::from_toml_str(&with(
+        "[cluster]\nredis_url = \"rediss://redis.example:6380/2\"",
+    ))
+    .unwrap();
+}

@@ -72,6 +72,7 @@ use crate::render::{self, Asked, Rendered, StepUpLinks};
 use crate::revocation::{RevocationConfig, RevocationStore};
 use crate::routes::{Preflight, RouteTable};
 use crate::stepup::{query_param, Endpoint, StartRequest, StepUp, StepUpAnswer, StepUpConfig};
+use crate::stepup::{EventSink, SharedOnce, SharedStartBudget};
 use crate::tokens::TokenSource;
 use crate::verify::{Verifier, VerifierConfig};
 
@@ -109,6 +110,9 @@ pub struct GateBuilder {
     api_key: Option<String>,
     realm: String,
     pages: Pages,
+    shared_budget: Option<Arc<dyn SharedStartBudget>>,
+    event_sink: Option<Arc<dyn EventSink>>,
+    shared_once: Option<Arc<dyn SharedOnce>>,
     approvals: ApprovalsConfig,
     ticket_ledger: Option<Arc<dyn TicketLedger>>,
 }
@@ -129,9 +133,34 @@ impl GateBuilder {
             api_key: None,
             realm: "proofgate".into(),
             pages: Pages::default(),
+            shared_budget: None,
+            event_sink: None,
+            shared_once: None,
             approvals: ApprovalsConfig::default(),
             ticket_ledger: None,
         }
+    }
+
+    /// Step-up start budgets counted with other replicas (e.g. the `cluster` feature's Redis
+    /// store); each replica's own limiter decides whenever it cannot be reached. Defaults to
+    /// none: budgets per replica.
+    pub fn shared_budget(mut self, budget: Arc<dyn SharedStartBudget>) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// Single use across replicas (e.g. the `cluster` feature's Redis store): a step-up state
+    /// completes once across all of them. Defaults to none: once per replica.
+    pub fn shared_once(mut self, once: Arc<dyn SharedOnce>) -> Self {
+        self.shared_once = Some(once);
+        self
+    }
+
+    /// Where webhook events this gate applies are sent on to other replicas (e.g. the
+    /// `cluster` feature's Redis stream). Defaults to none.
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.event_sink = Some(sink);
+        self
     }
 
     /// The approvals' settings (see [`crate::approval`]). Defaults to
@@ -252,7 +281,11 @@ impl GateBuilder {
             &step_up.prefix,
             step_up.secure_cookies,
         );
-        let step_up = StepUp::new(step_up, api).with_pages(pages);
+        let step_up = StepUp::new(step_up, api)
+            .with_pages(pages)
+            .with_shared_budget(self.shared_budget)
+            .with_event_sink(self.event_sink)
+            .with_shared_once(self.shared_once);
         Ok(Gate::from_parts(enforcer, step_up, links).with_approvals(approvals))
     }
 }

@@ -42,6 +42,7 @@
 //! | 6 | [`approval`] | a person's approval before a risky request: tickets, confirmations, the status page |
 //! | 6 | [`gate`] | the facade the adapters use: decide, step up, readiness |
 //! | 6 | [`forward_auth`] | a request another proxy describes (forward auth): read, decided by the gate, answered |
+//! | 6 | `cluster` | (feature `cluster`) replicas sharing revocations, start budgets and single use through Redis |
 //!
 //! `testing` (feature `testing`) is test support and may import from any layer.
 
@@ -50,6 +51,8 @@ pub mod catalog;
 pub mod claims;
 pub mod client;
 pub mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod decision;
 pub mod delegation;
 mod fetch;

@@ -249,6 +249,61 @@ impl StartLimiter {
     }
 }
 
+/// A future boxed for a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A start budget counted together with other replicas (the `cluster` feature counts it in
+/// Redis). Installed with [`StepUp::with_shared_budget`]; the local [`StartLimiter`] stays the
+/// fallback.
+pub trait SharedStartBudget: Send + Sync + std::fmt::Debug {
+    /// Takes one start for `client` against `per_client` and `global` starts per minute, for
+    /// all replicas together: `Some(Ok(()))` taken, `Some(Err(retry_after_secs))` over a limit,
+    /// `None` when the shared count cannot be reached now (within a bounded time), in which
+    /// case the caller decides with its local limiter.
+    fn take<'a>(
+        &'a self,
+        client: &'a str,
+        per_client: u32,
+        global: u32,
+    ) -> BoxFuture<'a, Option<Result<(), u64>>>;
+}
+
+/// Single use across replicas (the `cluster` feature claims keys in Redis). Installed with
+/// [`StepUp::with_shared_once`]: a step-up state then completes once across all replicas, not
+/// only once per replica.
+pub trait SharedOnce: Send + Sync + std::fmt::Debug {
+    /// Claims `key` for `ttl`: `Some(true)` for the first claim across replicas, `Some(false)`
+    /// for a later one while it lasts, `None` when that cannot be asked now (within a bounded
+    /// time); the caller then decides with what it remembers itself.
+    fn claim<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Option<bool>>;
+}
+
+/// A change a verified webhook made to the revocation overlay, as sent to other replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedEvent {
+    /// The proof id.
+    pub proof_id: String,
+    /// `Some(Revoked)`, `Some(Suspended)`, or `None` for `proof.unsuspended`.
+    pub change: Option<Pushed>,
+    /// The webhook's timestamp (Unix s): events apply per proof in timestamp order.
+    pub at: i64,
+    /// Until when the event matters (Unix s): the proof's `exp` when the event says it, else
+    /// `at` plus [`PUSHED_EVENT_DEFAULT_TTL`].
+    pub exp: i64,
+}
+
+/// How long a pushed event is kept for replicas that catch up, when the event does not say
+/// when its proof expires: the longest proof lifetime the issuer offers (365 days), and a day.
+pub const PUSHED_EVENT_DEFAULT_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Where applied webhook events are sent on to other replicas (the `cluster` feature publishes
+/// them to a Redis stream). Installed with [`StepUp::with_event_sink`].
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Hands `event` over for sending. Never blocks and never fails the webhook: an
+    /// implementation queues and sends in the background.
+    fn publish(&self, event: &PushedEvent);
+}
+
 /// The step-up endpoints.
 pub struct StepUp {
     config: StepUpConfig,
@@ -264,6 +319,12 @@ pub struct StepUp {
     /// Per proof id, the timestamp of the last webhook event applied: an older event that
     /// arrives later (a replayed `proof.unsuspended` after a `proof.suspended`) is ignored.
     last_event: moka::sync::Cache<String, i64>,
+    /// Start budgets shared with other replicas; `limiter` is the fallback.
+    shared_budget: Option<Arc<dyn SharedStartBudget>>,
+    /// Where applied webhook events go to reach the other replicas.
+    event_sink: Option<Arc<dyn EventSink>>,
+    /// Single use across replicas; `completed` is the fallback.
+    shared_once: Option<Arc<dyn SharedOnce>>,
 }
 
 impl std::fmt::Debug for StepUp {
@@ -486,7 +547,30 @@ impl StepUp {
             api,
             pages: Arc::new(Pages::default()),
             limiter,
+            shared_budget: None,
+            event_sink: None,
+            shared_once: None,
         }
+    }
+
+    /// The same protocol completing each state once across replicas through `once` (what this
+    /// replica remembers decides whenever `once` answers `None`).
+    pub fn with_shared_once(mut self, once: Option<Arc<dyn SharedOnce>>) -> Self {
+        self.shared_once = once;
+        self
+    }
+
+    /// The same protocol counting starts with other replicas in `budget` (its local limiter
+    /// decides whenever `budget` answers `None`).
+    pub fn with_shared_budget(mut self, budget: Option<Arc<dyn SharedStartBudget>>) -> Self {
+        self.shared_budget = budget;
+        self
+    }
+
+    /// The same protocol sending every webhook event it applies to `sink` as well.
+    pub fn with_event_sink(mut self, sink: Option<Arc<dyn EventSink>>) -> Self {
+        self.event_sink = sink;
+        self
     }
 
     /// The same protocol answering browsers with `pages` (branding, template).
@@ -703,7 +787,20 @@ impl StepUp {
             );
             return self.refused(html, "refused", r);
         };
-        if let Err(retry) = self.limiter.take(client) {
+        let taken = match &self.shared_budget {
+            Some(shared) => {
+                let (per_client, global) = (
+                    self.config.per_client_per_minute,
+                    self.config.global_per_minute,
+                );
+                match shared.take(client, per_client, global).await {
+                    Some(taken) => taken,
+                    None => self.limiter.take(client),
+                }
+            }
+            None => self.limiter.take(client),
+        };
+        if let Err(retry) = taken {
             let mut r = Refused::new(
                 429,
                 "rate_limited",
@@ -995,13 +1092,20 @@ impl StepUp {
                 }
             }
         }
-        // Atomic: of two callbacks racing with one state, exactly one gets the tokens.
-        if !self
+        // Atomic: of two callbacks racing with one state, exactly one gets the tokens; with a
+        // shared store, across replicas too.
+        let mut fresh = self
             .completed
             .entry(state.rid.clone())
             .or_insert(())
-            .is_fresh()
-        {
+            .is_fresh();
+        if let (true, Some(once)) = (fresh, &self.shared_once) {
+            let ttl = self.config.state_ttl + Duration::from_secs(60);
+            if once.claim(&format!("state:{}", state.rid), ttl).await == Some(false) {
+                fresh = false;
+            }
+        }
+        if !fresh {
             let r = Refused::new(
                 400,
                 "state_used",
@@ -1290,7 +1394,6 @@ impl StepUp {
             return StepUpAnswer::ok(no_content(), "duplicate");
         }
         let at: i64 = timestamp.parse().unwrap_or(0);
-        let store = enforcer.revocation();
         if let Some(id) = event.subject_proof_id() {
             let change = match event.event.as_str() {
                 "proof.revoked" => Some(Some(Pushed::Revoked)),
@@ -1299,22 +1402,51 @@ impl StepUp {
                 _ => None,
             };
             if let Some(change) = change {
-                let revoked = change == Some(Pushed::Revoked);
-                // Events as new as the last one applied for this proof, or newer, go through.
-                let mut in_order = true;
-                self.last_event
-                    .entry(id.to_owned())
-                    .and_upsert_with(|last| {
-                        let last = last.map_or(i64::MIN, |e| e.into_value());
-                        in_order = at >= last;
-                        last.max(at)
+                let exp = event
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("exp").or_else(|| d.get("expires_at")))
+                    .and_then(serde_json::Value::as_i64)
+                    .filter(|exp| *exp > at)
+                    .unwrap_or_else(|| {
+                        at.saturating_add(PUSHED_EVENT_DEFAULT_TTL.as_secs() as i64)
                     });
-                if revoked || in_order {
-                    store.push(id, change);
+                let pushed = PushedEvent {
+                    proof_id: id.to_owned(),
+                    change,
+                    at,
+                    exp,
+                };
+                if self.apply_event(enforcer, &pushed) {
+                    if let Some(sink) = &self.event_sink {
+                        sink.publish(&pushed);
+                    }
                 }
             }
         }
         StepUpAnswer::ok(no_content(), "applied")
+    }
+
+    /// Applies a webhook event to the revocation overlay — one this replica verified, or one
+    /// another replica sent on — in timestamp order per proof: an event older than the last one
+    /// applied for its proof is ignored, except `proof.revoked`, which is final whatever its
+    /// order. Returns whether it was applied.
+    pub fn apply_event(&self, enforcer: &Enforcer, event: &PushedEvent) -> bool {
+        let revoked = event.change == Some(Pushed::Revoked);
+        // Events as new as the last one applied for this proof, or newer, go through.
+        let mut in_order = true;
+        self.last_event
+            .entry(event.proof_id.clone())
+            .and_upsert_with(|last| {
+                let last = last.map_or(i64::MIN, |e| e.into_value());
+                in_order = event.at >= last;
+                last.max(event.at)
+            });
+        let applied = revoked || in_order;
+        if applied {
+            enforcer.revocation().push(&event.proof_id, event.change);
+        }
+        applied
     }
 }
 

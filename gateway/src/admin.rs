@@ -50,6 +50,9 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
         .with_label_values(&["revocation"])
         .set(g.gate.revocation().consecutive_failures() as i64);
     m.sync_fail_open(g.gate.revocation().fail_open_count());
+    if let Some(cluster) = &g.cluster {
+        m.sync_cluster(cluster);
+    }
     m.sync_approvals(&g.gate.approvals().counts());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -57,9 +60,11 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     )
 }
 
-/// `200 ready` or `503 not ready: …` with what is missing; either way followed by the settings
-/// a reload could not apply, if any (`restart needed for: listeners, …`): those keep their old
-/// values, which does not make the gateway less ready.
+/// `200 ready` or `503 not ready: …` with what is missing; either way followed, with
+/// `[cluster]`, by `cluster: connected` or `cluster: unreachable (local fallback)` (a detail:
+/// without the shared store each replica decides alone, which does not make it less ready), and
+/// by the settings a reload could not apply, if any (`restart needed for: listeners, …`): those
+/// keep their old values, which does not make the gateway less ready either.
 async fn readyz(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
     let (status, mut body) = match g.ready() {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
@@ -68,6 +73,10 @@ async fn readyz(State(g): State<Arc<Gateway>>) -> impl IntoResponse {
             format!("not ready: {}\n", problems.join(", ")),
         ),
     };
+    if let Some(cluster) = g.cluster_status() {
+        // A detail: the edge keeps serving on its local fallbacks.
+        body.push_str(&format!("cluster: {cluster}\n"));
+    }
     let restart = g.restart_needed();
     if !restart.is_empty() {
         body.push_str(&format!("restart needed for: {}\n", restart.join(", ")));

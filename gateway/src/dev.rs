@@ -152,6 +152,7 @@ pub fn start(ports: DevPorts) -> Result<DevStack, GatewayError> {
         api_key: Some(Secret::new(DEV_API_KEY)),
         cookie_key: Some(Secret::new(cookie_key)),
         webhook_secret: Some(Secret::new(sandbox.webhook_secret())),
+        ..Secrets::default()
     };
     let gateway = GatewayHandle::start(config, secrets, None)?;
     Ok(DevStack {

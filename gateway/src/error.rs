@@ -66,6 +66,9 @@ pub enum GatewayError {
     /// The proxy server's thread ended by panicking.
     #[error("the proxy server stopped on an internal error (see the log)")]
     ServerCrashed,
+    /// `[cluster]` cannot be set up (no URL, or one the Redis client refuses).
+    #[error("[cluster]: {0}")]
+    Cluster(String),
 }
 
 impl GatewayError {

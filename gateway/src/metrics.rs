@@ -102,6 +102,25 @@ pub struct Metrics {
     decision_counters: ArcSwap<DecisionCounters>,
     /// `decision_seconds` for `allow`, `deny` and `step_up`.
     decision_timers: [Histogram; 3],
+    /// The `proofgate_cluster_*` metrics, registered with `[cluster]` only
+    /// ([`Metrics::init_cluster`]).
+    cluster: std::sync::OnceLock<ClusterMetrics>,
+}
+
+/// The metrics of the shared store (`[cluster]`).
+struct ClusterMetrics {
+    /// `proofgate_cluster_connected`: 1 while the shared store answers, 0 while this replica
+    /// decides alone.
+    connected: IntGauge,
+    /// `proofgate_cluster_fallback_total{what}`: decisions taken locally because the store
+    /// could not be asked: `budget` (a step-up start), `once` (a single-use claim: a step-up
+    /// state's completion, an approval ticket), `publish` (a webhook event queued for later).
+    fallback: IntCounterVec,
+    /// `proofgate_cluster_events_total{direction}`: webhook events `published` to the other
+    /// replicas, `received` from them, `dropped` from a full queue.
+    events: IntCounterVec,
+    /// `proofgate_cluster_publish_queue`: events waiting for the store to come back.
+    queued: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -306,8 +325,83 @@ impl Metrics {
             webhooks,
             client_errors,
             cache_lookups,
+            cluster: std::sync::OnceLock::new(),
             approvals,
             approval_status,
+        }
+    }
+
+    /// Registers the `proofgate_cluster_*` metrics (with `[cluster]`), every series at 0.
+    pub fn init_cluster(&self) {
+        self.cluster.get_or_init(|| {
+            let connected = IntGauge::new(
+                "proofgate_cluster_connected",
+                "1 while the shared store ([cluster]) answers, 0 while this replica decides alone.",
+            )
+            .expect("metric");
+            let fallback = IntCounterVec::new(
+                Opts::new(
+                    "proofgate_cluster_fallback_total",
+                    "Decisions taken locally because the shared store could not be asked, by what (budget, once, publish).",
+                ),
+                &["what"],
+            )
+            .expect("metric");
+            let events = IntCounterVec::new(
+                Opts::new(
+                    "proofgate_cluster_events_total",
+                    "Webhook events published to the other replicas, received from them, or dropped from a full queue.",
+                ),
+                &["direction"],
+            )
+            .expect("metric");
+            let queued = IntGauge::new(
+                "proofgate_cluster_publish_queue",
+                "Webhook events waiting for the shared store to come back.",
+            )
+            .expect("metric");
+            for what in proofgate_core::cluster::FALLBACKS {
+                fallback.with_label_values(&[what]);
+            }
+            for direction in ["published", "received", "dropped"] {
+                events.with_label_values(&[direction]);
+            }
+            for c in [
+                Box::new(connected.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(fallback.clone()),
+                Box::new(events.clone()),
+                Box::new(queued.clone()),
+            ] {
+                self.registry.register(c).expect("register metric");
+            }
+            ClusterMetrics {
+                connected,
+                fallback,
+                events,
+                queued,
+            }
+        });
+    }
+
+    /// Brings the `proofgate_cluster_*` metrics up to the store's own counts.
+    pub fn sync_cluster(&self, cluster: &proofgate_core::cluster::Cluster) {
+        let Some(m) = self.cluster.get() else { return };
+        m.connected.set(i64::from(cluster.is_connected()));
+        m.queued.set(cluster.queued() as i64);
+        let totals = cluster.fallbacks().into_iter().chain([
+            ("published", cluster.published()),
+            ("received", cluster.received()),
+            ("dropped", cluster.dropped()),
+        ]);
+        for (label, total) in totals {
+            let c = match label {
+                "published" | "received" | "dropped" => m.events.with_label_values(&[label]),
+                what => m.fallback.with_label_values(&[what]),
+            };
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
         }
     }
 

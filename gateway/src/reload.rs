@@ -207,6 +207,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         "step_up.public_url": step_up.public_url;
         "step_up.allowed_hosts": step_up.allowed_hosts;
         "logging.json": logging.json;
+        "cluster": cluster;
         "approvals.ticket_ttl": approvals.ticket_ttl;
         "approvals.max_body_bytes": approvals.max_body_bytes;
         "approvals.poll_interval": approvals.poll_interval;
@@ -305,6 +306,7 @@ fn every_setting_is_sorted(c: &Config) {
             },
         forward_auth: _, // applied (crate::state::Live)
         pages: _,        // compared: branding and template
+        cluster: _,      // compared: the connection and its tasks start with the process
         approvals:
             proofgate_config::ApprovalsSettings {
                 ticket_ttl: _,               // compared

@@ -362,6 +362,15 @@ async fn side_tasks(
     };
     tokio::spawn(gateway.gate.keys().clone().run(stopped(stop.clone())));
     tokio::spawn(gateway.gate.revocation().clone().run(stopped(stop.clone())));
+    if let Some(cluster) = &gateway.cluster {
+        // Events other replicas applied, applied here in the same order rules as a webhook.
+        let applier = gateway.clone();
+        let apply = move |event: &proofgate_core::stepup::PushedEvent| {
+            let gate = &applier.gate;
+            gate.step_up_protocol().apply_event(gate.enforcer(), event);
+        };
+        tokio::spawn(cluster.clone().run(apply, stopped(stop.clone())));
+    }
     if mode == StartMode::Upgrade {
         // Take no traffic over before the data to decide it is here (bounded).
         let start = tokio::time::Instant::now();

@@ -176,6 +176,27 @@ pub fn gate_builder(config: &Config) -> GateBuilder {
         .approvals_config(config.approvals_config())
 }
 
+/// The shared store of `[cluster]`, with the connection URL from the secrets.
+fn cluster_store(
+    config: &Config,
+    secrets: &Secrets,
+) -> Result<Option<Arc<proofgate_core::cluster::Cluster>>, GatewayError> {
+    use proofgate_core::cluster::{Cluster, ClusterConfig};
+    let Some(settings) = &config.cluster else {
+        return Ok(None);
+    };
+    let url = settings.connection_url(secrets).ok_or_else(|| {
+        GatewayError::Cluster("no Redis URL: set cluster.redis_url or PROOFGATE_REDIS_URL".into())
+    })?;
+    let mut c = ClusterConfig::new(url.expose());
+    c.key_prefix = settings.key_prefix.clone();
+    c.connect_timeout = settings.connect_timeout;
+    c.command_timeout = settings.command_timeout;
+    Cluster::new(c)
+        .map(Some)
+        .map_err(|e| GatewayError::Cluster(e.to_string()))
+}
+
 /// Everything a request needs, shared by all of Pingora's threads.
 pub struct Gateway {
     /// The core's gate: every decision and step-up answer is its.
@@ -196,6 +217,8 @@ pub struct Gateway {
     pub(crate) restart_needed: ArcSwap<Vec<&'static str>>,
     /// The log level in effect (`logging.level`, which a reload applies).
     pub(crate) log_level: Mutex<LogLevel>,
+    /// The store the replicas share (`[cluster]`); its tasks run on the side runtime.
+    pub cluster: Option<Arc<proofgate_core::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -214,6 +237,16 @@ impl Gateway {
             .webhook_secret
             .as_ref()
             .map(|w| w.expose().as_bytes().to_vec());
+        let cluster = cluster_store(config, secrets)?;
+        if let Some(c) = &cluster {
+            builder = builder
+                .shared_budget(c.clone())
+                .event_sink(c.clone())
+                .shared_once(c.clone())
+                .ticket_ledger(Arc::new(proofgate_core::cluster::SharedTicketLedger::new(
+                    c.clone(),
+                )));
+        }
         let gate = builder
             .cookie_key(
                 secrets
@@ -227,6 +260,9 @@ impl Gateway {
         let metrics = Metrics::new();
         metrics.init_decisions(&config.routes);
         metrics.init_upstreams(config.upstreams.iter().map(|u| u.name.as_str()));
+        if cluster.is_some() {
+            metrics.init_cluster();
+        }
         Ok(Arc::new(Self {
             gate,
             live: ArcSwap::from_pointee(Live::from_config(config)?),
@@ -236,7 +272,20 @@ impl Gateway {
             started_with: config.clone(),
             restart_needed: ArcSwap::from_pointee(Vec::new()),
             log_level: Mutex::new(config.logging.level),
+            cluster,
         }))
+    }
+
+    /// How the shared store is doing, for `/readyz` (a detail, never a reason to be unready):
+    /// `None` without `[cluster]`.
+    pub fn cluster_status(&self) -> Option<&'static str> {
+        self.cluster.as_ref().map(|c| {
+            if c.is_connected() {
+                "connected"
+            } else {
+                "unreachable (local fallback)"
+            }
+        })
     }
 
     /// Whether everything a decision may need is loaded: keys and the revocation list fresh and

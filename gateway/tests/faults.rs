@@ -44,6 +44,7 @@ async fn stack_with(o: Options, before: impl FnOnce(&SandboxHandle)) -> Stack {
         api_key: Some(Secret::new(common::API_KEY)),
         cookie_key: Some(Secret::new(common::COOKIE_KEY)),
         webhook_secret: Some(Secret::new(sandbox.webhook_secret())),
+        ..Secrets::default()
     };
     let gateway = tokio::task::spawn_blocking(move || GatewayHandle::start(config, secrets, None))
         .await

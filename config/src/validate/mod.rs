@@ -17,6 +17,7 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::file::ConfigFile;
 
 mod approvals;
+mod cluster;
 mod forward_auth;
 mod identity_headers;
 mod issuer;
@@ -32,6 +33,7 @@ mod step_up;
 mod tokens;
 mod upstreams;
 
+use self::cluster::cluster;
 use self::forward_auth::forward_auth;
 use self::identity_headers::identity_headers;
 use self::issuer::issuer;
@@ -242,6 +244,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
     let pages = pages(&mut c, &file.pages);
     let step_up = step_up(&mut c, file, &tokens, &policies, routes.as_ref());
     let forward_auth = forward_auth(&mut c, &file.forward_auth, &step_up);
+    let cluster = file.cluster.as_ref().map(|f| cluster(&mut c, f));
     let approvals = self::approvals::approvals(&mut c, &file.approvals, &policies);
 
     match (ConfigErrors::from_vec(c.errors), routes) {
@@ -259,6 +262,7 @@ pub(crate) fn validate(file: &ConfigFile) -> Result<Config, ConfigErrors> {
             logging,
             pages,
             forward_auth,
+            cluster,
             approvals,
         }),
         (Some(errors), _) => Err(with_lines(errors, &file.locations)),

@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod browser;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -418,6 +419,7 @@ pub async fn stack(o: Options) -> Stack {
         api_key: Some(Secret::new(API_KEY)),
         cookie_key: Some(Secret::new(COOKIE_KEY)),
         webhook_secret: Some(Secret::new(sandbox.webhook_secret())),
+        ..Secrets::default()
     };
     let path = o.watch.then(|| config_path.clone());
     let gateway = tokio::task::spawn_blocking(move || GatewayHandle::start(config, secrets, path))
