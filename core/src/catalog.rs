@@ -47,6 +47,12 @@ pub fn known_channel(channel: &str) -> bool {
         .any(|(_, cs)| cs.contains(&channel))
 }
 
+/// Token `type`s the issuer signs with the proof key that record a person's decision, not control
+/// of an identifier: a human approval (`confirmation`) and a recipient's consent
+/// (`authorization`). A requirement that names no type accepts any proof of control, never
+/// these; one that lists them by name accepts them.
+pub const DECISION_TYPES: [&str; 2] = ["confirmation", "authorization"];
+
 /// The identity headers' names, in the order they are set.
 pub const IDENTITY_HEADER_NAMES: [&str; 5] = [
     "x-proof-subject",

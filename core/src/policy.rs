@@ -258,7 +258,17 @@ impl Requirement {
             return false;
         }
         let claims = &proof.claims;
-        if !self.types.is_empty() && !one_of(&self.types, claims.proof_type.as_deref()) {
+        if self.types.is_empty() {
+            // "Any proof" means any proof of control: an approval or consent token is signed by
+            // the same key but proves a decision, so it meets only a requirement naming its type.
+            if claims
+                .proof_type
+                .as_deref()
+                .is_some_and(|t| crate::catalog::DECISION_TYPES.contains(&t))
+            {
+                return false;
+            }
+        } else if !one_of(&self.types, claims.proof_type.as_deref()) {
             return false;
         }
         if !self.channels.is_empty() && !one_of(&self.channels, claims.channel.as_deref()) {

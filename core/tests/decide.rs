@@ -223,3 +223,44 @@ fn rendering_of_step_up_and_deny() {
         .iter()
         .any(|(k, v)| k == "content-type" && v == "application/problem+json"));
 }
+
+#[tokio::test]
+async fn an_approval_or_consent_token_is_no_proof_of_control() {
+    let r = rig().await;
+    // "Any proof" (no type named) and a channel-only requirement: proofs of control only.
+    let any = Policy::any_of("any", vec![Requirement::default()]);
+    let browser = Policy::any_of(
+        "browser",
+        vec![Requirement::default().channels(["browser"])],
+    );
+    let phone = r
+        .key
+        .sign(&testing::claims("p", "phone", "sms", "+37069199199"));
+    assert!(matches!(
+        r.enforcer.decide(&any, &bearer(&phone)),
+        Decision::Allow { .. }
+    ));
+    for kind in ["confirmation", "authorization"] {
+        let mut claims = testing::claims("conf_1", kind, "browser", "approver");
+        claims.decision = Some(Box::new(serde_json::json!("approve")));
+        let token = r.key.sign(&claims);
+        for policy in [&any, &browser] {
+            let d = r.enforcer.decide(policy, &bearer(&token));
+            assert_eq!(
+                reason(&d),
+                Some(Reason::PolicyUnmet),
+                "{kind} on {}",
+                policy.name
+            );
+        }
+        // Named, it is accepted: an operator may ask for it on purpose.
+        let named = Policy::any_of("named", vec![Requirement::of_type(kind)]);
+        assert!(
+            matches!(
+                r.enforcer.decide(&named, &bearer(&token)),
+                Decision::Allow { .. }
+            ),
+            "{kind} named"
+        );
+    }
+}
