@@ -163,6 +163,9 @@ pub struct Held<'a> {
     pub headers: &'a HeaderMap,
     /// The proofs that satisfied the policy.
     pub proofs: &'a [Arc<VerifiedProof>],
+    /// The delegations that satisfied the policy: an agent is a requester like a person, so a
+    /// ticket made for one agent's delegation is refused to another's.
+    pub delegations: &'a [crate::delegation::Delegated],
     /// The body.
     pub body: HeldBody<'a>,
 }
@@ -574,7 +577,13 @@ impl Approvals {
             }
         };
         let digest = ticket::body_digest(body);
-        let subject = ticket::subject_key(held.proofs.iter().map(|p| p.subject()));
+        let subject = ticket::subject_key(
+            held.proofs.iter().map(|p| p.subject()).chain(
+                held.delegations
+                    .iter()
+                    .map(|d| d.delegation.handle.as_str()),
+            ),
+        );
         let now = unix_now();
         if let Some(text) = header_ticket {
             let t = match self.check(&text, &held, &subject, &digest, now) {
@@ -689,7 +698,7 @@ impl Approvals {
             &message::MessageInput {
                 method: held.method.as_str(),
                 path: held.target,
-                subject: &message::describe_subject(held.proofs),
+                subject: &message::describe_subject(held.proofs, held.delegations),
                 policy: held.policy,
                 headers: held.headers,
                 body,

@@ -818,6 +818,7 @@ impl Gate {
             target: &pending.target,
             headers,
             proofs: &pending.forward.proofs,
+            delegations: &pending.forward.delegations,
             body,
         };
         let answer = self.approvals.decide(&self.enforcer, held).await;

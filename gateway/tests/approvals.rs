@@ -127,6 +127,18 @@ name = "transfers"
 path = "/transfers/**"
 policy = "transfer"
 
+[[policies]]
+name = "agent-payout"
+rule = "any_of"
+on_failure = "deny"
+requirements = [{{ delegation = {{ principals = ["corp.example"], scopes = ["payments-write"] }} }}]
+approval = {{ hitl = "{hitl}", message = "{{method}} {{path}} by {{subject}}", timeout = "60s" }}
+
+[[routes]]
+name = "agent-payouts"
+path = "/agents/**"
+policy = "agent-payout"
+
 [approvals]
 poll_interval = "{poll}"
 max_body_bytes = 1024
@@ -190,6 +202,8 @@ struct Req {
     ticket: Option<String>,
     html: bool,
     cookie: Option<String>,
+    /// `token` is a delegation, sent as `Authorization: Delegation …`.
+    delegation: bool,
 }
 
 impl Req {
@@ -202,6 +216,14 @@ impl Req {
             ticket: None,
             html: false,
             cookie: None,
+            delegation: false,
+        }
+    }
+
+    fn agent(path: &str, body: &str, token: &str) -> Self {
+        Self {
+            delegation: true,
+            ..Self::post(path, body, token)
         }
     }
 
@@ -230,7 +252,14 @@ impl Stack {
             let mut b = self
                 .http
                 .request(r.method.clone(), format!("{}{}", self.proxy, r.path))
-                .bearer_auth(&r.token)
+                .header(
+                    "authorization",
+                    if r.delegation {
+                        format!("Delegation {}", r.token)
+                    } else {
+                        format!("Bearer {}", r.token)
+                    },
+                )
                 .header("x-account", "acme-payroll")
                 .header(
                     "content-type",
@@ -793,5 +822,76 @@ async fn a_client_that_expects_100_continue_is_asked_for_its_body() {
     assert!(
         forwarded[0]["headers"].get("expect").is_none(),
         "{forwarded:?}"
+    );
+}
+
+/// Two agents holding delegations from the same domain: a ticket asked for by one is refused to
+/// the other (an agent is a requester like a person), and the approver's message names the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_ticket_is_refused_to_another_agent() {
+    use proofgate_core::client::{CreateDelegation, CreateVerification, Delegate, ProofApiClient};
+
+    let s = start(Setup {
+        hitl_timeout: 60,
+        poll_interval: "1s",
+        webhook: false,
+    })
+    .await;
+    let api = ProofApiClient::new(&s.base, API_KEY).unwrap();
+    let created = api
+        .create_verification(&CreateVerification::new("domain", "dns", "corp.example"))
+        .await
+        .unwrap();
+    let control = api
+        .test_verify(&created.id)
+        .await
+        .unwrap()
+        .public_proof_id
+        .expect("ph_ctl_ handle");
+    let mut agents = Vec::new();
+    for url in ["https://a.example/bot", "https://b.example/bot"] {
+        let d = api
+            .create_delegation(&CreateDelegation {
+                control_proof: control.clone(),
+                delegate: Delegate::url(url),
+                scope: vec!["payments-write".to_owned()],
+                expires_in: None,
+            })
+            .await
+            .unwrap();
+        agents.push(d.token.expect("a token"));
+    }
+    let body = r#"{"amount":"10.00"}"#;
+    let a = Req::agent("/agents/pay", body, &agents[0]);
+    let b = Req::agent("/agents/pay", body, &agents[1]);
+    let (ticket, cid) = s.ask(&a).await;
+    let message = s.confirmation(&cid).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("agent https://a.example/bot for corp.example"),
+        "{message}"
+    );
+    s.decide(&cid, true).await;
+    s.wait_status(&cid, "approved", Duration::from_secs(10))
+        .await;
+
+    let (status, answer, _) = s.send(&b.ticket(&ticket)).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(
+        answer["reason"], "approval_ticket_other_subject",
+        "{answer}"
+    );
+    assert!(s.forwarded().is_empty());
+
+    let (status, answer, _) = s.send(&a.ticket(&ticket)).await;
+    assert_eq!(status, 200, "{answer}\n{}", s.logs());
+    let forwarded = s.forwarded();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(forwarded[0]["body"], body);
+    assert_eq!(
+        forwarded[0]["headers"]["x-proof-delegation-delegate"],
+        "https://a.example/bot"
     );
 }

@@ -89,8 +89,13 @@ pub fn unknown_placeholders(template: &str) -> Vec<String> {
     unknown
 }
 
-/// Who asks, in words: each proof's type and id (`email proof 3f…`), or `anonymous`.
-pub fn describe_subject(proofs: &[std::sync::Arc<crate::proof::VerifiedProof>]) -> String {
+/// Who asks, in words: each proof's type and id (`email proof 3f…`) and each delegation's agent
+/// (`agent https://agent.example/bot for corp.example, delegation ph_dlg_…`, marked unbound when
+/// no client certificate proved the agent), or `anonymous`.
+pub fn describe_subject(
+    proofs: &[std::sync::Arc<crate::proof::VerifiedProof>],
+    delegations: &[crate::delegation::Delegated],
+) -> String {
     let described: Vec<String> = proofs
         .iter()
         .map(|p| {
@@ -100,6 +105,16 @@ pub fn describe_subject(proofs: &[std::sync::Arc<crate::proof::VerifiedProof>]) 
                 p.subject()
             )
         })
+        .chain(delegations.iter().map(|d| {
+            let v = &d.delegation;
+            format!(
+                "agent {} for {}, delegation {}{}",
+                v.delegate,
+                v.principal,
+                v.handle,
+                if d.bound { "" } else { " (unbound)" }
+            )
+        }))
         .collect();
     if described.is_empty() {
         "anonymous".to_owned()
