@@ -80,6 +80,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("stage_payload_base64", |b| {
         b.iter(|| URL_SAFE_NO_PAD.decode(black_box(payload_b64)).unwrap())
     });
+    // The cache key's cost on every request, hit or miss: the token's SHA-256 (the key now)
+    // against foldhash over the whole token (the key's hash before, plus a compare on a hit).
+    g.bench_function("stage_token_sha256", |b| {
+        b.iter(|| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(token.as_bytes()))
+        })
+    });
+    let seeded = foldhash::fast::RandomState::default();
+    g.bench_function("stage_token_foldhash", |b| {
+        b.iter(|| std::hash::BuildHasher::hash_one(&seeded, black_box(token.as_str())))
+    });
     let payload = URL_SAFE_NO_PAD.decode(payload_b64).unwrap();
     g.bench_function("stage_claims_json", |b| {
         b.iter(|| {

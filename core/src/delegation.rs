@@ -663,11 +663,7 @@ fn parse_claims(payload: &[u8], issuer: &str) -> Result<VerifiedDelegation, Reas
             let slot = v.get("status_list").ok_or(bad)?;
             Some(StatusListRef {
                 idx: slot.get("idx").and_then(Value::as_u64).ok_or(bad)?,
-                uri: slot
-                    .get("uri")
-                    .and_then(Value::as_str)
-                    .ok_or(bad)?
-                    .into(),
+                uri: slot.get("uri").and_then(Value::as_str).ok_or(bad)?.into(),
             })
         }
     };
