@@ -447,7 +447,8 @@ impl DelegationVerifier {
                 {
                     return Err(Reason::DelegationMalformed);
                 }
-                let parsed = parse_claims(&decoded.payload, &self.config.issuer)?;
+                let payload = decoded.payload().map_err(|_| Reason::DelegationMalformed)?;
+                let parsed = parse_claims(&payload, &self.config.issuer)?;
                 (Arc::new(parsed), Some(decoded))
             }
         };

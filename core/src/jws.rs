@@ -65,49 +65,29 @@ pub(crate) struct Verified<'k> {
     pub key: &'k VerificationKey,
 }
 
-/// Checks a compact JWS against `keys`, for something of `purpose`.
+/// Checks a compact JWS against `keys`, for something of `purpose`: [`decode`]'s shape and
+/// header checks, then the key the header's `kid` names (or each published key of the algorithm
+/// when there is none) and the signature.
 pub(crate) fn verify<'k>(
     token: &str,
     keys: &'k KeySet,
     purpose: &str,
 ) -> Result<Verified<'k>, JwsError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwsError::Malformed);
-    };
-    if h.is_empty() || p.is_empty() {
-        return Err(JwsError::Malformed);
-    }
-    let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::Malformed)?;
-    let header: RawHeader =
-        serde_json::from_slice(&header_bytes).map_err(|_| JwsError::Malformed)?;
-    let alg = header.alg.as_deref().ok_or(JwsError::Malformed)?;
-    let alg = Algorithm::from_name(alg).ok_or(JwsError::UnsupportedAlgorithm)?;
-    if header.jwk.is_some()
-        || header.jku.is_some()
-        || header.x5u.is_some()
-        || header.x5c.is_some()
-        || header.x5t.is_some()
-        || header.x5t_s256.is_some()
-        || header.crit.is_some()
-        || header.cty.is_some()
-    {
-        return Err(JwsError::ForbiddenHeader);
-    }
-    if s.is_empty() {
-        return Err(JwsError::InvalidSignature);
-    }
-    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
-    let message = &token.as_bytes()[..h.len() + 1 + p.len()];
-    let key = match header.kid.as_deref() {
+    let decoded = decode(token)?;
+    let Decoded {
+        alg,
+        ref kid,
+        message,
+        ref signature,
+        ..
+    } = decoded;
+    let key = match kid.as_deref() {
         Some(kid) => {
             let key = keys
                 .by_kid(kid)
                 .filter(|k| k.alg == alg && k.serves(purpose))
                 .ok_or_else(|| JwsError::UnknownKey(Some(kid.to_owned())))?;
-            if !key.verify(message, &signature) {
+            if !key.verify(message, signature) {
                 return Err(JwsError::InvalidSignature);
             }
             key
@@ -122,33 +102,46 @@ pub(crate) fn verify<'k>(
                 return Err(JwsError::UnknownKey(None));
             }
             candidates
-                .find(|k| k.verify(message, &signature))
+                .find(|k| k.verify(message, signature))
                 .ok_or(JwsError::InvalidSignature)?
         }
     };
-    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?;
+    // The payload is decoded only once the signature holds: a forged token's reason is the
+    // signature's, whatever its payload looks like.
+    let payload = decoded.payload()?;
     Ok(Verified {
-        kid: header.kid,
-        typ: header.typ,
+        kid: decoded.kid,
+        typ: decoded.typ,
         payload,
         key,
     })
 }
 
-/// A compact JWS whose shape and header passed the checks of [`verify`], signature not yet
-/// checked: for a caller that must check claims before the signature (delegations, whose
-/// contract runs the claim checks first) and choose the key by its own rules.
+/// A compact JWS whose shape and header passed the checks, signature not yet checked: what
+/// [`verify`] starts from, and what a caller gets that must check claims before the signature
+/// (delegations, whose contract runs the claim checks first) and choose the key by its own rules.
 pub(crate) struct Decoded<'t> {
     pub alg: Algorithm,
     pub kid: Option<String>,
     pub typ: Option<String>,
     /// The signing input (`header.payload`).
     pub message: &'t [u8],
-    pub payload: Vec<u8>,
+    /// The payload, still base64url ([`Decoded::payload`]).
+    payload_b64: &'t str,
     pub signature: Vec<u8>,
 }
 
-/// The shape and header checks of [`verify`], in the same order, without a key.
+impl Decoded<'_> {
+    /// The payload's bytes.
+    pub fn payload(&self) -> Result<Vec<u8>, JwsError> {
+        URL_SAFE_NO_PAD
+            .decode(self.payload_b64)
+            .map_err(|_| JwsError::Malformed)
+    }
+}
+
+/// The shape and header checks: three parts, base64url, a header naming a supported algorithm and
+/// no header-embedded key (`jwk`, `jku`, `x5u`, `x5c`, `x5t`, `crit`, `cty`), a signature.
 pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, JwsError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
@@ -179,13 +172,12 @@ pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, JwsError> {
         return Err(JwsError::InvalidSignature);
     }
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
-    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?;
     Ok(Decoded {
         alg,
         kid: header.kid,
         typ: header.typ,
         message: &token.as_bytes()[..h.len() + 1 + p.len()],
-        payload,
+        payload_b64: p,
         signature,
     })
 }
