@@ -278,19 +278,6 @@ fn header(name: HeaderName, value: &str) -> Option<(HeaderName, HeaderValue)> {
 }
 
 /// The title of a reason's answer (problem+json `title`).
-fn title(reason: Reason) -> &'static str {
-    match reason {
-        Reason::ApprovalRequired => "Approval required",
-        Reason::ApprovalPending => "Approval pending",
-        Reason::ApprovalDenied => "Approval denied",
-        Reason::ApprovalExpired => "Approval expired",
-        Reason::ApprovalBodyTooLarge => "Request body too large for approval",
-        Reason::ApprovalUnavailable => "Approval unavailable",
-        Reason::ApprovalRateLimited => "Too many approvals asked for",
-        _ => "Approval ticket refused",
-    }
-}
-
 /// The heading and message of a reason's page.
 fn words(reason: Reason) -> (&'static str, &'static str) {
     match reason {
@@ -770,7 +757,13 @@ impl Approvals {
         let retry = self.config.poll_interval.as_secs().max(1);
         let status_url = self.status_url(&t.cid);
         let mut rendered = if render::is_grpc(headers) {
-            render::grpc(9, title(reason), reason.as_str(), None, None)
+            render::grpc(
+                9,
+                render::problem_title(reason),
+                reason.as_str(),
+                None,
+                None,
+            )
         } else if render::wants_html(headers) {
             let sealed_text;
             let sealed = match sealed {
@@ -785,7 +778,7 @@ impl Approvals {
         } else {
             let mut body = json!({
                 "type": format!("https://proofgate.dev/problems/{}", reason.as_str()),
-                "title": title(reason),
+                "title": render::problem_title(reason),
                 "status": reason.approval_status(),
                 "reason": reason.as_str(),
                 "approval": "pending",
@@ -883,7 +876,7 @@ impl Approvals {
         let mut rendered = if render::is_grpc(headers) {
             render::grpc(
                 render::grpc_code_for_http(status),
-                title(reason),
+                render::problem_title(reason),
                 reason.as_str(),
                 None,
                 None,

@@ -505,16 +505,41 @@ fn www_authenticate(realm: &str, reason: Reason, step_up: Option<&str>) -> Heade
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Proof"))
 }
 
+/// The problem+json `title` for a reason: what was asked for (a proof, an agent's delegation, a
+/// person's approval) and how it fell short (the reason's family).
+pub fn problem_title(reason: Reason) -> &'static str {
+    if reason.is_delegation() {
+        return match reason.family() {
+            Family::Unauthenticated => "Delegation required",
+            Family::Forbidden => "Delegation insufficient",
+            Family::Unavailable => "Delegation check unavailable",
+        };
+    }
+    if reason.is_approval() {
+        return match reason {
+            Reason::ApprovalRequired => "Approval required",
+            Reason::ApprovalPending => "Approval pending",
+            Reason::ApprovalDenied => "Approval denied",
+            Reason::ApprovalExpired => "Approval expired",
+            Reason::ApprovalBodyTooLarge => "Request body too large for approval",
+            Reason::ApprovalUnavailable => "Approval unavailable",
+            Reason::ApprovalRateLimited => "Too many approvals asked for",
+            _ => "Approval ticket refused",
+        };
+    }
+    match reason.family() {
+        Family::Unauthenticated => "Proof required",
+        Family::Forbidden => "Proof insufficient",
+        Family::Unavailable => "Proof check unavailable",
+    }
+}
+
 /// The problem+json body for a reason.
 ///
 /// `status` is the response's own status (RFC 9457 wants the two to agree): a step-up offered
 /// for `policy_unmet` is answered 401, whatever the reason's family.
 pub fn problem_body(reason: Reason, status: u16, policy: &str, step_up: Option<&str>) -> Bytes {
-    let title = match reason.family() {
-        Family::Unauthenticated => "Proof required",
-        Family::Forbidden => "Proof insufficient",
-        Family::Unavailable => "Proof check unavailable",
-    };
+    let title = problem_title(reason);
     let mut body = json!({
         "type": format!("https://proofgate.dev/problems/{}", reason.as_str()),
         "title": title,

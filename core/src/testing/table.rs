@@ -431,10 +431,15 @@ impl Expected {
         // The body's `status` is the response's own (RFC 9457); its `title` follows the
         // reason's family, so a step-up for `policy_unmet` is a 401 "Proof insufficient".
         let body_status = status;
+        let thing = if reason_kind.is_delegation() {
+            "Delegation"
+        } else {
+            "Proof"
+        };
         let title = match reason_kind.family() {
-            crate::reason::Family::Unauthenticated => "Proof required",
-            crate::reason::Family::Forbidden => "Proof insufficient",
-            crate::reason::Family::Unavailable => "Proof check unavailable",
+            crate::reason::Family::Unauthenticated => format!("{thing} required"),
+            crate::reason::Family::Forbidden => format!("{thing} insufficient"),
+            crate::reason::Family::Unavailable => format!("{thing} check unavailable"),
         };
         let detail = reason_kind.message();
         let mut expected = json!({
