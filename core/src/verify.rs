@@ -4,10 +4,11 @@
 //! tightenings: `exp` is required, the revocation list is consulted besides the status list (in
 //! [`crate::revocation`]), and a size cap applies before any parsing.
 //!
-//! A repeated token costs one cache lookup: the cache holds the result of the signature and claim
-//! checks, keyed by the token's SHA-256 digest, and an entry never outlives the token's `exp`. What can change
-//! after a token was verified — the clock, the key set, key staleness — is re-checked on every hit;
-//! revocation is checked by the caller on every decision.
+//! A repeated token costs one digest and one cache lookup: the cache holds the result of the
+//! signature and claim checks, keyed by 128 bits of the token's SHA-256 (the token itself is not
+//! kept), and an entry never outlives the token's `exp`. What can change after a token was
+//! verified — the clock, the key set, key staleness — is re-checked on every hit; revocation is
+//! checked by the caller on every decision.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
