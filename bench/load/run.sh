@@ -295,7 +295,7 @@ measure() { # label target rep
     local gen_cpu core1 gen_s
     gen_s=$(sed -n 's/^PGGEN cpu_s=//p' "$outfile" | tail -1)
     gen_cpu=$(awk -v s="${gen_s:-0+0}" -v ns=$((ended - started)) 'BEGIN { split(s, a, "+"); printf "%.0f", 100 * (a[1] + a[2]) / (ns / 1e9) }')
-    core1=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", t > 0 ? 100 * (y[1] - x[1]) / t : 0 }')
+    core1=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }')
     extra="gen_cpu_pct=$gen_cpu core1_pct=$core1"
     if [ "$gen_cpu" -ge 90 ] && [ "$cpu" -lt 90 ]; then
         echo "run.sh: warning: $label rep $rep: the load generator used ${gen_cpu}% of its core while the server used ${cpu}%: the generator set the pace (req/s is a floor)" >&2
