@@ -352,23 +352,8 @@ impl LinkParams {
 
 // ----- handlers -----
 
-fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiErr> {
-    path.map(|Path(id)| id).map_err(|_| ApiErr::not_found(what))
-}
-
 fn parse_channels(obj: &Map<String, Value>) -> Result<Vec<Value>, ApiErr> {
-    let items = match obj.get("channels") {
-        Some(Value::Array(items)) if (1..=10).contains(&items.len()) => items,
-        Some(Value::Array(_)) => {
-            return Err(ApiErr::field(
-                "channels",
-                "Between 1 and 10 channels",
-                "too_small",
-            ))
-        }
-        Some(_) => return Err(ApiErr::field("channels", "Expected array", "invalid_type")),
-        None => return Err(ApiErr::field("channels", "Required", "invalid_type")),
-    };
+    let items = crate::api::array_field(obj, "channels", 10, "channels")?;
     items
         .iter()
         .enumerate()
@@ -434,7 +419,7 @@ pub(crate) async fn get_hitl(
     _key: ApiKey,
     path: Result<Path<String>, PathRejection>,
 ) -> R {
-    let id = path_id(path, "HITL config")?;
+    let id = crate::api::id_of(path, "HITL config")?;
     let data = lock(&s.data);
     let h = data
         .hitls
@@ -448,7 +433,7 @@ pub(crate) async fn finalize_hitl(
     _key: ApiKey,
     path: Result<Path<String>, PathRejection>,
 ) -> R {
-    let id = path_id(path, "HITL config")?;
+    let id = crate::api::id_of(path, "HITL config")?;
     let mut data = lock(&s.data);
     let h = data
         .hitls
@@ -533,7 +518,7 @@ pub(crate) async fn get_confirmation(
     _key: ApiKey,
     path: Result<Path<String>, PathRejection>,
 ) -> R {
-    let id = path_id(path, "Confirmation")?;
+    let id = crate::api::id_of(path, "Confirmation")?;
     sweep(&s);
     let data = lock(&s.data);
     let c = data
@@ -616,7 +601,7 @@ pub(crate) async fn approval_link(
     _key: ApiKey,
     path: Result<Path<String>, PathRejection>,
 ) -> R {
-    let id = path_id(path, "Confirmation")?;
+    let id = crate::api::id_of(path, "Confirmation")?;
     sweep(&s);
     let exp = {
         let data = lock(&s.data);
@@ -674,7 +659,7 @@ pub(crate) async fn test_approve(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> R {
-    let id = path_id(path, "Confirmation")?;
+    let id = crate::api::id_of(path, "Confirmation")?;
     test_decide(s, key, id, body, Decision::Approve).await
 }
 
@@ -684,7 +669,7 @@ pub(crate) async fn test_deny(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> R {
-    let id = path_id(path, "Confirmation")?;
+    let id = crate::api::id_of(path, "Confirmation")?;
     test_decide(s, key, id, body, Decision::Deny).await
 }
 
@@ -711,7 +696,7 @@ pub(crate) async fn events(
     _key: ApiKey,
     path: Result<Path<String>, PathRejection>,
 ) -> R {
-    let id = path_id(path, "Confirmation")?;
+    let id = crate::api::id_of(path, "Confirmation")?;
     if current(&s, &id).is_none() {
         return Err(ApiErr::not_found("Confirmation"));
     }

@@ -252,18 +252,7 @@ pub fn scope_ok(scope: &str) -> bool {
 }
 
 fn parse_scopes(obj: &Map<String, Value>) -> Result<Vec<String>, ApiErr> {
-    let items = match obj.get("scope") {
-        Some(Value::Array(items)) if (1..=32).contains(&items.len()) => items,
-        Some(Value::Array(_)) => {
-            return Err(ApiErr::field(
-                "scope",
-                "Between 1 and 32 scopes",
-                "too_small",
-            ))
-        }
-        Some(_) => return Err(ApiErr::field("scope", "Expected array", "invalid_type")),
-        None => return Err(ApiErr::field("scope", "Required", "invalid_type")),
-    };
+    let items = crate::api::array_field(obj, "scope", 32, "scopes")?;
     let mut scopes = Vec::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
         let s = v.as_str().map(str::trim).ok_or_else(|| {
@@ -302,11 +291,6 @@ fn control_proof_id(data: &Data, value: &str) -> Option<String> {
         return Some(value.to_string());
     }
     data.tokens.get(value).cloned()
-}
-
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr> {
-    path.map(|Path(id)| id)
-        .map_err(|_| ApiErr::not_found("Delegation"))
 }
 
 // ----- handlers -----
@@ -448,7 +432,7 @@ pub(crate) async fn get_one(
     _key: ApiKey,
     path: Result<Path<String>, PathRejection>,
 ) -> R {
-    let id = path_id(path)?;
+    let id = crate::api::id_of(path, "Delegation")?;
     let data = lock(&s.data);
     let d = record_id(&data, &id)
         .and_then(|id| data.delegations.get(&id))
@@ -543,7 +527,7 @@ pub(crate) async fn revoke_handler(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> R {
-    let id = path_id(path)?;
+    let id = crate::api::id_of(path, "Delegation")?;
     let reason = revoke_reason(body).await?;
     let v = revoke(&s, &id, &reason).ok_or_else(|| ApiErr::not_found("Delegation"))?;
     Ok(json_response(StatusCode::OK, v))

@@ -156,7 +156,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// A path id; any decoding problem reads as "no such resource".
-fn id_of(path: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiErr> {
+pub(crate) fn id_of(
+    path: Result<Path<String>, PathRejection>,
+    what: &str,
+) -> Result<String, ApiErr> {
     path.map(|Path(id)| id).map_err(|_| ApiErr::not_found(what))
 }
 
@@ -194,4 +197,24 @@ pub(crate) fn page(items: Vec<Value>, page: usize, limit: usize) -> Value {
             "total_pages": total.div_ceil(limit.max(1)),
         },
     })
+}
+
+/// The array field `name` of a request body, with 1 to `max` items (`plural` names them in the
+/// error): the issuer's `invalid_type` / `too_small` answers otherwise.
+pub(crate) fn array_field<'a>(
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    max: usize,
+    plural: &str,
+) -> Result<&'a Vec<serde_json::Value>, ApiErr> {
+    match obj.get(name) {
+        Some(serde_json::Value::Array(items)) if (1..=max).contains(&items.len()) => Ok(items),
+        Some(serde_json::Value::Array(_)) => Err(ApiErr::field(
+            name,
+            format!("Between 1 and {max} {plural}"),
+            "too_small",
+        )),
+        Some(_) => Err(ApiErr::field(name, "Expected array", "invalid_type")),
+        None => Err(ApiErr::field(name, "Required", "invalid_type")),
+    }
 }

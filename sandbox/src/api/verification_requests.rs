@@ -81,22 +81,11 @@ fn parse_asset(i: usize, v: &Value) -> Result<AssetRecord, ApiErr> {
 
 pub(super) async fn create_request(State(s): S, key: ApiKey, body: Body) -> R {
     let obj = envelope::read_object(body).await?;
-    let assets = match obj.get("assets") {
-        Some(Value::Array(items)) if (1..=10).contains(&items.len()) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_asset(i, v))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(Value::Array(_)) => {
-            return Err(ApiErr::field(
-                "assets",
-                "Between 1 and 10 assets",
-                "too_small",
-            ))
-        }
-        Some(_) => return Err(ApiErr::field("assets", "Expected array", "invalid_type")),
-        None => return Err(ApiErr::field("assets", "Required", "invalid_type")),
-    };
+    let assets = super::array_field(&obj, "assets", 10, "assets")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_asset(i, v))
+        .collect::<Result<Vec<_>, _>>()?;
     let reference_id = opt_str(&obj, "reference_id", 255)?;
     let action_type = opt_str(&obj, "action_type", 20)?.unwrap_or_else(|| "verification".into());
     // `confirmation` is the official SDKs' value (a human approval); not in `openapi.json`.
