@@ -6,9 +6,17 @@
 #                                     # few tokens, so the cold run wraps (a warning, not a failure)
 #   bench/load/run.sh --quick --debug # the same with the dev-profile build (what CI runs)
 #   bench/load/run.sh --sweep         # Pingora [server] settings: threads, work_stealing, pool
+#   bench/load/run.sh --profile --targets "pingora nginx"
+#                                     # after each target's runs, one more under `perf record`
+#                                     # (where the server's CPU goes, by symbol and by component)
+#                                     # and one under `perf trace -s` (syscalls per request):
+#                                     # out/profile-<target>.txt
 #
 # Options: --targets "direct pingora ..." (a subset), --reps N, --duration SECS,
-# --connections N, --no-install (skip apt-get), --out DIR (default bench/load/out).
+# --connections N, --no-install (skip apt-get), --out DIR (default bench/load/out),
+# --baseline BIN (another proofgate binary, e.g. a copy built from an earlier commit: every
+# proofgate target is measured with it too, as "<target>@base", interleaved with the others —
+# a before/after from one invocation).
 #
 # Targets, each against the same upstream (nginx answering 200 "ok" from memory):
 #   direct           the upstream alone (the ceiling of this harness: wrk and the upstream share
@@ -44,18 +52,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-quick=0 debug=0 sweep=0 install=1
-reps="" duration="" connections=64 out="$here/out" targets=""
+quick=0 debug=0 sweep=0 install=1 profile=0
+reps="" duration="" baseline="" connections=64 out="$here/out" targets=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1 ;;
     --debug) debug=1 ;;
     --sweep) sweep=1 ;;
+    --profile) profile=1 ;;
     --no-install) install=0 ;;
     --reps) reps=$2; shift ;;
     --duration) duration=$2; shift ;;
     --connections) connections=$2; shift ;;
     --targets) targets=$2; shift ;;
+    --baseline) baseline=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
     --out) out=$2; shift ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -87,13 +97,13 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ $install = 1 ]; then
     missing=""
-    for cmd in haproxy nginx wrk taskset curl $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac); do command -v $cmd >/dev/null || missing="$missing $cmd"; done
+    for cmd in haproxy nginx wrk taskset curl $([ $profile = 0 ] || echo perf) $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac); do command -v $cmd >/dev/null || missing="$missing $cmd"; done
     [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts"
     if [ -n "$missing" ]; then
         log "installing haproxy nginx wrk (missing:$missing)"
         sudo_ apt-get update -qq
         sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            haproxy nginx wrk util-linux curl fonts-dejavu-core \
+            haproxy nginx wrk util-linux curl fonts-dejavu-core $([ $profile = 0 ] || echo linux-perf) \
             $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac) >/dev/null
     fi
 fi
@@ -105,6 +115,7 @@ esac
 # --- build -------------------------------------------------------------------------------------
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 if [ $debug = 1 ]; then profile_flag="" bin="$target_dir/debug"; else profile_flag="--release" bin="$target_dir/release"; fi
+[ -z "$baseline" ] || [ -x "$baseline" ] || { echo "run.sh: --baseline $baseline is not an executable" >&2; exit 2; }
 log "building proofgate and loadkit (${profile_flag:---debug})"
 (cd "$repo" && cargo build $profile_flag -p proofgate --bin proofgate -p proofgate-bench --bin loadkit)
 
@@ -180,7 +191,7 @@ start_proofgate() { # port
     if [ "$current_target" = proofgate-hit-cluster ]; then
         printf '\n[cluster]\nredis_url = "redis://127.0.0.1:%s"\n' $redis_port >>"$work/proofgate.toml"
     fi
-    taskset -c 0 "$bin/proofgate" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
+    taskset -c 0 "${proofgate_bin:-$bin/proofgate}" run -c "$work/proofgate.toml" >"$work/proofgate.log" 2>&1 &
     proofgate_pid=$!
     wait_port "$1" 60
     local deadline=$((SECONDS + 30))
@@ -329,6 +340,70 @@ measure() { # label target rep
     stop_server
 }
 
+# One more run of a target under `perf record` (cpu-clock samples of the server's processes,
+# call graphs by frame pointer where there are any), then one under `perf trace -s` (every
+# syscall counted): where a request's CPU goes, and how many syscalls it makes.
+profile_target() { # target
+    local target=$1 pids_csv requests trace_requests
+    start_server "$target"
+    [ "$target" = proofgate-cold ] || [ "$warmup" -eq 0 ] || load "$warmup" "$target" >/dev/null
+    pids_csv=$(tree "$server_pid" | paste -sd,)
+    # PERF_RECORD_ARGS="-F 499 --call-graph dwarf,16384": call graphs through Rust frames too
+    # (larger files, slower reports).
+    # shellcheck disable=SC2086
+    perf record -q ${PERF_RECORD_ARGS:--F 1999 -g} -e cpu-clock -o "$work/perf-$target.data" -p "$pids_csv" -- sleep "$duration" 2>"$work/perf-$target.log" &
+    local perf_pid=$!
+    load "$duration" "$target" >"$work/wrk-profile-$target.txt" || true
+    wait $perf_pid || true
+    requests=$(sed -n 's/^PGLOAD .*requests=\([0-9]*\).*/\1/p' "$work/wrk-profile-$target.txt")
+    # Over a fixed time: requests made while the syscalls were counted.
+    timeout -s INT $((duration + 1)) perf trace -s -p "$pids_csv" -o "$work/trace-$target.txt" 2>/dev/null &
+    local trace_pid=$!
+    sleep 0.5
+    load "$duration" "$target" >"$work/wrk-trace-$target.txt" || true
+    wait $trace_pid || true
+    trace_requests=$(sed -n 's/^PGLOAD .*requests=\([0-9]*\).*/\1/p' "$work/wrk-trace-$target.txt")
+    stop_server
+    {
+        echo "# $target: $duration s under perf record ($requests requests), $duration s under perf trace ($trace_requests requests)"
+        echo
+        echo "## Syscalls per request (perf trace -s, all threads)"
+        awk -v n="${trace_requests:-0}" '
+            $2 ~ /^[0-9]+$/ && $1 ~ /^[a-z_0-9]+$/ && NF >= 8 { calls[$1] += $2; total += $2 }
+            END {
+                if (n == 0) { print "(no requests)"; exit }
+                printf "%-20s %8.2f\n", "total", total / n
+                for (s in calls) if (calls[s] / n >= 0.01) printf "%-20s %8.2f\n", s, calls[s] / n | "sort -k2 -rn"
+                close("sort -k2 -rn")
+            }' "$work/trace-$target.txt"
+        echo
+        echo "## CPU by component (share of samples, by the sampled function's name)"
+        perf report -i "$work/perf-$target.data" --stdio --no-children -g none --sort dso,sym --percent-limit 0 2>/dev/null |
+            awk '/^ +[0-9.]+%/ {
+                pct = $1; sub(/%/, "", pct); line = $0
+                if (line ~ /\[k\]/) c = "kernel"
+                else if (line ~ /proofgate/) c = "proofgate"
+                else if (line ~ /pingora/) c = "pingora"
+                else if (line ~ /tokio|mio::/) c = "tokio"
+                else if (line ~ /mi_|mimalloc|malloc|free|memcpy|memmove|memset/) c = "allocator + memcpy"
+                else if (line ~ /prometheus/) c = "prometheus"
+                else if (line ~ /tracing/) c = "tracing"
+                else if (line ~ /http::|httparse|hyper|h2::|bytes::/) c = "http, httparse, bytes"
+                else if (line ~ /aws_lc|RSA|rsa|bn_|sha256|SHA256/) c = "aws-lc (RSA, SHA-256)"
+                else if (line ~ /serde|base64/) c = "serde, base64"
+                else if (line ~ /core::|alloc::|std::/) c = "Rust std"
+                else c = "other"
+                share[c] += pct
+            }
+            END { for (c in share) printf "%6.1f %%  %s\n", share[c], c }' | sort -rn
+        echo
+        echo "## Top functions (self time)"
+        perf report -i "$work/perf-$target.data" --stdio --no-children -g none --sort dso,sym --percent-limit 0.7 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | cut -c1-160
+    } >"$out/profile-$target.txt"
+    log "wrote $out/profile-$target.txt"
+}
+
 log "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -r)"
 log "haproxy $(haproxy -v | head -1 | awk '{print $3}'), $(nginx -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -359,9 +434,15 @@ else
     for rep in $(seq "$reps"); do
         for target in $targets; do
             measure "$target" "$target" "$rep"
+            case "$target" in pingora | pingora-token | proofgate-*)
+                [ -z "$baseline" ] || proofgate_bin=$baseline measure "$target@base" "$target" "$rep" ;;
+            esac
         done
     done
     title="proofgate load: median of $reps × ${duration}s, server on 1 core"
+    if [ $profile = 1 ]; then
+        for target in $targets; do profile_target "$target"; done
+    fi
 fi
 
 log "report ($results)"

@@ -119,17 +119,27 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The level sits behind a `reload` layer, and a configuration reload swaps it
 /// ([`proofgate::reload::set_log_level_hook`]); while `RUST_LOG` is set, it decides and the
 /// file's level is not applied.
+///
+/// Lines below the level cost one comparison where they are written: the filters tell
+/// `tracing` the most verbose level they let through, and `try_init` and each reload give the
+/// `log` crate (which Pingora writes through) the same level. Without that hint, every one of
+/// Pingora's per-request `debug!` lines went through the `log` bridge and both filters before
+/// being dropped (with the access log's early return when it is off, 14 % of the instructions
+/// of a request on a public route: bench/RESULTS.md, "Load").
 fn init_logging(json: bool, level: &str) {
-    use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+    use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
     use tracing_subscriber::prelude::*;
 
     let from_env = EnvFilter::try_from_default_env().ok();
     let env_decides = from_env.is_some();
     let level = from_env.unwrap_or_else(|| EnvFilter::new(level));
     let (level, handle) = tracing_subscriber::reload::Layer::new(level);
+    // It restricts targets, not the level: its hint is "anything", so that the combined
+    // filter's hint is the level's (a filter without a hint makes the whole hint "anything").
     let no_header_dumps = filter_fn(|meta| {
         !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
-    });
+    })
+    .with_max_level_hint(LevelFilter::TRACE);
     let filter = level.and(no_header_dumps);
     let registry = tracing_subscriber::registry();
     let installed = if json {

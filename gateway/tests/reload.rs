@@ -388,3 +388,39 @@ async fn wait_for(what: &str, log: &Path, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Started at `warn`, nothing below is written, and the filters say so up front (Pingora's
+/// `log` lines are dropped at the macro); a reload to `info` brings back both kinds of line the
+/// start level hid: the access lines (`tracing`) and Pingora's own `info` lines (the `log`
+/// crate, whose level is set apart from `tracing`'s — here its shutdown line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_raised_by_reload_reaches_access_lines_and_pingoras_own_lines() {
+    let mut bin = Binary::start(
+        |text| text.replace("level = \"info\"", "level = \"warn\""),
+        &[],
+    )
+    .await;
+    bin.wait_ready().await;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/public/x", bin.proxy);
+    let access = |logs: &str| logs.matches(" access: ").count();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(access(&bin.logs()), 0, "{}", bin.logs());
+
+    let text = bin.text.replace("level = \"warn\"", "level = \"info\"");
+    replace_file(&bin.config, &text);
+    wait_for("the reload to info", &bin.log, || {
+        bin.logs().contains("configuration reloaded")
+    })
+    .await;
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    wait_for("an access line", &bin.log, || access(&bin.logs()) == 1).await;
+
+    common::signal(&bin.process.0, "-INT");
+    let _ = bin.process.0.wait();
+    assert!(
+        bin.logs().contains("SIGINT received, exiting"),
+        "Pingora's info line, through the log crate:\n{}",
+        bin.logs()
+    );
+}
