@@ -11,6 +11,10 @@
 #                                     # (where the server's CPU goes, by symbol and by component)
 #                                     # and one under `perf trace -s` (syscalls per request):
 #                                     # out/profile-<target>.txt
+#   bench/load/run.sh --callgrind --baseline OLD_BIN --targets "pingora proofgate-hit nginx"
+#                                     # user-space instructions per request, counted by valgrind
+#                                     # (repeatable whatever else runs on the machine; kernel
+#                                     # time is not in them): out/instructions.md
 #
 # Options: --targets "direct pingora ..." (a subset), --reps N, --duration SECS,
 # --connections N, --no-install (skip apt-get), --out DIR (default bench/load/out),
@@ -52,7 +56,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-quick=0 debug=0 sweep=0 install=1 profile=0
+quick=0 debug=0 sweep=0 install=1 profile=0 callgrind=0
 reps="" duration="" baseline="" connections=64 out="$here/out" targets=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
     --debug) debug=1 ;;
     --sweep) sweep=1 ;;
     --profile) profile=1 ;;
+    --callgrind) callgrind=1 ;;
     --no-install) install=0 ;;
     --reps) reps=$2; shift ;;
     --duration) duration=$2; shift ;;
@@ -97,13 +102,13 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ $install = 1 ]; then
     missing=""
-    for cmd in haproxy nginx wrk taskset curl $([ $profile = 0 ] || echo perf) $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac); do command -v $cmd >/dev/null || missing="$missing $cmd"; done
+    for cmd in haproxy nginx wrk taskset curl $([ $profile = 0 ] || echo perf) $([ $callgrind = 0 ] || echo valgrind) $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac); do command -v $cmd >/dev/null || missing="$missing $cmd"; done
     [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts"
     if [ -n "$missing" ]; then
         log "installing haproxy nginx wrk (missing:$missing)"
         sudo_ apt-get update -qq
         sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            haproxy nginx wrk util-linux curl fonts-dejavu-core $([ $profile = 0 ] || echo linux-perf) \
+            haproxy nginx wrk util-linux curl fonts-dejavu-core $([ $profile = 0 ] || echo linux-perf) $([ $callgrind = 0 ] || echo valgrind) \
             $(case " $targets " in *" proofgate-hit-cluster "*) echo redis-server ;; esac) >/dev/null
     fi
 fi
@@ -377,25 +382,19 @@ profile_target() { # target
                 close("sort -k2 -rn")
             }' "$work/trace-$target.txt"
         echo
-        echo "## CPU by component (share of samples, by the sampled function's name)"
-        perf report -i "$work/perf-$target.data" --stdio --no-children -g none --sort dso,sym --percent-limit 0 2>/dev/null |
-            awk '/^ +[0-9.]+%/ {
-                pct = $1; sub(/%/, "", pct); line = $0
-                if (line ~ /\[k\]/) c = "kernel"
-                else if (line ~ /proofgate/) c = "proofgate"
-                else if (line ~ /pingora/) c = "pingora"
-                else if (line ~ /tokio|mio::/) c = "tokio"
-                else if (line ~ /mi_|mimalloc|malloc|free|memcpy|memmove|memset/) c = "allocator + memcpy"
-                else if (line ~ /prometheus/) c = "prometheus"
-                else if (line ~ /tracing/) c = "tracing"
-                else if (line ~ /http::|httparse|hyper|h2::|bytes::/) c = "http, httparse, bytes"
-                else if (line ~ /aws_lc|RSA|rsa|bn_|sha256|SHA256/) c = "aws-lc (RSA, SHA-256)"
-                else if (line ~ /serde|base64/) c = "serde, base64"
-                else if (line ~ /core::|alloc::|std::/) c = "Rust std"
-                else c = "other"
+        echo "## CPU by component (share of samples: the kernel, else the crate or library the sampled function's name starts with)"
+        perf report -i "$work/perf-$target.data" --stdio --no-children -g none --sort sym --percent-limit 0 2>/dev/null |
+            awk '/^ +[0-9.]+% +\[[.k]\] / {
+                pct = $1; sub(/%/, "", pct)
+                sym = $0; sub(/^ +[0-9.]+% +\[[.k]\] /, "", sym)
+                if ($2 == "[k]") c = "kernel"
+                else if (sym ~ /aws_lc|bn_|sha256|SHA256|RSA_/) c = "aws-lc"
+                else if (sym ~ /^_?mi_|mimalloc/) c = "mimalloc"
+                else if (sym ~ /mem(move|cpy|set|cmp)/) c = "libc mem*"
+                else { s = sym; sub(/^<+/, "", s); c = match(s, /^[A-Za-z_][A-Za-z0-9_]*/) ? substr(s, 1, RLENGTH) : "other" }
                 share[c] += pct
             }
-            END { for (c in share) printf "%6.1f %%  %s\n", share[c], c }' | sort -rn
+            END { for (c in share) if (share[c] >= 0.5) printf "%6.1f %%  %s\n", share[c], c }' | sort -rn
         echo
         echo "## Top functions (self time)"
         perf report -i "$work/perf-$target.data" --stdio --no-children -g none --sort dso,sym --percent-limit 0.7 2>/dev/null |
@@ -404,8 +403,80 @@ profile_target() { # target
     log "wrote $out/profile-$target.txt"
 }
 
+# User-space instructions per request: the server under `valgrind --tool=callgrind` (its
+# counters zeroed after a warm-up, dumped after `duration` seconds of wrk with 8 connections),
+# divided by the requests wrk completed in between. The sandbox-free, load-free way to compare
+# two builds or two servers; the kernel's share (syscalls, TCP) is not in it.
+callgrind_target() { # label target [binary]
+    local label=$1 target=$2 binary=${3:-$bin/proofgate} vpid args out n ir
+    case "$target" in
+    pingora | pingora-token | proofgate-*)
+        listen_port=$listen_port render "$here/proofgate.toml" >"$work/proofgate.toml"
+        valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p.out" \
+            "$binary" run -c "$work/proofgate.toml" >"$work/callgrind-$label.log" 2>&1 &
+        vpid=$!
+        local deadline=$((SECONDS + 120))
+        until curl -fs "http://127.0.0.1:$admin_port/readyz" >/dev/null; do
+            [ $SECONDS -lt $deadline ] || { echo "run.sh: $label not ready under valgrind" >&2; cat "$work/callgrind-$label.log" >&2; kill $vpid; return 1; }
+            sleep 0.5
+        done
+        ;;
+    nginx)
+        render "$here/proxy.nginx.conf" | sed 's/^daemon off;/daemon off;\nmaster_process off;/' >"$work/proxy.nginx.conf"
+        valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p.out" \
+            nginx -e "$work/proxy-nginx.error.log" -c "$work/proxy.nginx.conf" -p "$work" >"$work/callgrind-$label.log" 2>&1 &
+        vpid=$!
+        wait_port $listen_port 60
+        ;;
+    haproxy-jwt)
+        render "$here/haproxy.cfg" >"$work/haproxy.cfg"
+        valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p.out" \
+            haproxy -db -f "$work/haproxy.cfg" >"$work/callgrind-$label.log" 2>&1 &
+        vpid=$!
+        wait_port $listen_port 60
+        ;;
+    *) echo "run.sh: --callgrind does not measure $target" >&2; return 0 ;;
+    esac
+    pids+=($vpid)
+    connections=8 load 3 "$target" >/dev/null || true
+    callgrind_control -z $vpid >/dev/null 2>&1
+    out=$(connections=8 load "$duration" "$target" || true)
+    callgrind_control -d $vpid >/dev/null 2>&1
+    n=$(sed -n 's/^PGLOAD .*requests=\([0-9]*\).*/\1/p' <<<"$out")
+    kill -INT $vpid 2>/dev/null || true
+    [ "$target" != nginx ] && [ "$target" != haproxy-jwt ] || kill -TERM $vpid 2>/dev/null || true
+    wait $vpid 2>/dev/null || true
+    ir=$(cat "$work"/callgrind.$vpid.out.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
+    rm -f "$work"/callgrind.$vpid.out*
+    local deadline=$((SECONDS + 10))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$listen_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if [ "${n:-0}" -gt 0 ] && [ "$ir" -gt 0 ]; then
+        echo "| $label | $n | $((ir / n)) |" | tee -a "$out_dir_instructions" >&2
+    else
+        echo "run.sh: $label: no count (requests ${n:-0}, instructions $ir)" >&2
+        failed=1
+    fi
+}
+
 log "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -r)"
 log "haproxy $(haproxy -v | head -1 | awk '{print $3}'), $(nginx -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ $callgrind = 1 ]; then
+    out_dir_instructions="$out/instructions.md"
+    # Under valgrind a warm-up reaches a few thousand requests: proofgate-mixed cycles through
+    # 500 tokens here, so that they are all cached when the count starts.
+    head -n 500 "$here/tokens/tokens-mixed.txt" >"$work/tokens-mixed.txt"
+    log "callgrind: user-space instructions per request, ${duration}s of load each"
+    printf '| target | requests counted | instructions per request |\n| --- | ---: | ---: |\n' >"$out_dir_instructions"
+    for target in $targets; do
+        callgrind_target "$target" "$target"
+        case "$target" in pingora | pingora-token | proofgate-*)
+            [ -z "$baseline" ] || callgrind_target "$target@base" "$target" "$baseline" ;;
+        esac
+    done
+    log "wrote $out_dir_instructions"
+    exit $failed
+fi
 
 if [ $sweep = 1 ]; then
     # Pingora's [server] settings, on the `pingora` and `proofgate-hit` targets, same placement.
