@@ -79,12 +79,16 @@ pub fn identifier_hash(kind: &str, input: &str) -> String {
 /// Brings an `identifier_hash` claim to its canonical form: the optional `sha256:` prefix (one of
 /// the issuer's documents shows it) removed and the hex lowercased.
 pub fn canonical_hash(claim: &str) -> String {
+    bare_hash(claim).to_ascii_lowercase()
+}
+
+/// [`canonical_hash`] before lowercasing: the claim trimmed, without its `sha256:` prefix.
+pub(crate) fn bare_hash(claim: &str) -> &str {
     let claim = claim.trim();
-    let bare = claim
+    claim
         .get(..7)
         .filter(|p| p.eq_ignore_ascii_case("sha256:"))
-        .map_or(claim, |_| &claim[7..]);
-    bare.to_ascii_lowercase()
+        .map_or(claim, |_| &claim[7..])
 }
 
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {

@@ -61,8 +61,52 @@ struct RawHeader {
 pub(crate) struct Verified<'k> {
     pub kid: Option<String>,
     pub typ: Option<String>,
-    pub payload: Vec<u8>,
+    pub payload: Base64Decoded<PAYLOAD_INLINE>,
     pub key: &'k VerificationKey,
+}
+
+/// Payloads up to this many bytes are decoded on the stack (a proof token's claims are ~300).
+const PAYLOAD_INLINE: usize = 768;
+/// Signatures up to this many bytes are decoded on the stack: RSA up to 4096 bits, ECDSA.
+const SIGNATURE_INLINE: usize = 512;
+/// Headers up to this many bytes are decoded on the stack.
+const HEADER_INLINE: usize = 256;
+
+/// Bytes decoded from base64url: on the stack when they fit `N` bytes, else on the heap. A
+/// never-seen token's header, signature and payload are decoded for every verify; on the stack
+/// they cost no allocation (and leave no short-lived block among the cached entries' size
+/// classes).
+pub(crate) enum Base64Decoded<const N: usize> {
+    Inline([u8; N], usize),
+    Heap(Vec<u8>),
+}
+
+impl<const N: usize> Base64Decoded<N> {
+    fn decode(segment: &str) -> Result<Self, JwsError> {
+        // base64's own bound on the decoded length, which `decode_slice` requires room for.
+        if segment.len().div_ceil(4) * 3 <= N {
+            let mut buf = [0u8; N];
+            let n = URL_SAFE_NO_PAD
+                .decode_slice(segment, &mut buf)
+                .map_err(|_| JwsError::Malformed)?;
+            Ok(Self::Inline(buf, n))
+        } else {
+            URL_SAFE_NO_PAD
+                .decode(segment)
+                .map(Self::Heap)
+                .map_err(|_| JwsError::Malformed)
+        }
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Base64Decoded<N> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Inline(buf, n) => &buf[..*n],
+            Self::Heap(v) => v,
+        }
+    }
 }
 
 /// Checks a compact JWS against `keys`, for something of `purpose`: [`decode`]'s shape and
@@ -128,15 +172,13 @@ pub(crate) struct Decoded<'t> {
     pub message: &'t [u8],
     /// The payload, still base64url ([`Decoded::payload`]).
     payload_b64: &'t str,
-    pub signature: Vec<u8>,
+    pub signature: Base64Decoded<SIGNATURE_INLINE>,
 }
 
 impl Decoded<'_> {
     /// The payload's bytes.
-    pub fn payload(&self) -> Result<Vec<u8>, JwsError> {
-        URL_SAFE_NO_PAD
-            .decode(self.payload_b64)
-            .map_err(|_| JwsError::Malformed)
+    pub fn payload(&self) -> Result<Base64Decoded<PAYLOAD_INLINE>, JwsError> {
+        Base64Decoded::decode(self.payload_b64)
     }
 }
 
@@ -152,7 +194,7 @@ pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, JwsError> {
     if h.is_empty() || p.is_empty() {
         return Err(JwsError::Malformed);
     }
-    let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::Malformed)?;
+    let header_bytes = Base64Decoded::<HEADER_INLINE>::decode(h)?;
     let header: RawHeader =
         serde_json::from_slice(&header_bytes).map_err(|_| JwsError::Malformed)?;
     let alg = header.alg.as_deref().ok_or(JwsError::Malformed)?;
@@ -171,7 +213,7 @@ pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, JwsError> {
     if s.is_empty() {
         return Err(JwsError::InvalidSignature);
     }
-    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
+    let signature = Base64Decoded::decode(s)?;
     Ok(Decoded {
         alg,
         kid: header.kid,

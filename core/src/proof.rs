@@ -77,15 +77,16 @@ pub(crate) struct Identity {
 
 impl Identity {
     fn of(claims: &ProofClaims) -> Self {
+        // The canonical hash is the claim's bare hex, lowercased as it is copied in below.
         let hash = claims
             .identifier_hash
             .as_deref()
-            .map(crate::identifier::canonical_hash);
+            .map(crate::identifier::bare_hash);
         let values = [
             claims.sub.as_deref(),
             claims.proof_type.as_deref(),
             claims.channel.as_deref(),
-            hash.as_deref(),
+            hash,
             claims.verified_at.as_deref(),
         ];
         let mut buf = Vec::with_capacity(values.iter().map(|v| v.map_or(0, str::len)).sum());
@@ -95,8 +96,12 @@ impl Identity {
             let v = v.unwrap_or("");
             // Tokens are at most a few KiB, so every value fits a u16 offset; one that would not
             // is left out like an invalid one.
-            if buf.len() + v.len() <= usize::from(u16::MAX) && HeaderValue::from_str(v).is_ok() {
+            if buf.len() + v.len() <= usize::from(u16::MAX) && is_header_value(v) {
+                let start = buf.len();
                 buf.extend_from_slice(v.as_bytes());
+                if i == IDENTIFIER_HASH {
+                    buf[start..].make_ascii_lowercase();
+                }
                 valid |= 1 << i;
             }
             ends[i] = buf.len() as u16;
@@ -124,6 +129,18 @@ impl Identity {
     fn value(&self, i: usize) -> Option<HeaderValue> {
         HeaderValue::from_maybe_shared(self.buf.slice(self.span(i)?)).ok()
     }
+}
+
+/// Whether `v` is a valid header value: `HeaderValue`'s own rule (visible ASCII, obs-text, space
+/// and tab), checked without building one (`HeaderValue::from_str` copies the value into a new
+/// allocation only to be dropped).
+fn is_header_value(v: &str) -> bool {
+    // No early return, as in `http`: the loop vectorizes.
+    let mut bad = false;
+    for b in v.bytes() {
+        bad |= !((b >= 32 && b != 127) || b == b'\t');
+    }
+    !bad
 }
 
 /// Names of the identity headers proofgate sets upstream; every incoming `x-proof-*` header is
@@ -244,5 +261,28 @@ mod tests {
         let two = identity_headers(&[p, q.clone()]);
         assert_eq!(two[0].1, "ph_1, ph_2");
         assert_eq!(q.identifier_hash(), None);
+    }
+
+    #[test]
+    fn header_value_rule_is_https() {
+        for b in 0..=255u8 {
+            let s = [b'a', b, b'z'];
+            let Ok(v) = std::str::from_utf8(&s) else {
+                continue;
+            };
+            assert_eq!(is_header_value(v), HeaderValue::from_str(v).is_ok(), "{b}");
+        }
+        assert!(is_header_value("caf\u{e9}"));
+        assert!(HeaderValue::from_str("caf\u{e9}").is_ok());
+        // The canonical hash is lowercased on the way into the buffer, prefix and space gone.
+        let p = proof(ProofClaims {
+            identifier_hash: Some(" SHA256:AbC ".into()),
+            ..ProofClaims::default()
+        });
+        assert_eq!(p.identifier_hash(), Some("abc"));
+        assert_eq!(
+            p.identifier_hash(),
+            Some(crate::identifier::canonical_hash(" SHA256:AbC ").as_str())
+        );
     }
 }

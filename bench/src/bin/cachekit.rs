@@ -16,6 +16,14 @@
 //! so the RSS figure of the default build is glibc's plus dhat's records; the gateway runs on
 //! mimalloc, which the `mimalloc` feature installs instead (then only RSS is reported).
 //! `bench/load/run.sh` reports the running gateway's own RSS per cached token.
+//!
+//! `--profile cold|hit|mixed` skips the memory report and runs only one loop, for instruction
+//! counts under callgrind (best with `--features mimalloc`, the gateway's allocator):
+//! `valgrind --tool=callgrind --toggle-collect='*profiled_*' cachekit --profile cold --tokens 300`
+//! counts the instructions of `--tokens - 1` cold verifies with their cache inserts (and the
+//! cache's housekeeping after them); `hit` of `--hits` cache hits on one token, `mixed` of
+//! `--hits` cache hits cycling over every token (no two in a row the same). Divide callgrind's
+//! total by the count the run prints.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,6 +116,15 @@ fn run(args: &[String]) -> Result<(), String> {
     });
     let mean_len = tokens.iter().map(String::len).sum::<usize>() / count;
 
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        return profile(
+            &verifier,
+            &tokens,
+            args.get(i + 1).map(String::as_str),
+            hits,
+        );
+    }
+
     // Warm the one-time structures (key parsing, moka's internals) with a token that is then
     // dropped from the count.
     verifier
@@ -151,6 +168,18 @@ fn run(args: &[String]) -> Result<(), String> {
         std::mem::size_of::<proofgate_core::ProofClaims>()
     );
     let counted = cfg!(not(feature = "mimalloc"));
+    // A second cache, filled the same way while the first is kept: the first fill may have
+    // reused memory freed earlier (the minting threads' pages) and so under-count; by now that
+    // is used up, so this growth is what each further cached token costs.
+    let second = Verifier::new(verifier.keys().clone(), verifier.config().clone());
+    let rss2 = rss_kib();
+    for t in &tokens {
+        second
+            .verify(t)
+            .map_err(|r| format!("a token was refused: {r:?}"))?;
+    }
+    second.run_pending_tasks();
+    let rss3 = rss_kib();
     if counted {
         println!(
             "heap bytes per cached token: {:.0} (requested from the allocator)",
@@ -168,6 +197,10 @@ fn run(args: &[String]) -> Result<(), String> {
         rss0,
         rss1
     );
+    println!(
+        "RSS growth per cached token, a second cache filled after the first: {:.0} bytes",
+        (rss3 as f64 - rss2 as f64) * 1024.0 / count as f64
+    );
     if counted {
         println!(
             "allocations per cold verify (with cache insert): {:.2}",
@@ -179,6 +212,58 @@ fn run(args: &[String]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Runs one loop for callgrind (`--profile`); see the module doc.
+fn profile(
+    verifier: &Verifier,
+    tokens: &[String],
+    mode: Option<&str>,
+    hits: usize,
+) -> Result<(), String> {
+    match mode {
+        Some("cold") => {
+            let n = profiled_cold(verifier, &tokens[1..])?;
+            println!("cold verifies (with cache insert): {n}");
+        }
+        Some("hit") => {
+            verifier.verify(&tokens[0]).map_err(|r| format!("{r:?}"))?;
+            let n = profiled_hit(verifier, std::iter::repeat_n(&tokens[0], hits))?;
+            println!("cache hits on one token: {n}");
+        }
+        Some("mixed") => {
+            for t in tokens {
+                verifier.verify(t).map_err(|r| format!("{r:?}"))?;
+            }
+            verifier.run_pending_tasks();
+            let n = profiled_hit(verifier, tokens.iter().cycle().take(hits))?;
+            println!("cache hits cycling over {} tokens: {n}", tokens.len());
+        }
+        _ => return Err("--profile needs cold, hit or mixed".into()),
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn profiled_cold(verifier: &Verifier, tokens: &[String]) -> Result<usize, String> {
+    for t in tokens {
+        std::hint::black_box(verifier.verify(t).map_err(|r| format!("{r:?}"))?);
+    }
+    verifier.run_pending_tasks();
+    Ok(tokens.len())
+}
+
+#[inline(never)]
+fn profiled_hit<'a>(
+    verifier: &Verifier,
+    tokens: impl Iterator<Item = &'a String>,
+) -> Result<usize, String> {
+    let mut n = 0;
+    for t in tokens {
+        std::hint::black_box(verifier.verify(t).map_err(|r| format!("{r:?}"))?);
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn main() -> ExitCode {
