@@ -3,6 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::sync::{Arc, LazyLock};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -18,12 +20,18 @@ pub type NumericDate = i64;
 ///
 /// Strings are `Box<str>` and rare JSON values boxed: a verified proof keeps its claims for as long
 /// as it is cached, and this layout is 136 bytes smaller per entry than `String`s and inline
-/// values (see `bench/src/bin/cachekit.rs`).
+/// values (see `bench/src/bin/cachekit.rs`). The four claims that nearly every token repeats —
+/// `iss`, `proof_schema_version`, `type` and `channel` — are `Arc<str>`, shared with every other
+/// token that carries the same known value ([`interned`]): 40 bytes less per cached token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ProofClaims {
     /// Issuer; `proof.holdings` for real tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub iss: Option<Box<str>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interned",
+        default
+    )]
+    pub iss: Option<Arc<str>>,
     /// The proof id (the verification id); what the revocation list names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<Box<str>>,
@@ -55,17 +63,30 @@ pub struct ProofClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<Box<str>>,
     /// `"1.0"` up to `"1.3"`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proof_schema_version: Option<Box<str>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interned",
+        default
+    )]
+    pub proof_schema_version: Option<Arc<str>>,
     /// The account that owns the proof.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Box<str>>,
     /// phone, email, domain, social, wallet, account, telegram_bot, …
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub proof_type: Option<Box<str>>,
+    #[serde(
+        rename = "type",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interned",
+        default
+    )]
+    pub proof_type: Option<Arc<str>>,
     /// whatsapp, telegram, sms, email, dns, http, github, …
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<Box<str>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "interned",
+        default
+    )]
+    pub channel: Option<Arc<str>>,
     /// Hex SHA-256 of the normalized identifier (optionally prefixed `sha256:`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier_hash: Option<Box<str>>,
@@ -100,6 +121,51 @@ pub struct StatusListRef {
     pub idx: u64,
     /// Where the list is published.
     pub uri: Box<str>,
+}
+
+/// The claim values many tokens share: the issuer, the schema version, the verification types
+/// and their channels, the decision types. One `Arc` each for the life of the process.
+static INTERNED: LazyLock<Vec<Arc<str>>> = LazyLock::new(|| {
+    let types = crate::catalog::VERIFICATION_TYPES.iter();
+    ["proof.holdings", "1.0"]
+        .into_iter()
+        .chain(types.clone().map(|(kind, _)| *kind))
+        .chain(types.flat_map(|(_, channels)| channels.iter().copied()))
+        .chain(crate::catalog::DECISION_TYPES)
+        .map(Arc::from)
+        .collect()
+});
+
+/// A string claim as an `Arc<str>`: the shared one for a value in [`INTERNED`], else its own.
+/// The comparison is on the decoded value (read in place, not copied first), so an escaped
+/// spelling of a known value is shared too.
+fn interned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+    struct Claim;
+    impl<'de> serde::de::Visitor<'de> for Claim {
+        type Value = Option<Arc<str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(
+                INTERNED
+                    .iter()
+                    .find(|known| ***known == *v)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(v)),
+            ))
+        }
+    }
+    d.deserialize_option(Claim)
 }
 
 fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NumericDate>, D::Error> {
@@ -206,5 +272,39 @@ mod tests {
             assert!(decode_unverified(&bad).is_none(), "{bad}");
         }
         assert!(decode_unverified(&format!("{obj}.{obj}.")).is_some());
+    }
+
+    #[test]
+    fn known_values_of_the_repeated_claims_are_shared_and_others_kept_as_given() {
+        let parse = |json: &str| serde_json::from_str::<ProofClaims>(json).unwrap();
+        let a = parse(
+            r#"{"iss":"proof.holdings","type":"phone","channel":"sms","proof_schema_version":"1.0"}"#,
+        );
+        // An escaped spelling of a known value is the same value.
+        let b = parse(
+            r#"{"iss":"proof.holdings","type":"ph\u006fne","channel":"sms","proof_schema_version":"1.0"}"#,
+        );
+        for (x, y) in [
+            (&a.iss, &b.iss),
+            (&a.proof_type, &b.proof_type),
+            (&a.channel, &b.channel),
+            (&a.proof_schema_version, &b.proof_schema_version),
+        ] {
+            let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
+            assert!(Arc::ptr_eq(x, y), "{x} is not shared");
+        }
+        assert_eq!(b.proof_type.as_deref(), Some("phone"));
+        let c = parse(r#"{"iss":"elsewhere","type":"carrier-pigeon","channel":null}"#);
+        assert_eq!(c.iss.as_deref(), Some("elsewhere"));
+        assert_eq!(c.proof_type.as_deref(), Some("carrier-pigeon"));
+        assert_eq!(c.channel, None);
+        // Still one value each: a repeated claim, or one of another JSON type, is refused.
+        for bad in [
+            r#"{"type":"phone","type":"email"}"#,
+            r#"{"type":5}"#,
+            r#"{"channel":["sms"]}"#,
+        ] {
+            assert!(serde_json::from_str::<ProofClaims>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -302,7 +302,7 @@ pub struct VerifiedDelegation {
     /// The status-list slot, when the token has one.
     pub status: Option<StatusListRef>,
     /// The `kid` of the key that verified it.
-    pub kid: Option<String>,
+    pub kid: Option<Arc<str>>,
     generation: u64,
 }
 

@@ -50,8 +50,9 @@ impl Algorithm {
 
 /// One published verification key, parsed once.
 pub struct VerificationKey {
-    /// The `kid`, if published with one.
-    pub kid: Option<String>,
+    /// The `kid`, if published with one; shared with every proof this key verifies (a cached
+    /// proof names its key without a copy of the `kid`).
+    pub kid: Option<Arc<str>>,
     /// The key's algorithm.
     pub alg: Algorithm,
     /// Newer sets: `proof`, `delegation` or `status-list`; `None` on older sets (any purpose).
@@ -254,7 +255,7 @@ fn parse_jwk(jwk: RawJwk) -> Option<VerificationKey> {
         }
     };
     Some(VerificationKey {
-        kid: jwk.kid,
+        kid: jwk.kid.map(Arc::from),
         alg,
         purpose: jwk.proof_purpose,
         not_before: jwk.not_before.as_ref().and_then(time_value),

@@ -3,6 +3,8 @@
 //!
 //! Layer 2 (proofs and keys): imports only the vocabulary.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
@@ -18,8 +20,8 @@ pub struct VerifiedProof {
     pub exp: i64,
     /// `verified_at` as Unix seconds, when present and parseable.
     pub verified_at: Option<i64>,
-    /// The `kid` of the key that verified it.
-    pub kid: Option<Box<str>>,
+    /// The `kid` of the key that verified it (the key's own, shared: not a copy per proof).
+    pub kid: Option<Arc<str>>,
     /// The key set generation it was verified under; a cache hit from another is re-verified.
     pub(crate) generation: u64,
     /// Identity header values, built once when the token is verified so that a cache hit costs
@@ -33,7 +35,7 @@ impl VerifiedProof {
         claims: ProofClaims,
         exp: i64,
         verified_at: Option<i64>,
-        kid: Option<Box<str>>,
+        kid: Option<Arc<str>>,
         generation: u64,
     ) -> Self {
         let identity = Identity::of(&claims);

@@ -394,7 +394,8 @@ impl Verifier {
             claims,
             exp,
             verified_at,
-            verified.kid.map(String::into_boxed_str),
+            // The key's own `kid` (the same text as the header's, which chose the key).
+            verified.kid.and(verified.key.kid.clone()),
             snapshot.generation,
         ))
     }
