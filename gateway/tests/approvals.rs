@@ -71,32 +71,6 @@ struct Stack {
     _dir: tempfile::TempDir,
 }
 
-/// A HITL configuration at the sandbox, finalized, with `timeout_seconds`.
-async fn hitl(http: &reqwest::Client, base: &str, timeout: u64) -> String {
-    let created: Value = http
-        .post(format!("{base}/api/v1/hitl"))
-        .bearer_auth(API_KEY)
-        .json(&json!({"name": "payouts", "channels": [{"type": "browser"}], "timeout_seconds": timeout}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"))
-        .to_owned();
-    let r = http
-        .post(format!("{base}/api/v1/hitl/{id}/finalize"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    id
-}
-
 async fn start(setup: Setup) -> Stack {
     let mut sc = SandboxConfig::default();
     sc.rate_limit_per_minute = None;
@@ -107,7 +81,7 @@ async fn start(setup: Setup) -> Stack {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let hitl = hitl(&http, &base, setup.hitl_timeout).await;
+    let hitl = common::hitl(&http, &base, "payouts", Some(setup.hitl_timeout)).await;
     let (upstream, received) = recording_upstream().await;
     let _ = echo_upstream;
     let (proxy, admin) = (free_port(), free_port());

@@ -363,24 +363,7 @@ async fn a_link_waits_for_approval_and_continues_once_approved() {
     })
     .await;
     let api = s.sandbox.base_url().to_owned();
-    let created: Value = s
-        .http
-        .post(format!("{api}/api/v1/hitl"))
-        .bearer_auth(common::API_KEY)
-        .json(&serde_json::json!({"name": "reports", "channels": [{"type": "browser"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let hitl = created["id"].as_str().unwrap().to_owned();
-    s.http
-        .post(format!("{api}/api/v1/hitl/{hitl}/finalize"))
-        .bearer_auth(common::API_KEY)
-        .send()
-        .await
-        .unwrap();
+    let hitl = common::hitl(&s.http, &api, "reports", None).await;
     // A page anyone may open, once someone approves (the route added by a reload).
     let mut text = std::fs::read_to_string(&s.config_path).unwrap();
     text.push_str(&format!(

@@ -270,32 +270,6 @@ struct Cluster {
     dir: tempfile::TempDir,
 }
 
-/// A HITL configuration at the sandbox (approvers reached in a browser), finalized.
-async fn hitl(http: &reqwest::Client, base: &str) -> String {
-    let created: serde_json::Value = http
-        .post(format!("{base}/api/v1/hitl"))
-        .bearer_auth(API_KEY)
-        .json(&serde_json::json!({"name": "transfers", "channels": [{"type": "browser"}], "timeout_seconds": 300}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"))
-        .to_owned();
-    let r = http
-        .post(format!("{base}/api/v1/hitl/{id}/finalize"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    id
-}
-
 async fn cluster(redis: Redis) -> Cluster {
     cluster_with(redis, &[]).await
 }
@@ -311,7 +285,7 @@ async fn cluster_with(redis: Redis, envs: &[(&str, &str)]) -> Cluster {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let hitl = hitl(&http, sandbox.base_url()).await;
+    let hitl = common::hitl(&http, sandbox.base_url(), "transfers", Some(300)).await;
     let mut replicas: Vec<Replica> = (0..3)
         .map(|n| Replica::spawn(dir.path(), n, &sandbox, upstream, &redis.url(), &hitl, envs))
         .collect();

@@ -554,3 +554,39 @@ pub async fn problem(r: reqwest::Response) -> (u16, serde_json::Value, reqwest::
     let body = r.json().await.unwrap_or(serde_json::Value::Null);
     (status, body, headers)
 }
+
+/// A HITL configuration at the sandbox at `base` (approvers reached in a browser), named `name`,
+/// with the sandbox's default timeout or `timeout_seconds`, finalized: its id.
+pub async fn hitl(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    timeout_seconds: Option<u64>,
+) -> String {
+    let mut body = serde_json::json!({"name": name, "channels": [{"type": "browser"}]});
+    if let Some(t) = timeout_seconds {
+        body["timeout_seconds"] = t.into();
+    }
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/v1/hitl"))
+        .bearer_auth(API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/hitl/{id}/finalize"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    id
+}
