@@ -151,6 +151,11 @@ wait_port() { # port [seconds]
     done
 }
 
+wait_port_free() { # port: until nothing listens on it (at most 10 s)
+    local deadline=$((SECONDS + 10))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+}
+
 render() { # template → stdout, with the placeholders replaced
     sed -e "s|@WORK@|$work|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
         -e "s|@LISTEN_PORT@|$listen_port|g" -e "s|@ADMIN_PORT@|$admin_port|g" -e "s|@AUTH_PORT@|$auth_port|g" \
@@ -250,13 +255,10 @@ stop_server() {
     if [ -n "$aux_pid" ]; then
         kill -INT "$aux_pid" 2>/dev/null || true
         wait "$aux_pid" 2>/dev/null || true
-        # Its listening port too.
-        local deadline=$((SECONDS + 10))
-        while (exec 3<>"/dev/tcp/127.0.0.1/$auth_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+        wait_port_free $auth_port # its listening port too
     fi
     # The listening port must be free before the next server binds it.
-    local deadline=$((SECONDS + 10))
-    while (exec 3<>"/dev/tcp/127.0.0.1/$listen_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    wait_port_free $listen_port
 }
 
 wrk_args() { # target → url and script arguments
@@ -448,8 +450,7 @@ callgrind_target() { # label target [binary]
     wait $vpid 2>/dev/null || true
     ir=$(cat "$work"/callgrind.$vpid.out.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
     rm -f "$work"/callgrind.$vpid.out*
-    local deadline=$((SECONDS + 10))
-    while (exec 3<>"/dev/tcp/127.0.0.1/$listen_port") 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    wait_port_free $listen_port
     if [ "${n:-0}" -gt 0 ] && [ "$ir" -gt 0 ]; then
         echo "| $label | $n | $((ir / n)) |" | tee -a "$out_dir_instructions" >&2
     else
