@@ -14,7 +14,9 @@
 #   bench/load/run.sh --callgrind --baseline OLD_BIN --targets "pingora proofgate-hit nginx"
 #                                     # user-space instructions per request, counted by valgrind
 #                                     # (repeatable whatever else runs on the machine; kernel
-#                                     # time is not in them): out/instructions.md
+#                                     # time is not in them): out/instructions.md, and each
+#                                     # server's profile for callgrind_annotate:
+#                                     # out/callgrind-<target>.out
 #
 # Options: --targets "direct pingora ..." (a subset), --reps N, --duration SECS,
 # --connections N, --no-install (skip apt-get), --out DIR (default bench/load/out),
@@ -90,7 +92,7 @@ fi
 
 upstream_port=18080 listen_port=18081 admin_port=18091 auth_port=18082
 mkdir -p "$out"
-out=$(cd "$out" && pwd)
+out=$(cd "$out" && pwd) out_dir=$out
 work="$out/work"
 mkdir -p "$work/tmp" "$here/tokens"
 results="$out/results.txt"
@@ -347,6 +349,13 @@ measure() { # label target rep
     stop_server
 }
 
+# The minor page faults so far of a process and its children, all threads (field 10 of
+# /proc/PID/stat, counted after the command name, which may hold spaces).
+minor_faults() { # pid
+    local p
+    for p in $(tree "$1"); do sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $8} END {print s + 0}'
+}
+
 # One more run of a target under `perf record` (cpu-clock samples of the server's processes,
 # call graphs by frame pointer where there are any), then one under `perf trace -s` (every
 # syscall counted): where a request's CPU goes, and how many syscalls it makes.
@@ -359,8 +368,10 @@ profile_target() { # target
     # (larger files, slower reports).
     # shellcheck disable=SC2086
     perf record -q ${PERF_RECORD_ARGS:--F 1999 -g} -e cpu-clock -o "$work/perf-$target.data" -p "$pids_csv" -- sleep "$duration" 2>"$work/perf-$target.log" &
-    local perf_pid=$!
+    local perf_pid=$! faults0 faults1
+    faults0=$(minor_faults "$server_pid")
     load "$duration" "$target" >"$work/wrk-profile-$target.txt" || true
+    faults1=$(minor_faults "$server_pid")
     wait $perf_pid || true
     requests=$(sed -n 's/^PGLOAD .*requests=\([0-9]*\).*/\1/p' "$work/wrk-profile-$target.txt")
     # Over a fixed time: requests made while the syscalls were counted.
@@ -373,6 +384,9 @@ profile_target() { # target
     stop_server
     {
         echo "# $target: $duration s under perf record ($requests requests), $duration s under perf trace ($trace_requests requests)"
+        echo
+        echo "## Page faults per request (the server's minor faults while under perf record)"
+        awk -v a="$faults0" -v b="$faults1" -v n="${requests:-0}" 'BEGIN { if (n > 0) printf "%.3f (%d faults)\n", (b - a) / n, b - a; else print "(no requests)" }'
         echo
         echo "## Syscalls per request (perf trace -s, all threads)"
         awk -v n="${trace_requests:-0}" '
@@ -449,6 +463,9 @@ callgrind_target() { # label target [binary]
     [ "$target" != nginx ] && [ "$target" != haproxy-jwt ] || kill -TERM $vpid 2>/dev/null || true
     wait $vpid 2>/dev/null || true
     ir=$(cat "$work"/callgrind.$vpid.out.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
+    # Kept for `callgrind_annotate out/callgrind-<label>.out` (where the instructions go, by
+    # function; divide by the request count in the table).
+    mv -f "$work"/callgrind.$vpid.out.1 "$out_dir/callgrind-$label.out" 2>/dev/null || true
     rm -f "$work"/callgrind.$vpid.out*
     wait_port_free $listen_port
     if [ "${n:-0}" -gt 0 ] && [ "$ir" -gt 0 ]; then
