@@ -92,7 +92,7 @@ fi
 
 upstream_port=18080 listen_port=18081 admin_port=18091 auth_port=18082
 mkdir -p "$out"
-out=$(cd "$out" && pwd) out_dir=$out
+out=$(cd "$out" && pwd)
 work="$out/work"
 mkdir -p "$work/tmp" "$here/tokens"
 results="$out/results.txt"
@@ -424,7 +424,7 @@ profile_target() { # target
 # divided by the requests wrk completed in between. The sandbox-free, load-free way to compare
 # two builds or two servers; the kernel's share (syscalls, TCP) is not in it.
 callgrind_target() { # label target [binary]
-    local label=$1 target=$2 binary=${3:-$bin/proofgate} vpid args out n ir
+    local label=$1 target=$2 binary=${3:-$bin/proofgate} vpid args wrk_out n ir
     case "$target" in
     pingora | pingora-token | proofgate-*)
         listen_port=$listen_port render "$here/proofgate.toml" >"$work/proofgate.toml"
@@ -456,16 +456,16 @@ callgrind_target() { # label target [binary]
     pids+=($vpid)
     connections=8 load 3 "$target" >/dev/null || true
     callgrind_control -z $vpid >/dev/null 2>&1
-    out=$(connections=8 load "$duration" "$target" || true)
+    wrk_out=$(connections=8 load "$duration" "$target" || true)
     callgrind_control -d $vpid >/dev/null 2>&1
-    n=$(sed -n 's/^PGLOAD .*requests=\([0-9]*\).*/\1/p' <<<"$out")
+    n=$(sed -n 's/^PGLOAD .*requests=\([0-9]*\).*/\1/p' <<<"$wrk_out")
     kill -INT $vpid 2>/dev/null || true
     [ "$target" != nginx ] && [ "$target" != haproxy-jwt ] || kill -TERM $vpid 2>/dev/null || true
     wait $vpid 2>/dev/null || true
     ir=$(cat "$work"/callgrind.$vpid.out.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
     # Kept for `callgrind_annotate out/callgrind-<label>.out` (where the instructions go, by
     # function; divide by the request count in the table).
-    mv -f "$work"/callgrind.$vpid.out.1 "$out_dir/callgrind-$label.out" 2>/dev/null || true
+    mv -f "$work"/callgrind.$vpid.out.1 "$out/callgrind-$label.out" 2>/dev/null || true
     rm -f "$work"/callgrind.$vpid.out*
     wait_port_free $listen_port
     if [ "${n:-0}" -gt 0 ] && [ "$ir" -gt 0 ]; then
