@@ -112,8 +112,9 @@ pub struct KeySet {
     tombstones: Vec<Tombstone>,
 }
 
-/// A key the issuer withdrew (`proof_tombstones` in the JWKS document): tokens naming its `kid`
-/// are refused (`key_revoked`) even while the key itself is still served.
+/// A key the issuer withdrew (`proof_tombstones` in the JWKS document): tokens it signed are
+/// refused even while the key itself is still served — a delegation token `key_revoked`, a proof
+/// token `proof_key_revoked`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
     /// The withdrawn key's id.

@@ -64,6 +64,10 @@ reasons! {
     /// No published key matches the token's `kid` and algorithm.
     UnknownKey = "unknown_key", Unauthenticated,
         "The proof token was signed by a key that is not published.";
+    /// The signing key's `kid` is listed in the JWKS's `proof_tombstones`: the issuer withdrew
+    /// the key, even if it still serves it.
+    ProofKeyRevoked = "proof_key_revoked", Unauthenticated,
+        "The proof token was signed by a key the issuer has withdrawn.";
     /// `exp` has passed.
     Expired = "expired", Unauthenticated, "The proof token has expired.";
     /// `iat` or `nbf` is in the future.

@@ -346,6 +346,17 @@ impl Verifier {
             }
             Err(e) => return Err(jws_reason(e)),
         };
+        // A key the issuer withdrew (`proof_tombstones`) while it may still serve it: its tokens
+        // are refused, as the issuer's own key rules refuse them. Checked after the signature,
+        // so that a forged token's reason stays the signature's.
+        if verified
+            .key
+            .kid
+            .as_deref()
+            .is_some_and(|kid| snapshot.set.tombstone(kid).is_some())
+        {
+            return Err(Reason::ProofKeyRevoked);
+        }
         if verified
             .typ
             .as_deref()

@@ -1,6 +1,7 @@
 //! Key attacks: which key a `kid` selects (exactly that key, no traversal or injection, one
 //! refetch per cooldown for unknown kids), header-embedded keys and key references, duplicated
-//! header members, token substitution, and keys used outside their purpose or validity window.
+//! header members, token substitution, keys used outside their purpose or validity window, and
+//! keys the issuer withdrew (`proof_tombstones`) while still serving them.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -327,6 +328,83 @@ async fn key_purpose_and_window_attacks() {
         "token substitution",
         "token_type proof",
         k.sign_json(&with(claims.clone(), "token_type", json!("proof"))),
+    );
+    c.check(&r);
+}
+
+#[tokio::test]
+async fn withdrawn_key_attacks() {
+    let r = rig().await;
+    let k = &r.key;
+    // Withdrawn, still served: an RSA key tombstoned as `{kid, revoked_at}` and an ES256 key
+    // tombstoned by its bare kid (both forms the issuer's documents use).
+    let withdrawn = SigningKey::rsa("proof-holdings-2025-07");
+    let withdrawn_ec = SigningKey::es256("proof-holdings-ec-2025");
+    let attacker = SigningKey::rsa("attacker");
+    let claims = base_claims();
+    // Signed and cached while the key is in good standing: the tombstone must reach it too.
+    let cached = withdrawn.sign_json(&with(claims.clone(), "sub", json!("cached-before")));
+    r.server
+        .set_jwks(testing::jwks(&[k, &withdrawn, &withdrawn_ec]));
+    r.keys.refresh().await.unwrap();
+    assert_eq!(r.enforcer.check_token(&cached).err(), None);
+
+    let mut jwks = testing::jwks(&[k, &withdrawn, &withdrawn_ec]);
+    jwks["proof_tombstones"] = json!([
+        {"kid": withdrawn.kid(), "revoked_at": testing::now() - 3600},
+        withdrawn_ec.kid(),
+    ]);
+    r.server.set_jwks(jwks);
+    r.keys.refresh().await.unwrap();
+
+    let mut c = Corpus::default();
+    c.add(
+        "withdrawn key",
+        "signed by a tombstoned RSA key ({kid, revoked_at})",
+        withdrawn.sign_json(&claims),
+        Reason::ProofKeyRevoked,
+    );
+    c.add(
+        "withdrawn key",
+        "signed by a tombstoned ES256 key (bare kid)",
+        withdrawn_ec.sign_json(&claims),
+        Reason::ProofKeyRevoked,
+    );
+    c.add(
+        "withdrawn key",
+        "cached while the key was good, then the key tombstoned",
+        cached,
+        Reason::ProofKeyRevoked,
+    );
+    c.add(
+        "withdrawn key",
+        "no kid, verified only by the tombstoned key",
+        withdrawn.sign_raw(
+            &json!({"alg": "RS256", "typ": "JWT"}),
+            claims.to_string().as_bytes(),
+        ),
+        Reason::ProofKeyRevoked,
+    );
+    // The signature is checked first: a forged token naming the withdrawn kid is a bad
+    // signature, whatever the tombstone says.
+    c.add(
+        "withdrawn key",
+        "the tombstoned kid, signed by an attacker",
+        attacker.sign_raw(&withdrawn.header(), claims.to_string().as_bytes()),
+        Reason::InvalidSignature,
+    );
+    c.ok(
+        "withdrawn key",
+        "the issuer's current key beside the tombstones",
+        k.sign_json(&claims),
+    );
+    c.ok(
+        "withdrawn key",
+        "no kid, verified by the current key",
+        k.sign_raw(
+            &json!({"alg": "RS256", "typ": "JWT"}),
+            claims.to_string().as_bytes(),
+        ),
     );
     c.check(&r);
 }
