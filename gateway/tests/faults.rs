@@ -354,6 +354,69 @@ async fn key_rotation_under_load_denies_no_valid_request() {
     s.shutdown().await;
 }
 
+/// The issuer withdraws a key it still serves (`proof_tombstones` in its JWKS): from the next
+/// key refresh on, every token that key signed is refused — one the gateway has cached included —
+/// with `proof_key_revoked`, while the current key's tokens go through; a browser on a step-up
+/// route is offered a new proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_key_is_refused_from_the_next_key_refresh() {
+    let _memory = MEMORY.read().await;
+    let s = stack(Options::default()).await;
+    let old_kid = s.sandbox.signing_kid();
+    let (old, _) = s.token("phone", "sms", "+447700900123").await;
+    let (old_alice, _) = s.token("email", "email", "alice@corp.example").await;
+    assert_eq!(s.get_bearer("/payouts/x", &old).await.status(), 200);
+    s.sandbox.rotate_signing_key();
+    let (new, _) = s.token("phone", "sms", "+447700900124").await;
+    eventually("the rotated key", Duration::from_secs(10), async || {
+        s.get_bearer("/payouts/x", &new).await.status() == 200
+    })
+    .await;
+
+    assert!(s.sandbox.withdraw_key(&old_kid));
+    // The gateway refreshes its keys every second here.
+    eventually("the tombstone", Duration::from_secs(10), async || {
+        s.get_bearer("/payouts/x", &old).await.status() == 401
+    })
+    .await;
+    let (st, body, h) = problem(
+        s.http
+            .get(s.url("/payouts/x"))
+            .bearer_auth(&old)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st, body["reason"].as_str()),
+        (401, Some("proof_key_revoked"))
+    );
+    let challenge = h["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("proof_key_revoked"), "{challenge}");
+    assert!(!body.to_string().contains(&old), "no token in the body");
+    assert_eq!(s.get_bearer("/payouts/x", &new).await.status(), 200);
+
+    // A person on a step-up route (`/admin`) is sent to get a new proof, not shown an error.
+    let r = s
+        .http
+        .get(s.url("/admin/x"))
+        .header("accept", "text/html")
+        .bearer_auth(&old_alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{:?}", r.headers());
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with("/.proofgate/start?policy=staff&"), "{to}");
+    let metrics = s.metrics().await;
+    assert!(
+        metrics.contains(r#"reason="proof_key_revoked""#),
+        "no proof_key_revoked in the decisions:\n{metrics}"
+    );
+    s.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_list_of_100k_entries_stays_bounded() {
     let _memory = MEMORY.write().await;

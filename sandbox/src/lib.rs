@@ -48,9 +48,10 @@
 //! (configurable), with `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`
 //! (Unix seconds) and, on 429, `Retry-After`.
 //!
-//! Operators (tests, demos) steer it through [`SandboxHandle`]: rotate the signing key, switch
-//! to ES256, make an endpoint fail, hang or answer 429 for a number of calls or a while
-//! ([`FailureRule`]), revoke a proof, complete a hosted request, read webhook deliveries.
+//! Operators (tests, demos) steer it through [`SandboxHandle`]: rotate the signing key, withdraw
+//! an old one (`proof_tombstones`), switch to ES256, make an endpoint fail, hang or answer 429
+//! for a number of calls or a while ([`FailureRule`]), revoke a proof, complete a hosted
+//! request, read webhook deliveries.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), proofgate_sandbox::SandboxError> {
@@ -267,6 +268,7 @@ impl Sandbox {
                 es256,
                 delegation,
                 delegation_not_before: state::now(),
+                tombstones: Vec::new(),
             }),
             data: Mutex::new(Data::default()),
             failures: Mutex::new(Vec::new()),
@@ -654,6 +656,21 @@ impl SandboxHandle {
         let before = keys.published.len();
         keys.published.retain(|k| k.kid() != kid);
         keys.published.len() != before
+    }
+
+    /// Withdraws a published key the way the issuer does when a key must no longer be trusted:
+    /// it stays in the JWKS and is listed in its `proof_tombstones` (revoked now), so verifiers
+    /// refuse what it signed. The key in use, or one not published, cannot be withdrawn (returns
+    /// `false`); rotate first.
+    pub fn withdraw_key(&self, kid: &str) -> bool {
+        let mut keys = lock(&self.shared.keys);
+        if keys.signing.kid() == kid || !keys.published.iter().any(|k| k.kid() == kid) {
+            return false;
+        }
+        if !keys.tombstones.iter().any(|(k, _)| k == kid) {
+            keys.tombstones.push((kid.to_owned(), state::now()));
+        }
+        true
     }
 
     /// The key in use, to mint tokens of one's own (hostile ones included) in tests.

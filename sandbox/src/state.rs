@@ -107,6 +107,8 @@ pub struct Keys {
     pub delegation: Arc<SigningKey>,
     /// The delegation key's `not_before` (Unix seconds): when the sandbox started.
     pub delegation_not_before: i64,
+    /// Withdrawn keys, still published: `(kid, revoked_at)`, served as `proof_tombstones`.
+    pub tombstones: Vec<(String, i64)>,
 }
 
 /// The longest delegation-token lifetime the delegation key admits (`max_token_lifetime`):
@@ -116,7 +118,8 @@ pub const DELEGATION_MAX_LIFETIME: i64 = 366 * 86_400;
 impl Keys {
     /// The JWKS document: the proof keys as they always were (no `proof_purpose`: they sign
     /// proofs, the revocation list and the status list), then the delegation key with its
-    /// purpose, window start and maximum token lifetime.
+    /// purpose, window start and maximum token lifetime; and, once a key was withdrawn,
+    /// `proof_tombstones` (`{kid, revoked_at}`).
     pub fn jwks(&self) -> Value {
         let mut keys: Vec<Value> = self.published.iter().map(|k| k.jwk()).collect();
         let mut delegation = self.delegation.jwk();
@@ -124,7 +127,15 @@ impl Keys {
         delegation["not_before"] = json!(self.delegation_not_before);
         delegation["max_token_lifetime"] = json!(DELEGATION_MAX_LIFETIME);
         keys.push(delegation);
-        json!({ "keys": keys })
+        let mut doc = json!({ "keys": keys });
+        if !self.tombstones.is_empty() {
+            doc["proof_tombstones"] = self
+                .tombstones
+                .iter()
+                .map(|(kid, at)| json!({"kid": kid, "revoked_at": at}))
+                .collect();
+        }
+        doc
     }
 }
 

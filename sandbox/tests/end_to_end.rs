@@ -501,6 +501,58 @@ async fn rotated_retired_and_es256_keys() {
 }
 
 #[tokio::test]
+async fn a_withdrawn_key_stays_published_and_is_tombstoned() {
+    let sb = Sandbox::start("127.0.0.1:0").await.expect("start");
+    let api = client(&sb, TEST_KEY);
+    let mint = |id: &'static str| {
+        let api = api.clone();
+        async move {
+            let v = api
+                .create_verification(&CreateVerification::new("email", "email", id))
+                .await
+                .expect("create");
+            let t = api.test_verify(&v.id).await.expect("verify");
+            t.token().expect("token").to_string()
+        }
+    };
+    let old_kid = sb.signing_kid();
+    let old = mint("old@example.com").await;
+    let new_kid = sb.rotate_signing_key();
+    let new = mint("new@example.com").await;
+    assert!(
+        !sb.withdraw_key(&new_kid),
+        "the key in use cannot be withdrawn"
+    );
+    assert!(!sb.withdraw_key("never-published"));
+    assert!(sb.withdraw_key(&old_kid));
+    assert!(sb.withdraw_key(&old_kid), "withdrawing twice is harmless");
+
+    // As served: the key is still in `keys`, and listed once in `proof_tombstones`.
+    let jwks: serde_json::Value = reqwest::get(sb.jwks_url())
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(kids.contains(&old_kid.as_str()), "{jwks}");
+    let tombstones = jwks["proof_tombstones"].as_array().expect("tombstones");
+    assert_eq!(tombstones.len(), 1, "{jwks}");
+    assert_eq!(tombstones[0]["kid"], old_kid.as_str());
+    assert!(tombstones[0]["revoked_at"].as_i64().is_some(), "{jwks}");
+
+    let (_keys, verifier) = verifier(&sb).await;
+    assert_eq!(verifier.verify(&old).err(), Some(Reason::ProofKeyRevoked));
+    verifier.verify(&new).expect("the current key's token");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_persisted_key_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("signing-key.der");
