@@ -396,6 +396,24 @@ async fn claims_of_refused_tokens_are_shown_unverified_with_times() {
     assert_eq!(r.code, 1);
     assert!(r.out.contains("claims: not shown"), "{}", r.out);
     assert!(r.err.contains("verdict: malformed"), "{}", r.err);
+
+    // Signed by a key the issuer has since withdrawn (still served, in `proof_tombstones`).
+    let (old, old_id) = common::mint(&base, "email", "email", "bob@corp.example").await;
+    let old_kid = sandbox.signing_kid();
+    sandbox.rotate_signing_key();
+    assert!(sandbox.withdraw_key(&old_kid));
+    let r = verify(&old, &config, &[]).await;
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("verdict: proof_key_revoked"), "{}", r.err);
+    assert!(
+        r.out.contains(
+            "claims: UNVERIFIED — proof_key_revoked: \
+             The proof token was signed by a key the issuer has withdrawn."
+        ),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains(&old_id), "{}", r.out);
 }
 
 /// The decision `verify --path` prints is the one a running gateway makes on the same file,
