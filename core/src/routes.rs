@@ -477,7 +477,11 @@ impl PathPattern {
 }
 
 /// The next non-empty segment of `path` at or after byte `pos`, without its `;` parameters, and
-/// the position after it.
+/// the position after it (the next `/`, or the end).
+///
+/// One pass over the bytes: segments are short, and a byte loop costs less than the two
+/// substring searches it replaces (`find('/')`, `split(';')`), on every route of every request.
+/// Slicing is at `/` and `;`, which are ASCII, so always on a character boundary.
 fn next_segment(path: &str, mut pos: usize) -> Option<(&str, usize)> {
     let bytes = path.as_bytes();
     loop {
@@ -487,13 +491,18 @@ fn next_segment(path: &str, mut pos: usize) -> Option<(&str, usize)> {
         if pos >= bytes.len() {
             return None;
         }
-        let end = path[pos..].find('/').map_or(bytes.len(), |i| pos + i);
-        let segment = &path[pos..end];
-        let segment = segment.split(';').next().unwrap_or(segment);
-        if !segment.is_empty() {
-            return Some((segment, end));
+        let start = pos;
+        let mut name_end = None;
+        while pos < bytes.len() && bytes[pos] != b'/' {
+            if bytes[pos] == b';' && name_end.is_none() {
+                name_end = Some(pos);
+            }
+            pos += 1;
         }
-        pos = end;
+        let segment = &path[start..name_end.unwrap_or(pos)];
+        if !segment.is_empty() {
+            return Some((segment, pos));
+        }
     }
 }
 
@@ -812,6 +821,47 @@ mod tests {
 
         let all = PathPattern::parse("/**").unwrap();
         assert!(all.matches("/") && all.matches("/a/b"));
+    }
+
+    /// The byte loop of `next_segment` against the substring searches it replaced, on every
+    /// string of up to six characters over `/`, `;`, `a` and `é` (a multi-byte character next to
+    /// the separators), from every start position.
+    #[test]
+    fn next_segment_agrees_with_the_substring_searches() {
+        fn reference(path: &str, mut pos: usize) -> Option<(&str, usize)> {
+            let bytes = path.as_bytes();
+            loop {
+                while pos < bytes.len() && bytes[pos] == b'/' {
+                    pos += 1;
+                }
+                if pos >= bytes.len() {
+                    return None;
+                }
+                let end = path[pos..].find('/').map_or(bytes.len(), |i| pos + i);
+                let segment = &path[pos..end];
+                let segment = segment.split(';').next().unwrap_or(segment);
+                if !segment.is_empty() {
+                    return Some((segment, end));
+                }
+                pos = end;
+            }
+        }
+        let alphabet = ['/', ';', 'a', 'é'];
+        let mut strings = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            strings = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            for s in &strings {
+                for pos in (0..=s.len()).filter(|&p| s.is_char_boundary(p)) {
+                    assert_eq!(next_segment(s, pos), reference(s, pos), "{s:?} at {pos}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20_000, "{checked}");
     }
 
     #[test]
