@@ -379,15 +379,7 @@ async fn a_withdrawn_key_is_refused_from_the_next_key_refresh() {
         s.get_bearer("/payouts/x", &old).await.status() == 401
     })
     .await;
-    let (st, body, h) = problem(
-        s.http
-            .get(s.url("/payouts/x"))
-            .bearer_auth(&old)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, body, h) = problem(s.get_bearer("/payouts/x", &old).await).await;
     assert_eq!(
         (st, body["reason"].as_str()),
         (401, Some("proof_key_revoked"))
